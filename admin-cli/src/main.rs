@@ -1,0 +1,4 @@
+//! staffpass-admin (see issue 6).
+fn main() {
+    println!("staffpass-admin: not yet implemented");
+}

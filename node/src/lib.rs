@@ -1,0 +1,1 @@
+//! staffpass-node library.

@@ -1,0 +1,91 @@
+//! Sharing consents and their withdrawal.
+//!
+//! A consent records the staff member's choice: which receiving
+//! organisation, under which agreement, for which move, which claims, from
+//! when until when. The home trust signs it; where the staff member holds a
+//! key, they sign it too.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::claims::ClaimKind;
+use crate::datetime::Timestamp;
+use crate::ids::{AgreementId, ConsentId, OrgId, StaffRef};
+use crate::keys::{IssuerPublicKey, StaffPublicKey};
+use crate::roster::MoveKind;
+use crate::signing::{Signable, Signature, Signed};
+
+/// A sharing consent (unsigned body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// Its id.
+    pub id: ConsentId,
+    /// The staff member.
+    pub subject: StaffRef,
+    /// The home trust (the credential's issuer).
+    pub home: OrgId,
+    /// The organisation that may receive the claims.
+    pub receiver: OrgId,
+    /// The agreement it is made under.
+    pub agreement: AgreementId,
+    /// The move it is for.
+    pub move_kind: MoveKind,
+    /// The claims the staff member agreed to share.
+    pub claims: BTreeSet<ClaimKind>,
+    /// Sharing may start at.
+    pub not_before: Timestamp,
+    /// Sharing ends at; the receiver erases then.
+    pub not_after: Timestamp,
+    /// When the consent was recorded.
+    pub issued_at: Timestamp,
+    /// The home trust's issuer key that signs it.
+    pub issuer_key: IssuerPublicKey,
+    /// The staff member's own key, if they hold one; then their signature
+    /// is required too.
+    pub staff_key: Option<StaffPublicKey>,
+}
+
+impl Signable for Consent {
+    const TAG: &'static str = "consent";
+    const VERSION: u16 = 1;
+}
+
+/// A consent signed by the home trust, and by the staff member where they
+/// hold a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedConsent {
+    /// Signed by the home trust's issuer key.
+    pub signed: Signed<Consent>,
+    /// The staff member's signature over the same consent, if they hold a key.
+    pub staff_signature: Option<Signature>,
+}
+
+impl SignedConsent {
+    /// The consent.
+    pub fn consent(&self) -> &Consent {
+        &self.signed.body
+    }
+}
+
+/// The staff member withdraws a consent (unsigned body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// The consent withdrawn.
+    pub consent: ConsentId,
+    /// The staff member.
+    pub subject: StaffRef,
+    /// The home trust.
+    pub home: OrgId,
+    /// The receiver that must erase.
+    pub receiver: OrgId,
+    /// When.
+    pub withdrawn_at: Timestamp,
+    /// The home trust's issuer key that signs it.
+    pub issuer_key: IssuerPublicKey,
+}
+
+impl Signable for Withdrawal {
+    const TAG: &'static str = "withdrawal";
+    const VERSION: u16 = 1;
+}

@@ -1,0 +1,978 @@
+//! The roster chain: an agreement's signatory membership as an append-only,
+//! hash-linked list of steward-signed changes.
+//!
+//! Entry 0 (genesis) names the agreement, its terms, the stewards and the
+//! threshold M. Every later entry names the hash of the one before, and
+//! carries at least M valid signatures from distinct stewards of the state
+//! before it. [`apply`] is the whole rule; [`Chain`] adds storage of the
+//! entries and equivocation detection (two different valid entries at one
+//! seq: both refused, the chain halted, never one chosen).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::claims::{ClaimKind, named_enum};
+use crate::datetime::Timestamp;
+use crate::ids::{AgreementId, NodeId, OrgId};
+use crate::keys::{IssuerPublicKey, StewardPublicKey, StewardSecretKey};
+use crate::signing::{Hash, Signable, Signature};
+
+named_enum!(
+    /// The kinds of staff move an agreement can cover.
+    MoveKind {
+        /// Postgraduate doctors' rotation.
+        Rotation => "rotation",
+        /// Honorary contract.
+        HonoraryContract => "honorary-contract",
+        /// Secondment.
+        Secondment => "secondment",
+        /// Emergency deployment.
+        EmergencyDeployment => "emergency-deployment",
+    }
+);
+
+/// Limits on roster contents, so a chain stays small and cheap to check.
+pub mod limits {
+    /// Longest title, name, reason or lawful basis, in characters.
+    pub const MAX_TEXT: usize = 500;
+    /// Most stewards.
+    pub const MAX_STEWARDS: usize = 32;
+    /// Most issuer keys, nodes or address hints per member.
+    pub const MAX_PER_MEMBER: usize = 16;
+    /// Longest address hint.
+    pub const MAX_ADDRESS: usize = 256;
+    /// Most members.
+    pub const MAX_MEMBERS: usize = 2_000;
+}
+
+/// An agreement's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    /// Which moves it covers.
+    pub moves: BTreeSet<MoveKind>,
+    /// Which checks signatories accept from each other.
+    pub accepts: BTreeSet<ClaimKind>,
+    /// The lawful basis for processing (e.g. UK GDPR 6(1)(b), 9(2)(h)).
+    pub lawful_basis: String,
+}
+
+/// A member as added to the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSpec {
+    /// The organisation.
+    pub org: OrgId,
+    /// Its name.
+    pub name: String,
+    /// Its issuer keys.
+    pub issuer_keys: Vec<IssuerPublicKey>,
+    /// Its nodes.
+    pub nodes: Vec<NodeId>,
+    /// Where its nodes can be reached (multiaddrs).
+    pub addresses: Vec<String>,
+}
+
+/// One change to the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// Entry 0: the agreement itself.
+    Genesis {
+        /// Human title.
+        title: String,
+        /// Terms.
+        terms: Terms,
+        /// Steward keys.
+        stewards: BTreeSet<StewardPublicKey>,
+        /// Signatures needed for each later change.
+        threshold: u8,
+        /// The roster fails closed after this time unless re-signed.
+        valid_until: Timestamp,
+    },
+    /// A new signatory.
+    AddMember(MemberSpec),
+    /// New name, nodes or address hints for a member.
+    UpdateMember {
+        /// Which member.
+        org: OrgId,
+        /// New name, if changed.
+        name: Option<String>,
+        /// New node list, if changed.
+        nodes: Option<Vec<NodeId>>,
+        /// New address hints, if changed.
+        addresses: Option<Vec<String>>,
+    },
+    /// Issuer key rotation: add a key, and optionally retire one. A retired
+    /// key still verifies what it signed before the retirement.
+    RotateKey {
+        /// Which member.
+        org: OrgId,
+        /// The new key.
+        add: IssuerPublicKey,
+        /// The key retired from this entry's `issued_at`.
+        retire: Option<IssuerPublicKey>,
+    },
+    /// Suspend a member: its exchanges stop and its connections drop.
+    Suspend {
+        /// Which member.
+        org: OrgId,
+        /// Why (no personal data).
+        reason: String,
+    },
+    /// Lift a suspension.
+    Reinstate {
+        /// Which member.
+        org: OrgId,
+    },
+    /// Remove a member.
+    Remove {
+        /// Which member.
+        org: OrgId,
+    },
+    /// Replace the stewards and threshold (signed by the old stewards).
+    SetStewards {
+        /// New steward keys.
+        stewards: BTreeSet<StewardPublicKey>,
+        /// New threshold.
+        threshold: u8,
+    },
+    /// Replace the terms.
+    SetTerms(Terms),
+    /// Periodic re-sign: extends `valid_until`.
+    Resign {
+        /// The new end of validity.
+        valid_until: Timestamp,
+    },
+}
+
+/// The signed part of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryBody {
+    /// The agreement.
+    pub agreement: AgreementId,
+    /// Position in the chain, from 0.
+    pub seq: u64,
+    /// Hash of the previous entry's body (all zero for genesis).
+    pub prev: Hash,
+    /// When the stewards made the change.
+    pub issued_at: Timestamp,
+    /// The change.
+    pub change: Change,
+}
+
+impl Signable for EntryBody {
+    const TAG: &'static str = "roster-entry";
+    const VERSION: u16 = 1;
+}
+
+/// A steward's signature on an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StewardSignature {
+    /// The steward.
+    pub steward: StewardPublicKey,
+    /// The signature over the entry body.
+    pub signature: Signature,
+}
+
+/// A roster entry: body and steward signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Encoding version; must equal `EntryBody::VERSION`.
+    pub version: u16,
+    /// What is signed.
+    pub body: EntryBody,
+    /// Steward signatures.
+    pub signatures: Vec<StewardSignature>,
+}
+
+impl Entry {
+    /// An unsigned entry.
+    pub fn unsigned(body: EntryBody) -> Self {
+        Entry { version: EntryBody::VERSION, body, signatures: Vec::new() }
+    }
+
+    /// Adds (or replaces) `key`'s signature.
+    pub fn sign(&mut self, key: &StewardSecretKey) {
+        let steward = key.public();
+        let signature = key.sign(&self.body);
+        self.signatures.retain(|s| s.steward != steward);
+        self.signatures.push(StewardSignature { steward, signature });
+        self.signatures.sort_by_key(|s| s.steward);
+    }
+
+    /// The entry's hash: that of its body, so the same change with another
+    /// set of signatures is the same entry.
+    pub fn hash(&self) -> Hash {
+        self.body.hash()
+    }
+}
+
+/// Why a roster entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Encoding version not spoken here.
+    #[error("roster entry version {found} is not supported (this build speaks {supported})")]
+    UnsupportedVersion {
+        /// Found.
+        found: u16,
+        /// Supported.
+        supported: u16,
+    },
+    /// The first entry must be a genesis at seq 0, and only the first.
+    #[error("a chain starts with a genesis entry at seq 0, and has no other")]
+    NotGenesis,
+    /// For another agreement.
+    #[error("entry is for agreement {found}, chain is {expected}")]
+    WrongAgreement {
+        /// The chain's agreement.
+        expected: AgreementId,
+        /// The entry's.
+        found: AgreementId,
+    },
+    /// Not the next seq.
+    #[error("entry has seq {found}, the next is {expected}")]
+    WrongSeq {
+        /// The next seq.
+        expected: u64,
+        /// The entry's.
+        found: u64,
+    },
+    /// Entries are missing before this one.
+    #[error("entries {from}..{to} are missing before this one; fetch them first")]
+    Gap {
+        /// First missing.
+        from: u64,
+        /// The entry's seq.
+        to: u64,
+    },
+    /// Does not name the previous entry's hash.
+    #[error("entry does not link to the chain head (prev hash {found}, head is {expected})")]
+    BadPrev {
+        /// The head's hash.
+        expected: Hash,
+        /// The entry's prev.
+        found: Hash,
+    },
+    /// Issued before the previous entry.
+    #[error("entry is dated {found}, before the previous entry ({previous})")]
+    IssuedBeforePrevious {
+        /// Previous entry's time.
+        previous: Timestamp,
+        /// This entry's.
+        found: Timestamp,
+    },
+    /// Signed by a key that is not a steward.
+    #[error("signature by {steward}, who is not a steward of this agreement")]
+    UnknownSigner {
+        /// The key.
+        steward: StewardPublicKey,
+    },
+    /// The same steward signed twice.
+    #[error("steward {steward} signed more than once")]
+    DuplicateSigner {
+        /// The key.
+        steward: StewardPublicKey,
+    },
+    /// A signature does not verify.
+    #[error("signature by steward {steward} does not verify")]
+    BadSignature {
+        /// The key.
+        steward: StewardPublicKey,
+    },
+    /// Too few signatures.
+    #[error("{have} valid steward signatures, {need} needed")]
+    BelowThreshold {
+        /// Valid signatures.
+        have: usize,
+        /// Threshold.
+        need: usize,
+    },
+    /// The change itself is not allowed in this state.
+    #[error("change refused: {0}")]
+    Invalid(#[from] ChangeError),
+    /// Two different valid entries at one seq.
+    #[error("equivocation at seq {seq}: two different validly signed entries; both refused, chain halted")]
+    Equivocation {
+        /// The seq.
+        seq: u64,
+        /// The entry held.
+        existing: Box<Entry>,
+        /// The conflicting entry.
+        conflicting: Box<Entry>,
+    },
+    /// The chain is halted after an equivocation.
+    #[error("the roster chain is halted after an equivocation at seq {seq}; stewards must resolve it")]
+    Halted {
+        /// Where.
+        seq: u64,
+    },
+}
+
+/// A change that is not allowed in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// Already a member.
+    #[error("{org} is already a member")]
+    AlreadyMember {
+        /// Which.
+        org: OrgId,
+    },
+    /// Not a member.
+    #[error("{org} is not a member")]
+    NotMember {
+        /// Which.
+        org: OrgId,
+    },
+    /// The member's status does not allow this.
+    #[error("{org} is {status}, which does not allow this change")]
+    WrongStatus {
+        /// Which.
+        org: OrgId,
+        /// Its status.
+        status: MemberStatus,
+    },
+    /// A key already in use.
+    #[error("key {key} is already registered")]
+    DuplicateKey {
+        /// Which.
+        key: IssuerPublicKey,
+    },
+    /// A node already belongs to another member.
+    #[error("node {node} already belongs to {org}")]
+    NodeTaken {
+        /// Which node.
+        node: NodeId,
+        /// Its member.
+        org: OrgId,
+    },
+    /// The key to retire is not a current key of the member.
+    #[error("key {key} is not a current key of {org}")]
+    UnknownKey {
+        /// Which member.
+        org: OrgId,
+        /// Which key.
+        key: IssuerPublicKey,
+    },
+    /// A member needs a current issuer key.
+    #[error("{org} would have no current issuer key")]
+    NoIssuerKey {
+        /// Which member.
+        org: OrgId,
+    },
+    /// Threshold out of range.
+    #[error("threshold {threshold} must be between 1 and the number of stewards ({stewards})")]
+    BadThreshold {
+        /// Given.
+        threshold: u8,
+        /// Number of stewards.
+        stewards: usize,
+    },
+    /// Too many or too few of something.
+    #[error("{field} must have between {min} and {max} items")]
+    BadCount {
+        /// Which field.
+        field: &'static str,
+        /// Minimum.
+        min: usize,
+        /// Maximum.
+        max: usize,
+    },
+    /// A text field is empty or too long.
+    #[error("{field} must be 1 to {max} characters")]
+    BadText {
+        /// Which field.
+        field: &'static str,
+        /// Limit.
+        max: usize,
+    },
+    /// valid_until must move forward and lie after the entry.
+    #[error("valid_until {valid_until} must be after the entry's issued_at and not earlier than the current {current}")]
+    BadValidUntil {
+        /// Given.
+        valid_until: Timestamp,
+        /// Current.
+        current: Timestamp,
+    },
+    /// Genesis in the middle of a chain.
+    #[error("genesis can only be entry 0")]
+    LateGenesis,
+}
+
+named_enum!(
+    /// A member's standing.
+    MemberStatus {
+        /// Active: may exchange.
+        Active => "active",
+        /// Suspended: no exchanges, connections dropped.
+        Suspended => "suspended",
+        /// Removed.
+        Removed => "removed",
+    }
+);
+
+/// An issuer key with its validity period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// The key.
+    pub key: IssuerPublicKey,
+    /// From (the roster entry that added it).
+    pub added_at: Timestamp,
+    /// Until (the roster entry that retired it), if retired.
+    pub retired_at: Option<Timestamp>,
+}
+
+/// A member in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The organisation.
+    pub org: OrgId,
+    /// Its name.
+    pub name: String,
+    /// Every issuer key it has had.
+    pub keys: Vec<KeyRecord>,
+    /// Its nodes.
+    pub nodes: Vec<NodeId>,
+    /// Address hints.
+    pub addresses: Vec<String>,
+    /// Current standing.
+    pub status: MemberStatus,
+    /// Every change of standing, oldest first.
+    pub history: Vec<(Timestamp, MemberStatus)>,
+}
+
+/// The verdict on an issuer key at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyValidity {
+    /// Valid then.
+    Valid,
+    /// Not one of the member's keys.
+    Unknown,
+    /// Not yet added then.
+    NotYetValid,
+    /// Retired by then.
+    Retired,
+}
+
+/// The roster state after applying entries 0..=seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The agreement.
+    pub agreement: AgreementId,
+    /// Its title.
+    pub title: String,
+    /// Its terms.
+    pub terms: Terms,
+    /// Steward keys.
+    pub stewards: BTreeSet<StewardPublicKey>,
+    /// Signatures needed for the next change.
+    pub threshold: u8,
+    /// The roster fails closed after this.
+    pub valid_until: Timestamp,
+    /// Seq of the last applied entry.
+    pub seq: u64,
+    /// Hash of the last applied entry.
+    pub head: Hash,
+    /// Time of the last applied entry.
+    pub issued_at: Timestamp,
+    /// Members, by organisation.
+    pub members: BTreeMap<OrgId, Member>,
+}
+
+impl State {
+    /// The member's standing now.
+    pub fn status(&self, org: &OrgId) -> Option<MemberStatus> {
+        self.members.get(org).map(|m| m.status)
+    }
+
+    /// True if `org` was an active member at time `t` (by the standing
+    /// history this state knows).
+    pub fn is_active_at(&self, org: &OrgId, t: Timestamp) -> bool {
+        let Some(m) = self.members.get(org) else { return false };
+        m.history.iter().rev().find(|(at, _)| *at <= t).is_some_and(|(_, s)| *s == MemberStatus::Active)
+    }
+
+    /// True if `org` is an active member now (the latest standing).
+    pub fn is_active(&self, org: &OrgId) -> bool {
+        self.status(org) == Some(MemberStatus::Active)
+    }
+
+    /// Whether `key` was a valid issuer key of `org` at time `t`. Retired
+    /// keys still verify what they signed before their retirement.
+    pub fn key_validity(&self, org: &OrgId, key: &IssuerPublicKey, t: Timestamp) -> KeyValidity {
+        let Some(rec) = self.members.get(org).and_then(|m| m.keys.iter().find(|k| k.key == *key)) else {
+            return KeyValidity::Unknown;
+        };
+        if t < rec.added_at {
+            KeyValidity::NotYetValid
+        } else if rec.retired_at.is_some_and(|r| t >= r) {
+            KeyValidity::Retired
+        } else {
+            KeyValidity::Valid
+        }
+    }
+
+    /// The issuer keys of `org` valid at time `t`.
+    pub fn keys_at(&self, org: &OrgId, t: Timestamp) -> Vec<IssuerPublicKey> {
+        self.members
+            .get(org)
+            .map(|m| {
+                m.keys
+                    .iter()
+                    .filter(|k| self.key_validity(org, &k.key, t) == KeyValidity::Valid)
+                    .map(|k| k.key)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The nodes of `org`.
+    pub fn nodes_of(&self, org: &OrgId) -> &[NodeId] {
+        self.members.get(org).map(|m| m.nodes.as_slice()).unwrap_or(&[])
+    }
+
+    /// The member a node belongs to.
+    pub fn org_of_node(&self, node: &NodeId) -> Option<&Member> {
+        self.members.values().find(|m| m.nodes.contains(node))
+    }
+
+    /// True if the roster is fresh at `t` (not past `valid_until`).
+    pub fn is_fresh(&self, t: Timestamp) -> bool {
+        t <= self.valid_until
+    }
+}
+
+fn check_text(field: &'static str, v: &str) -> Result<(), ChangeError> {
+    if v.trim().is_empty() || v.chars().count() > limits::MAX_TEXT {
+        return Err(ChangeError::BadText { field, max: limits::MAX_TEXT });
+    }
+    Ok(())
+}
+
+fn check_count(field: &'static str, n: usize, min: usize, max: usize) -> Result<(), ChangeError> {
+    if n < min || n > max {
+        return Err(ChangeError::BadCount { field, min, max });
+    }
+    Ok(())
+}
+
+fn check_addresses(a: &[String]) -> Result<(), ChangeError> {
+    check_count("addresses", a.len(), 0, limits::MAX_PER_MEMBER)?;
+    for x in a {
+        if x.is_empty() || x.len() > limits::MAX_ADDRESS || !x.starts_with('/') {
+            return Err(ChangeError::BadText { field: "addresses", max: limits::MAX_ADDRESS });
+        }
+    }
+    Ok(())
+}
+
+fn check_terms(t: &Terms) -> Result<(), ChangeError> {
+    check_text("lawful_basis", &t.lawful_basis)?;
+    check_count("moves", t.moves.len(), 1, MoveKind::ALL.len())?;
+    check_count("accepts", t.accepts.len(), 1, usize::MAX)
+}
+
+fn check_stewards(stewards: &BTreeSet<StewardPublicKey>, threshold: u8) -> Result<(), ChangeError> {
+    check_count("stewards", stewards.len(), 1, limits::MAX_STEWARDS)?;
+    if threshold == 0 || usize::from(threshold) > stewards.len() {
+        return Err(ChangeError::BadThreshold { threshold, stewards: stewards.len() });
+    }
+    Ok(())
+}
+
+/// Checks that at least `threshold` distinct stewards of `stewards` signed.
+fn check_signatures(entry: &Entry, stewards: &BTreeSet<StewardPublicKey>, threshold: u8) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for s in &entry.signatures {
+        if !stewards.contains(&s.steward) {
+            return Err(Error::UnknownSigner { steward: s.steward });
+        }
+        if !seen.insert(s.steward) {
+            return Err(Error::DuplicateSigner { steward: s.steward });
+        }
+        s.steward.verify(&entry.body, &s.signature).map_err(|_| Error::BadSignature { steward: s.steward })?;
+    }
+    if seen.len() < usize::from(threshold) {
+        return Err(Error::BelowThreshold { have: seen.len(), need: usize::from(threshold) });
+    }
+    Ok(())
+}
+
+/// Applies `entry` to `state` (`None` for a new chain), returning the new
+/// state, or why the entry is refused. Pure: the input is not changed.
+pub fn apply(state: Option<&State>, entry: &Entry) -> Result<State, Error> {
+    if entry.version != EntryBody::VERSION {
+        return Err(Error::UnsupportedVersion { found: entry.version, supported: EntryBody::VERSION });
+    }
+    let body = &entry.body;
+    let Some(state) = state else {
+        return genesis(entry);
+    };
+    if body.agreement != state.agreement {
+        return Err(Error::WrongAgreement { expected: state.agreement.clone(), found: body.agreement.clone() });
+    }
+    let expected = state.seq + 1;
+    if body.seq != expected {
+        if body.seq > expected {
+            return Err(Error::Gap { from: expected, to: body.seq });
+        }
+        return Err(Error::WrongSeq { expected, found: body.seq });
+    }
+    if body.prev != state.head {
+        return Err(Error::BadPrev { expected: state.head, found: body.prev });
+    }
+    if body.issued_at < state.issued_at {
+        return Err(Error::IssuedBeforePrevious { previous: state.issued_at, found: body.issued_at });
+    }
+    check_signatures(entry, &state.stewards, state.threshold)?;
+
+    let mut next = state.clone();
+    next.seq = body.seq;
+    next.head = entry.hash();
+    next.issued_at = body.issued_at;
+    let at = body.issued_at;
+    change(&mut next, &body.change, at)?;
+    Ok(next)
+}
+
+fn genesis(entry: &Entry) -> Result<State, Error> {
+    let body = &entry.body;
+    let Change::Genesis { title, terms, stewards, threshold, valid_until } = &body.change else {
+        return Err(Error::NotGenesis);
+    };
+    if body.seq != 0 || body.prev != Hash::default() {
+        return Err(Error::NotGenesis);
+    }
+    check_text("title", title)?;
+    check_terms(terms)?;
+    check_stewards(stewards, *threshold)?;
+    if *valid_until <= body.issued_at {
+        return Err(ChangeError::BadValidUntil { valid_until: *valid_until, current: body.issued_at }.into());
+    }
+    check_signatures(entry, stewards, *threshold)?;
+    Ok(State {
+        agreement: body.agreement.clone(),
+        title: title.clone(),
+        terms: terms.clone(),
+        stewards: stewards.clone(),
+        threshold: *threshold,
+        valid_until: *valid_until,
+        seq: 0,
+        head: entry.hash(),
+        issued_at: body.issued_at,
+        members: BTreeMap::new(),
+    })
+}
+
+fn member_mut<'a>(s: &'a mut State, org: &OrgId) -> Result<&'a mut Member, ChangeError> {
+    s.members.get_mut(org).ok_or_else(|| ChangeError::NotMember { org: org.clone() })
+}
+
+fn check_nodes_free(s: &State, org: &OrgId, nodes: &[NodeId]) -> Result<(), ChangeError> {
+    check_count("nodes", nodes.len(), 0, limits::MAX_PER_MEMBER)?;
+    for n in nodes {
+        if let Some(other) = s.org_of_node(n).filter(|m| m.org != *org) {
+            return Err(ChangeError::NodeTaken { node: n.clone(), org: other.org.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn key_in_use(s: &State, key: &IssuerPublicKey) -> bool {
+    s.members.values().any(|m| m.keys.iter().any(|k| k.key == *key))
+}
+
+fn set_status(m: &mut Member, from: &[MemberStatus], to: MemberStatus, at: Timestamp) -> Result<(), ChangeError> {
+    if !from.contains(&m.status) {
+        return Err(ChangeError::WrongStatus { org: m.org.clone(), status: m.status });
+    }
+    m.status = to;
+    m.history.push((at, to));
+    Ok(())
+}
+
+fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeError> {
+    use MemberStatus::*;
+    match change {
+        Change::Genesis { .. } => return Err(ChangeError::LateGenesis),
+        Change::AddMember(spec) => {
+            check_text("name", &spec.name)?;
+            check_count("issuer_keys", spec.issuer_keys.len(), 1, limits::MAX_PER_MEMBER)?;
+            check_addresses(&spec.addresses)?;
+            check_nodes_free(s, &spec.org, &spec.nodes)?;
+            let rejoining = match s.members.get(&spec.org) {
+                Some(m) if m.status != Removed => return Err(ChangeError::AlreadyMember { org: spec.org.clone() }),
+                Some(m) => Some(m.clone()),
+                None => None,
+            };
+            let mut keys = rejoining.as_ref().map(|m| m.keys.clone()).unwrap_or_default();
+            for k in &spec.issuer_keys {
+                if key_in_use(s, k) || keys.iter().any(|r| r.key == *k) {
+                    return Err(ChangeError::DuplicateKey { key: *k });
+                }
+                keys.push(KeyRecord { key: *k, added_at: at, retired_at: None });
+            }
+            if s.members.len() >= limits::MAX_MEMBERS && rejoining.is_none() {
+                return Err(ChangeError::BadCount { field: "members", min: 0, max: limits::MAX_MEMBERS });
+            }
+            let mut history = rejoining.map(|m| m.history).unwrap_or_default();
+            history.push((at, Active));
+            s.members.insert(
+                spec.org.clone(),
+                Member {
+                    org: spec.org.clone(),
+                    name: spec.name.clone(),
+                    keys,
+                    nodes: spec.nodes.clone(),
+                    addresses: spec.addresses.clone(),
+                    status: Active,
+                    history,
+                },
+            );
+        }
+        Change::UpdateMember { org, name, nodes, addresses } => {
+            if let Some(n) = name {
+                check_text("name", n)?;
+            }
+            if let Some(a) = addresses {
+                check_addresses(a)?;
+            }
+            if let Some(n) = nodes {
+                check_nodes_free(s, org, n)?;
+            }
+            let m = member_mut(s, org)?;
+            if m.status == Removed {
+                return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
+            }
+            if let Some(n) = name {
+                m.name = n.clone();
+            }
+            if let Some(n) = nodes {
+                m.nodes = n.clone();
+            }
+            if let Some(a) = addresses {
+                m.addresses = a.clone();
+            }
+        }
+        Change::RotateKey { org, add, retire } => {
+            if key_in_use(s, add) {
+                return Err(ChangeError::DuplicateKey { key: *add });
+            }
+            let m = member_mut(s, org)?;
+            if m.status == Removed {
+                return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
+            }
+            let current = m.keys.iter().filter(|k| k.retired_at.is_none()).count();
+            check_count("issuer_keys", current + 1, 1, limits::MAX_PER_MEMBER)?;
+            if let Some(old) = retire {
+                let rec = m
+                    .keys
+                    .iter_mut()
+                    .find(|k| k.key == *old && k.retired_at.is_none())
+                    .ok_or_else(|| ChangeError::UnknownKey { org: org.clone(), key: *old })?;
+                rec.retired_at = Some(at);
+            }
+            m.keys.push(KeyRecord { key: *add, added_at: at, retired_at: None });
+        }
+        Change::Suspend { org, reason } => {
+            check_text("reason", reason)?;
+            set_status(member_mut(s, org)?, &[Active], Suspended, at)?;
+        }
+        Change::Reinstate { org } => set_status(member_mut(s, org)?, &[Suspended], Active, at)?,
+        Change::Remove { org } => set_status(member_mut(s, org)?, &[Active, Suspended], Removed, at)?,
+        Change::SetStewards { stewards, threshold } => {
+            check_stewards(stewards, *threshold)?;
+            s.stewards = stewards.clone();
+            s.threshold = *threshold;
+        }
+        Change::SetTerms(terms) => {
+            check_terms(terms)?;
+            s.terms = terms.clone();
+        }
+        Change::Resign { valid_until } => {
+            if *valid_until <= at || *valid_until < s.valid_until {
+                return Err(ChangeError::BadValidUntil { valid_until: *valid_until, current: s.valid_until });
+            }
+            s.valid_until = *valid_until;
+        }
+    }
+    Ok(())
+}
+
+/// Evidence of an equivocation: two different valid entries at one seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    /// The seq.
+    pub seq: u64,
+    /// The entry that was held.
+    pub existing: Entry,
+    /// The conflicting one.
+    pub conflicting: Entry,
+}
+
+/// What [`Chain::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The entry was new and applied.
+    Applied,
+    /// The chain already held this entry.
+    AlreadyHave,
+}
+
+/// An agreement's chain: its entries and the state they make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    entries: Vec<Entry>,
+    state: State,
+    halted: Option<Equivocation>,
+}
+
+impl Chain {
+    /// A chain from its genesis entry.
+    pub fn new(genesis: Entry) -> Result<Self, Error> {
+        let state = apply(None, &genesis)?;
+        Ok(Chain { entries: vec![genesis], state, halted: None })
+    }
+
+    /// A chain from all its entries, checking each.
+    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Result<Self, Error> {
+        let mut it = entries.into_iter();
+        let mut chain = Chain::new(it.next().ok_or(Error::NotGenesis)?)?;
+        for e in it {
+            chain.append(e)?;
+        }
+        Ok(chain)
+    }
+
+    /// The current state (while halted, the state before the equivocation).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The agreement.
+    pub fn agreement(&self) -> &AgreementId {
+        &self.state.agreement
+    }
+
+    /// All entries, from genesis.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Entries from `seq` on.
+    pub fn entries_from(&self, seq: u64) -> &[Entry] {
+        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.entries.len());
+        &self.entries[start..]
+    }
+
+    /// The head's seq.
+    pub fn seq(&self) -> u64 {
+        self.state.seq
+    }
+
+    /// The head's hash.
+    pub fn head(&self) -> Hash {
+        self.state.head
+    }
+
+    /// The equivocation that halted the chain, if any.
+    pub fn halted(&self) -> Option<&Equivocation> {
+        self.halted.as_ref()
+    }
+
+    /// The state after entries `0..=seq`, replayed.
+    pub fn state_at(&self, seq: u64) -> Option<State> {
+        let mut st: Option<State> = None;
+        for e in self.entries.iter().take_while(|e| e.body.seq <= seq) {
+            st = Some(apply(st.as_ref(), e).ok()?);
+        }
+        st
+    }
+
+    /// Appends an entry: applies it if it is the valid next one, says so if
+    /// it is already held, and halts the chain if it is a different valid
+    /// entry at a seq already taken (equivocation).
+    pub fn append(&mut self, entry: Entry) -> Result<Appended, Error> {
+        if let Some(eq) = &self.halted {
+            if entry.body.seq == eq.seq && (entry.hash() == eq.existing.hash() || entry.hash() == eq.conflicting.hash())
+            {
+                return Ok(Appended::AlreadyHave);
+            }
+            return Err(Error::Halted { seq: eq.seq });
+        }
+        if entry.body.agreement != self.state.agreement {
+            return Err(Error::WrongAgreement { expected: self.state.agreement.clone(), found: entry.body.agreement });
+        }
+        let seq = entry.body.seq;
+        if seq <= self.state.seq {
+            let idx = usize::try_from(seq).unwrap_or(usize::MAX);
+            let existing = &self.entries[idx];
+            if existing.hash() == entry.hash() {
+                return Ok(Appended::AlreadyHave);
+            }
+            // A different entry at a taken seq: equivocation if it is valid
+            // against the state before that seq, otherwise just invalid.
+            let valid = match seq.checked_sub(1) {
+                None => apply(None, &entry).is_ok(),
+                Some(prev) => self.state_at(prev).is_some_and(|st| apply(Some(&st), &entry).is_ok()),
+            };
+            if !valid {
+                let st = seq.checked_sub(1).and_then(|p| self.state_at(p));
+                return Err(apply(st.as_ref(), &entry)
+                    .err()
+                    .unwrap_or(Error::WrongSeq { expected: self.state.seq + 1, found: seq }));
+            }
+            let eq = Equivocation { seq, existing: existing.clone(), conflicting: entry };
+            // Refuse both: fall back to the state before the seq, keep the
+            // evidence, accept nothing more.
+            if let Some(prev) = seq.checked_sub(1).and_then(|p| self.state_at(p)) {
+                self.state = prev;
+            }
+            self.halted = Some(eq.clone());
+            return Err(Error::Equivocation {
+                seq,
+                existing: Box::new(eq.existing),
+                conflicting: Box::new(eq.conflicting),
+            });
+        }
+        let next = apply(Some(&self.state), &entry)?;
+        self.state = next;
+        self.entries.push(entry);
+        Ok(Appended::Applied)
+    }
+
+    /// Restores a halted chain as it was stored (entries, evidence).
+    pub fn restore(entries: Vec<Entry>, halted: Option<Equivocation>) -> Result<Self, Error> {
+        let mut chain = Chain::from_entries(entries)?;
+        if let Some(eq) = halted {
+            if let Some(prev) = eq.seq.checked_sub(1).and_then(|p| chain.state_at(p)) {
+                chain.state = prev;
+            }
+            chain.halted = Some(eq);
+        }
+        Ok(chain)
+    }
+}
+
+/// Looks up the chain of an agreement.
+pub trait Rosters {
+    /// The chain, if this node holds it.
+    fn roster(&self, agreement: &AgreementId) -> Option<&Chain>;
+}
+
+impl Rosters for BTreeMap<AgreementId, Chain> {
+    fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
+        self.get(agreement)
+    }
+}
+
+impl Rosters for std::collections::HashMap<AgreementId, Chain> {
+    fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
+        self.get(agreement)
+    }
+}
+
+impl Rosters for Chain {
+    fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
+        (self.agreement() == agreement).then_some(self)
+    }
+}

@@ -1,0 +1,175 @@
+//! Messages between nodes, with their size bounds.
+//!
+//! Encoded canonically (postcard). Every decoder takes bytes and refuses
+//! anything over its bound, malformed, or with trailing bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::Bundle;
+use crate::consent::Withdrawal;
+use crate::encoding::{self, Error};
+use crate::ids::{AgreementId, MessageId};
+use crate::receipt::Receipt;
+use crate::revocation::Revocation;
+use crate::roster::Entry;
+use crate::signing::{Hash, Signed};
+
+/// `/staffpass/exchange/1`: passports, withdrawals and revocations, each
+/// answered by a signed receipt.
+pub mod exchange {
+    use super::*;
+
+    /// The libp2p protocol name.
+    pub const PROTOCOL: &str = "/staffpass/exchange/1";
+    /// Largest request accepted.
+    pub const MAX_REQUEST: usize = 256 * 1024;
+    /// Largest response accepted.
+    pub const MAX_RESPONSE: usize = 16 * 1024;
+
+    /// A message that must arrive; the receiver is idempotent by `id`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Request {
+        /// A consented bundle (a new share, or an update of a live one).
+        Offer {
+            /// Message id.
+            id: MessageId,
+            /// The bundle.
+            bundle: Box<Bundle>,
+        },
+        /// The staff member withdrew: erase.
+        Withdraw {
+            /// Message id.
+            id: MessageId,
+            /// The signed withdrawal.
+            withdrawal: Signed<Withdrawal>,
+        },
+        /// The issuer revoked a credential.
+        Revoke {
+            /// Message id.
+            id: MessageId,
+            /// The signed revocation.
+            revocation: Signed<Revocation>,
+        },
+    }
+
+    impl Request {
+        /// The message id.
+        pub fn id(&self) -> MessageId {
+            match self {
+                Request::Offer { id, .. } | Request::Withdraw { id, .. } | Request::Revoke { id, .. } => *id,
+            }
+        }
+        /// Canonical bytes.
+        pub fn encode(&self) -> Vec<u8> {
+            encoding::to_bytes(self)
+        }
+        /// Decodes, within [`MAX_REQUEST`].
+        pub fn decode(b: &[u8]) -> Result<Self, Error> {
+            encoding::from_bytes(b, MAX_REQUEST, "exchange request")
+        }
+    }
+
+    /// The answer: always a receipt signed by the receiver.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Response {
+        /// The signed receipt.
+        pub receipt: Signed<Receipt>,
+    }
+
+    impl Response {
+        /// Canonical bytes.
+        pub fn encode(&self) -> Vec<u8> {
+            encoding::to_bytes(self)
+        }
+        /// Decodes, within [`MAX_RESPONSE`].
+        pub fn decode(b: &[u8]) -> Result<Self, Error> {
+            encoding::from_bytes(b, MAX_RESPONSE, "exchange response")
+        }
+    }
+}
+
+/// `/staffpass/roster/1`: anti-entropy for roster chains.
+pub mod roster {
+    use super::*;
+
+    /// The libp2p protocol name.
+    pub const PROTOCOL: &str = "/staffpass/roster/1";
+    /// Largest request accepted.
+    pub const MAX_REQUEST: usize = 16 * 1024;
+    /// Largest response accepted.
+    pub const MAX_RESPONSE: usize = 1024 * 1024;
+    /// Most entries in one response.
+    pub const MAX_ENTRIES: u16 = 128;
+    /// Largest single entry (also the gossip message bound).
+    pub const MAX_ENTRY: usize = 64 * 1024;
+
+    /// The head of one chain.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Head {
+        /// The agreement.
+        pub agreement: AgreementId,
+        /// The head's seq.
+        pub seq: u64,
+        /// The head's hash.
+        pub hash: Hash,
+    }
+
+    /// A roster sync request.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Request {
+        /// "Here are my heads; what are yours?"
+        Heads(Vec<Head>),
+        /// Entries of a chain from a seq on.
+        Fetch {
+            /// The agreement.
+            agreement: AgreementId,
+            /// First seq wanted.
+            from: u64,
+            /// Most entries wanted (capped at [`MAX_ENTRIES`]).
+            limit: u16,
+        },
+    }
+
+    /// A roster sync response.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Response {
+        /// The responder's heads of the chains both hold.
+        Heads(Vec<Head>),
+        /// Entries, in seq order.
+        Entries(Vec<Entry>),
+        /// The responder does not hold that chain.
+        Unknown,
+    }
+
+    impl Request {
+        /// Canonical bytes.
+        pub fn encode(&self) -> Vec<u8> {
+            encoding::to_bytes(self)
+        }
+        /// Decodes, within [`MAX_REQUEST`].
+        pub fn decode(b: &[u8]) -> Result<Self, Error> {
+            encoding::from_bytes(b, MAX_REQUEST, "roster request")
+        }
+    }
+
+    impl Response {
+        /// Canonical bytes.
+        pub fn encode(&self) -> Vec<u8> {
+            encoding::to_bytes(self)
+        }
+        /// Decodes, within [`MAX_RESPONSE`].
+        pub fn decode(b: &[u8]) -> Result<Self, Error> {
+            encoding::from_bytes(b, MAX_RESPONSE, "roster response")
+        }
+    }
+
+    /// Decodes one roster entry (a gossip message or a file), within [`MAX_ENTRY`].
+    pub fn decode_entry(b: &[u8]) -> Result<Entry, Error> {
+        encoding::from_bytes(b, MAX_ENTRY, "roster entry")
+    }
+
+    /// The gossipsub topic of an agreement.
+    pub fn topic(agreement: &AgreementId) -> String {
+        format!("/staffpass/roster/{agreement}")
+    }
+}

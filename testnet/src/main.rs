@@ -1,0 +1,4 @@
+//! staffpass-testnet (see issue 7).
+fn main() {
+    println!("staffpass-testnet: not yet implemented");
+}
