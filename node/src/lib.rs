@@ -1,1 +1,16 @@
-//! staffpass-node library.
+//! # staffpass-node
+//!
+//! The daemon a trust runs: configuration, key files, encrypted storage
+//! (sled), the peer-to-peer network (rust-libp2p), roster sync, the
+//! passport flows and the local HTTPS API. `main.rs` only parses
+//! arguments, loads config, starts a [`node::Node`] and waits for a signal.
+
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod keys;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod store;
+pub mod tls;
