@@ -1,1 +1,499 @@
-//! (in progress)
+//! Node configuration: a TOML file with documented defaults, overridable
+//! per value by environment variables (`STAFFPASS_<SECTION>__<KEY>`, e.g.
+//! `STAFFPASS_NETWORK__MDNS=true`) and by `--set section.key=value` flags,
+//! validated at start with a message that says what to fix.
+//!
+//! [`Config::example`] renders the commented example written by
+//! `staffpass-node init`; a test checks it parses back to the defaults, so
+//! it cannot drift from this file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use staffpass_protocol::OrgId;
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "STAFFPASS_";
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML (after overrides) does not describe a valid configuration.
+    #[error("invalid configuration{origin}: {message}")]
+    Parse {
+        /// Where (file path, if any).
+        origin: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// An override is not `section.key=value`.
+    #[error("override {input:?} is not of the form section.key=value (e.g. network.mdns=true)")]
+    BadOverride {
+        /// What was given.
+        input: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration value {key}: {message}")]
+    Invalid {
+        /// Which key.
+        key: &'static str,
+        /// What to fix.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This trust's organisation id (ODS code, e.g. `RJZ`). Required.
+    pub org: OrgId,
+    /// Data directory: keys, certificates, database. Default: `./staffpass-data`.
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// Peer-to-peer network.
+    #[serde(default)]
+    pub network: Network,
+    /// Local HTTPS API.
+    #[serde(default)]
+    pub api: Api,
+    /// Passport flows.
+    #[serde(default)]
+    pub exchange: Exchange,
+    /// Logging.
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// Peer-to-peer network settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Multiaddrs to listen on. Default: TCP and QUIC on port 7400, all interfaces.
+    #[serde(default = "defaults::listen")]
+    pub listen: Vec<String>,
+    /// Addresses to announce to peers, if they differ from the listen
+    /// addresses (NAT, containers). Default: none.
+    #[serde(default)]
+    pub external_addresses: Vec<String>,
+    /// Discover peers on the local network with mDNS (testnets). Default: false.
+    #[serde(default)]
+    pub mdns: bool,
+    /// Close a connection idle this long, in seconds. Default: 300.
+    #[serde(default = "defaults::idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Timeout of one request to a peer, in seconds. Default: 30.
+    #[serde(default = "defaults::request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// How often to compare roster heads with every connected peer, in seconds. Default: 30.
+    #[serde(default = "defaults::anti_entropy_secs")]
+    pub anti_entropy_secs: u64,
+    /// Longest wait between redials of a member that cannot be reached, in seconds. Default: 60.
+    #[serde(default = "defaults::redial_max_secs")]
+    pub redial_max_secs: u64,
+    /// Most concurrent inbound streams per protocol. Default: 64.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: usize,
+}
+
+/// Local API settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// Address of the HTTPS API. Default: `127.0.0.1:7443`.
+    #[serde(default = "defaults::api_listen")]
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes, except imports. Default: 1 MiB.
+    #[serde(default = "defaults::body_limit")]
+    pub body_limit_bytes: usize,
+    /// Largest staff import body, in bytes. Default: 64 MiB.
+    #[serde(default = "defaults::import_limit")]
+    pub import_limit_bytes: usize,
+}
+
+/// Passport flow settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    /// Validity of an issued credential, in days. Default: 365.
+    #[serde(default = "defaults::credential_days")]
+    pub credential_validity_days: u32,
+    /// First retry delay of the outbox, in milliseconds. Default: 500.
+    #[serde(default = "defaults::retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest retry delay of the outbox, in seconds. Default: 300.
+    #[serde(default = "defaults::retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// How often received passports are swept for ended consents, in seconds. Default: 60.
+    #[serde(default = "defaults::expiry_sweep_secs")]
+    pub expiry_sweep_secs: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings. Levels come from `RUST_LOG` (default `info`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `human` or `json`. Default: `human`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("./staffpass-data")
+    }
+    pub fn listen() -> Vec<String> {
+        vec!["/ip4/0.0.0.0/tcp/7400".into(), "/ip4/0.0.0.0/udp/7400/quic-v1".into()]
+    }
+    pub fn idle_timeout_secs() -> u64 {
+        300
+    }
+    pub fn request_timeout_secs() -> u64 {
+        30
+    }
+    pub fn anti_entropy_secs() -> u64 {
+        30
+    }
+    pub fn redial_max_secs() -> u64 {
+        60
+    }
+    pub fn max_concurrent_streams() -> usize {
+        64
+    }
+    pub fn api_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7443))
+    }
+    pub fn body_limit() -> usize {
+        1024 * 1024
+    }
+    pub fn import_limit() -> usize {
+        64 * 1024 * 1024
+    }
+    pub fn credential_days() -> u32 {
+        365
+    }
+    pub fn retry_initial_ms() -> u64 {
+        500
+    }
+    pub fn retry_max_secs() -> u64 {
+        300
+    }
+    pub fn expiry_sweep_secs() -> u64 {
+        60
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            listen: defaults::listen(),
+            external_addresses: Vec::new(),
+            mdns: false,
+            idle_timeout_secs: defaults::idle_timeout_secs(),
+            request_timeout_secs: defaults::request_timeout_secs(),
+            anti_entropy_secs: defaults::anti_entropy_secs(),
+            redial_max_secs: defaults::redial_max_secs(),
+            max_concurrent_streams: defaults::max_concurrent_streams(),
+        }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            listen: defaults::api_listen(),
+            body_limit_bytes: defaults::body_limit(),
+            import_limit_bytes: defaults::import_limit(),
+        }
+    }
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        Exchange {
+            credential_validity_days: defaults::credential_days(),
+            retry_initial_ms: defaults::retry_initial_ms(),
+            retry_max_secs: defaults::retry_max_secs(),
+            expiry_sweep_secs: defaults::expiry_sweep_secs(),
+        }
+    }
+}
+
+impl Config {
+    /// The defaults for `org`.
+    pub fn new(org: OrgId) -> Self {
+        Config {
+            org,
+            data_dir: defaults::data_dir(),
+            network: Network::default(),
+            api: Api::default(),
+            exchange: Exchange::default(),
+            log: Log::default(),
+        }
+    }
+
+    /// Loads `path` (if given), then the environment, then `overrides`
+    /// (`section.key=value`), and validates the result.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[String],
+    ) -> Result<Self, Error> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| Error::Read { path: p.to_path_buf(), source })?,
+                format!(" in {}", p.display()),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| Error::Parse { origin: origin.clone(), message: e.message().into() })?;
+        for (k, v) in env {
+            if let Some(rest) = k.strip_prefix(ENV_PREFIX) {
+                let key = rest.to_ascii_lowercase().replace("__", ".");
+                set_path(&mut table, &key, &v);
+            }
+        }
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| Error::BadOverride { input: o.clone() })?;
+            if k.trim().is_empty() {
+                return Err(Error::BadOverride { input: o.clone() });
+            }
+            set_path(&mut table, k.trim(), v);
+        }
+        let cfg: Config =
+            table.try_into().map_err(|e: toml::de::Error| Error::Parse { origin, message: e.message().to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and formats.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |key, message: &str| Err(Error::Invalid { key, message: message.into() });
+        if self.network.listen.is_empty() {
+            return invalid("network.listen", "at least one listen address is needed");
+        }
+        for a in self.network.listen.iter().chain(&self.network.external_addresses) {
+            if libp2p::Multiaddr::from_str(a).is_err() {
+                return Err(Error::Invalid {
+                    key: "network.listen",
+                    message: format!("{a:?} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7400)"),
+                });
+            }
+        }
+        if !(1..=86_400).contains(&self.network.idle_timeout_secs) {
+            return invalid("network.idle_timeout_secs", "must be 1 to 86400");
+        }
+        if !(1..=600).contains(&self.network.request_timeout_secs) {
+            return invalid("network.request_timeout_secs", "must be 1 to 600");
+        }
+        if !(1..=86_400).contains(&self.network.anti_entropy_secs) {
+            return invalid("network.anti_entropy_secs", "must be 1 to 86400");
+        }
+        if !(1..=3600).contains(&self.network.redial_max_secs) {
+            return invalid("network.redial_max_secs", "must be 1 to 3600");
+        }
+        if !(1..=1024).contains(&self.network.max_concurrent_streams) {
+            return invalid("network.max_concurrent_streams", "must be 1 to 1024");
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.api.body_limit_bytes) {
+            return invalid("api.body_limit_bytes", "must be 1 KiB to 16 MiB");
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.api.import_limit_bytes) {
+            return invalid("api.import_limit_bytes", "must be 1 KiB to 1 GiB");
+        }
+        if !(1..=3650).contains(&self.exchange.credential_validity_days) {
+            return invalid("exchange.credential_validity_days", "must be 1 to 3650");
+        }
+        if !(1..=60_000).contains(&self.exchange.retry_initial_ms) {
+            return invalid("exchange.retry_initial_ms", "must be 1 to 60000");
+        }
+        if !(1..=86_400).contains(&self.exchange.retry_max_secs) {
+            return invalid("exchange.retry_max_secs", "must be 1 to 86400");
+        }
+        if !(1..=86_400).contains(&self.exchange.expiry_sweep_secs) {
+            return invalid("exchange.expiry_sweep_secs", "must be 1 to 86400");
+        }
+        Ok(())
+    }
+
+    /// The commented example configuration for this config's values.
+    pub fn example(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let list = |v: &[String]| format!("[{}]", v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "));
+        format!(
+            r#"# staffpass-node configuration.
+# Every value can be overridden by an environment variable
+# STAFFPASS_<SECTION>__<KEY> (e.g. STAFFPASS_NETWORK__MDNS=true) or by
+# `staffpass-node run --set section.key=value`.
+
+# This trust's organisation id (ODS code, e.g. RJZ). Required.
+org = {org}
+# Data directory: keys, certificates, database. Default: "./staffpass-data".
+data_dir = {data_dir}
+
+[network]
+# Multiaddrs to listen on. Default: TCP and QUIC on port 7400, all interfaces.
+listen = {listen}
+# Addresses to announce to peers if they differ from the listen addresses. Default: [].
+external_addresses = {external}
+# Discover peers on the local network with mDNS (testnets only). Default: false.
+mdns = {mdns}
+# Close a connection idle this long, in seconds. Default: 300.
+idle_timeout_secs = {idle}
+# Timeout of one request to a peer, in seconds. Default: 30.
+request_timeout_secs = {req}
+# How often to compare roster heads with connected peers, in seconds. Default: 30.
+anti_entropy_secs = {ae}
+# Longest wait between redials of an unreachable member, in seconds. Default: 60.
+redial_max_secs = {redial}
+# Most concurrent inbound streams per protocol. Default: 64.
+max_concurrent_streams = {streams}
+
+[api]
+# Address of the local HTTPS API (client certificates required). Default: "127.0.0.1:7443".
+listen = {api}
+# Largest request body in bytes, except imports. Default: 1048576.
+body_limit_bytes = {body}
+# Largest staff import body in bytes. Default: 67108864.
+import_limit_bytes = {import}
+
+[exchange]
+# Validity of an issued credential, in days. Default: 365.
+credential_validity_days = {cred}
+# First retry delay of the outbox, in milliseconds. Default: 500.
+retry_initial_ms = {ri}
+# Longest retry delay of the outbox, in seconds. Default: 300.
+retry_max_secs = {rm}
+# How often received passports are swept for ended consents, in seconds. Default: 60.
+expiry_sweep_secs = {sweep}
+
+[log]
+# "human" or "json". Levels come from RUST_LOG (default info). Default: "human".
+format = {format}
+"#,
+            org = q(&self.org.to_string()),
+            data_dir = q(&self.data_dir.display().to_string()),
+            listen = list(&self.network.listen),
+            external = list(&self.network.external_addresses),
+            mdns = self.network.mdns,
+            idle = self.network.idle_timeout_secs,
+            req = self.network.request_timeout_secs,
+            ae = self.network.anti_entropy_secs,
+            redial = self.network.redial_max_secs,
+            streams = self.network.max_concurrent_streams,
+            api = q(&self.api.listen.to_string()),
+            body = self.api.body_limit_bytes,
+            import = self.api.import_limit_bytes,
+            cred = self.exchange.credential_validity_days,
+            ri = self.exchange.retry_initial_ms,
+            rm = self.exchange.retry_max_secs,
+            sweep = self.exchange.expiry_sweep_secs,
+            format = q(match self.log.format {
+                LogFormat::Human => "human",
+                LogFormat::Json => "json",
+            }),
+        )
+    }
+}
+
+/// Sets `a.b.c = value` in a TOML table, parsing the value as a TOML
+/// literal when it is one (numbers, booleans, arrays) and as a string
+/// otherwise.
+fn set_path(table: &mut toml::Table, key: &str, value: &str) {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut t = table;
+    for p in parts {
+        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else { return };
+        t = next;
+    }
+    t.insert(last.to_string(), parsed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgId {
+        "RJZ".parse().unwrap()
+    }
+
+    #[test]
+    fn the_example_parses_back_to_the_same_config() {
+        let mut c = Config::new(org());
+        c.network.mdns = true;
+        c.api.listen = "127.0.0.1:9000".parse().unwrap();
+        let dir = std::env::temp_dir().join(format!("staffpass-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(&path, c.example()).unwrap();
+        let back = Config::load(Some(&path), Vec::new(), &[]).unwrap();
+        assert_eq!(back, c);
+        let defaults = Config::new(org());
+        std::fs::write(&path, defaults.example()).unwrap();
+        assert_eq!(Config::load(Some(&path), Vec::new(), &[]).unwrap(), defaults);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn env_and_flags_override_the_file() {
+        let env = vec![
+            ("STAFFPASS_ORG".to_string(), "RJ1".to_string()),
+            ("STAFFPASS_NETWORK__MDNS".to_string(), "true".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let c = Config::load(None, env, &["api.listen=127.0.0.1:1234".into(), "network.anti_entropy_secs=5".into()])
+            .unwrap();
+        assert_eq!(c.org.to_string(), "RJ1");
+        assert!(c.network.mdns);
+        assert_eq!(c.api.listen.port(), 1234);
+        assert_eq!(c.network.anti_entropy_secs, 5);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_named() {
+        let base = vec![("STAFFPASS_ORG".to_string(), "RJZ".to_string())];
+        let err = Config::load(None, base.clone(), &["network.anti_entropy_secs=0".into()]).unwrap_err();
+        assert!(err.to_string().contains("network.anti_entropy_secs"), "{err}");
+        let err = Config::load(None, base.clone(), &["network.listen=[\"tcp:7400\"]".into()]).unwrap_err();
+        assert!(err.to_string().contains("multiaddr"), "{err}");
+        let err = Config::load(None, base.clone(), &["network.typo=1".into()]).unwrap_err();
+        assert!(err.to_string().contains("typo"), "{err}");
+        let err = Config::load(None, vec![("STAFFPASS_ORG".into(), "not an org".into())], &[]).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{err}");
+        assert!(matches!(Config::load(None, base, &["nonsense".into()]), Err(Error::BadOverride { .. })));
+    }
+}

@@ -1,1 +1,160 @@
-//! (in progress)
+//! Prometheus metrics (prometheus-client), served as text at `/metrics`.
+//! Labels carry agreement ids, protocol names and outcome codes only —
+//! never personal data.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label: an agreement.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgreementLabel {
+    /// Agreement id.
+    pub agreement: String,
+}
+
+/// Label: an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// Outcome code.
+    pub outcome: String,
+}
+
+/// Labels: a protocol and an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Protocol name.
+    pub protocol: String,
+    /// `ok` or an error code.
+    pub outcome: String,
+}
+
+/// Labels of exchange messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExchangeLabels {
+    /// `in` or `out`.
+    pub direction: String,
+    /// `offer`, `withdraw`, `revoke`.
+    pub kind: String,
+    /// `received`, `rejected:<reason>`, `erased`, ...
+    pub outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Peers with at least one connection.
+    pub connected_peers: Gauge,
+    /// Connections refused because the peer is not a signatory.
+    pub denied_connections: Counter,
+    /// Head seq of each roster chain.
+    pub roster_seq: Family<AgreementLabel, Gauge>,
+    /// 1 while a chain is halted by an equivocation.
+    pub roster_equivocation: Family<AgreementLabel, Gauge>,
+    /// 1 while a roster is past its valid_until.
+    pub roster_stale: Family<AgreementLabel, Gauge>,
+    /// Roster entries by outcome (applied, duplicate, refused, equivocation).
+    pub roster_entries: Family<OutcomeLabel, Counter>,
+    /// Gossip messages by validation result.
+    pub gossip_messages: Family<OutcomeLabel, Counter>,
+    /// Outbound request latency by protocol and outcome.
+    pub request_seconds: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// Exchange messages by direction, kind and outcome.
+    pub exchange_messages: Family<ExchangeLabels, Counter>,
+    /// Messages waiting in the outbox.
+    pub outbox_pending: Gauge,
+    /// API requests by outcome class.
+    pub api_requests: Family<OutcomeLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("staffpass");
+        let m = Metrics {
+            registry: Registry::default(),
+            connected_peers: Gauge::default(),
+            denied_connections: Counter::default(),
+            roster_seq: Family::default(),
+            roster_equivocation: Family::default(),
+            roster_stale: Family::default(),
+            roster_entries: Family::default(),
+            gossip_messages: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            exchange_messages: Family::default(),
+            outbox_pending: Gauge::default(),
+            api_requests: Family::default(),
+        };
+        registry.register("connected_peers", "Peers with at least one open connection", m.connected_peers.clone());
+        registry.register(
+            "denied_connections",
+            "Connections refused because the peer is not an active signatory",
+            m.denied_connections.clone(),
+        );
+        registry.register("roster_seq", "Head seq of each agreement's roster chain", m.roster_seq.clone());
+        registry.register(
+            "roster_equivocation",
+            "1 while an agreement's roster is halted by an equivocation",
+            m.roster_equivocation.clone(),
+        );
+        registry.register("roster_stale", "1 while an agreement's roster is past valid_until", m.roster_stale.clone());
+        registry.register("roster_entries", "Roster entries seen, by outcome", m.roster_entries.clone());
+        registry.register("gossip_messages", "Gossip messages, by validation result", m.gossip_messages.clone());
+        registry.register("request_seconds", "Outbound peer request latency", m.request_seconds.clone());
+        registry.register(
+            "exchange_messages",
+            "Exchange messages, by direction, kind and outcome",
+            m.exchange_messages.clone(),
+        );
+        registry.register("outbox_pending", "Messages waiting in the outbox", m.outbox_pending.clone());
+        registry.register("api_requests", "Local API requests, by status class", m.api_requests.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Counts an outcome in a family.
+    pub fn count(family: &Family<OutcomeLabel, Counter>, outcome: &str) {
+        family.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+    }
+
+    /// Sets a gauge of an agreement.
+    pub fn set_agreement(family: &Family<AgreementLabel, Gauge>, agreement: &str, v: i64) {
+        family.get_or_create(&AgreementLabel { agreement: agreement.to_string() }).set(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_registered_metrics() {
+        let m = Metrics::new();
+        m.denied_connections.inc();
+        Metrics::set_agreement(&m.roster_seq, "london-mou", 7);
+        let text = m.render();
+        assert!(text.contains("staffpass_denied_connections_total 1"), "{text}");
+        assert!(text.contains("staffpass_roster_seq{agreement=\"london-mou\"} 7"), "{text}");
+    }
+}

@@ -1,1 +1,633 @@
-//! (in progress)
+//! The peer-to-peer network: one task owns the libp2p `Swarm` and
+//! `select!`s over commands from a cloneable [`Network`] handle (each with
+//! a oneshot for its answer) and swarm events; domain [`Event`]s come out
+//! on a bounded channel. Nothing here decides what is valid: the node
+//! does, with the protocol crate's rules.
+//!
+//! Transports: TCP with TLS or Noise (negotiated) and yamux, and QUIC.
+//! Only signatories connect: the set of allowed PeerIds is replaced by the
+//! node whenever a roster changes; anyone else is denied right after the
+//! handshake, and peers removed from the set are disconnected.
+
+pub mod behaviour;
+pub mod codec;
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, identity, kad, mdns, noise, request_response, tcp, yamux};
+use staffpass_protocol::wire::{exchange, roster};
+use staffpass_protocol::{AgreementId, NodeId};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::config;
+use crate::metrics::{Metrics, RequestLabels};
+use behaviour::{Behaviour, BehaviourEvent};
+
+/// Capacity of the command and event channels.
+const CHANNEL: usize = 256;
+
+/// A network operation that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The network task has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+    /// A request to a peer failed.
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why (dial failure, timeout, connection closed, unsupported, I/O).
+        reason: String,
+    },
+    /// The swarm could not be built or could not listen.
+    #[error("cannot start the network: {0}")]
+    Start(String),
+    /// Publishing failed.
+    #[error("cannot publish: {0}")]
+    Publish(String),
+}
+
+/// A member node to keep connected to.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its PeerId.
+    pub peer: PeerId,
+    /// Address hints from the roster.
+    pub addresses: Vec<Multiaddr>,
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+pub enum Event {
+    /// First connection to a peer is up.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Last connection to a peer closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// An exchange request arrived; answer with [`Network::respond_exchange`].
+    ExchangeRequest {
+        /// The sender.
+        peer: PeerId,
+        /// The request.
+        request: exchange::Request,
+        /// Where to answer.
+        channel: request_response::ResponseChannel<exchange::Response>,
+    },
+    /// A roster sync request arrived; answer with [`Network::respond_roster`].
+    RosterRequest {
+        /// The sender.
+        peer: PeerId,
+        /// The request.
+        request: roster::Request,
+        /// Where to answer.
+        channel: request_response::ResponseChannel<roster::Response>,
+    },
+    /// A gossip message arrived; report its validity with [`Network::report_gossip`].
+    Gossip {
+        /// Who forwarded it.
+        source: PeerId,
+        /// Its id.
+        id: gossipsub::MessageId,
+        /// The topic.
+        topic: String,
+        /// The payload.
+        data: Vec<u8>,
+    },
+}
+
+/// A snapshot of the network.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    /// This node's PeerId.
+    pub peer_id: Option<PeerId>,
+    /// Addresses it listens on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Connected peers with one of their addresses.
+    pub connected: Vec<(PeerId, Option<Multiaddr>)>,
+    /// Peers allowed to connect.
+    pub allowed: usize,
+}
+
+/// Result of a gossip validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Already known or not decidable here: drop without penalty.
+    Ignore,
+    /// Invalid: drop and penalise the source.
+    Reject,
+}
+
+enum Command {
+    SetMembers(Vec<Member>),
+    Exchange { peer: PeerId, request: exchange::Request, reply: oneshot::Sender<Result<exchange::Response, Error>> },
+    Roster { peer: PeerId, request: roster::Request, reply: oneshot::Sender<Result<roster::Response, Error>> },
+    RespondExchange { channel: request_response::ResponseChannel<exchange::Response>, response: exchange::Response },
+    RespondRoster { channel: request_response::ResponseChannel<roster::Response>, response: roster::Response },
+    Subscribe(AgreementId),
+    Publish { agreement: AgreementId, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    ReportGossip { id: gossipsub::MessageId, source: PeerId, verdict: Verdict },
+    Info(oneshot::Sender<Info>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cloneable handle to the network task.
+#[derive(Clone)]
+pub struct Network {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+/// Converts a protocol node id to a libp2p PeerId.
+pub fn peer_of(node: &NodeId) -> Option<PeerId> {
+    PeerId::from_bytes(node.to_peer_id_bytes()).ok()
+}
+
+/// Converts a libp2p PeerId to a protocol node id (ed25519 PeerIds only).
+pub fn node_of(peer: &PeerId) -> Option<NodeId> {
+    NodeId::from_peer_id_bytes(&peer.to_bytes()).ok()
+}
+
+impl Network {
+    /// Builds the swarm, starts listening and spawns the event loop.
+    pub async fn start(
+        key: identity::Keypair,
+        cfg: &config::Network,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Network, mpsc::Receiver<Event>), Error> {
+        let start = |e: &dyn std::fmt::Display| Error::Start(e.to_string());
+        let behaviour_cfg = cfg.clone();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                (libp2p::tls::Config::new, noise::Config::new),
+                yamux::Config::default,
+            )
+            .map_err(|e| start(&e))?
+            .with_quic()
+            .with_behaviour(|key| {
+                Behaviour::new(key, &behaviour_cfg).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
+            .map_err(|e| start(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(cfg.idle_timeout_secs)))
+            .build();
+        for a in &cfg.listen {
+            let addr = Multiaddr::from_str(a).map_err(|e| start(&e))?;
+            swarm.listen_on(addr.clone()).map_err(|e| Error::Start(format!("cannot listen on {addr}: {e}")))?;
+        }
+        for a in &cfg.external_addresses {
+            if let Ok(addr) = Multiaddr::from_str(a) {
+                swarm.add_external_address(addr);
+            }
+        }
+        // Wait until every listener is bound, so callers can read real
+        // ports (listening on port 0 in tests) from `info()`.
+        let mut pending = cfg.listen.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while pending > 0 {
+            match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
+                Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+                    info!(%address, "listening");
+                    pending -= 1;
+                }
+                Ok(SwarmEvent::ListenerError { error, .. }) => return Err(start(&error)),
+                Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => return Err(start(&error)),
+                Ok(_) => {}
+                Err(_) => return Err(Error::Start("timed out waiting for listeners to bind".into())),
+            }
+        }
+
+        let peer_id = *swarm.local_peer_id();
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        let (events_tx, events_rx) = mpsc::channel(CHANNEL);
+        let driver = Driver {
+            swarm,
+            events: events_tx,
+            metrics,
+            members: HashMap::new(),
+            pending_exchange: HashMap::new(),
+            pending_roster: HashMap::new(),
+            redial_max: Duration::from_secs(cfg.redial_max_secs),
+        };
+        tokio::spawn(driver.run(rx));
+        Ok((Network { tx, peer_id }, events_rx))
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn send(&self, c: Command) -> Result<(), Error> {
+        self.tx.send(c).await.map_err(|_| Error::Stopped)
+    }
+
+    /// Replaces the set of member nodes allowed to connect; connections to
+    /// peers no longer in it are closed, new members are dialled.
+    pub async fn set_members(&self, members: Vec<Member>) -> Result<(), Error> {
+        self.send(Command::SetMembers(members)).await
+    }
+
+    /// Sends an exchange request and waits for the response.
+    pub async fn exchange(&self, peer: PeerId, request: exchange::Request) -> Result<exchange::Response, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Exchange { peer, request, reply }).await?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Sends a roster request and waits for the response.
+    pub async fn roster(&self, peer: PeerId, request: roster::Request) -> Result<roster::Response, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Roster { peer, request, reply }).await?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Answers an exchange request.
+    pub async fn respond_exchange(
+        &self,
+        channel: request_response::ResponseChannel<exchange::Response>,
+        response: exchange::Response,
+    ) -> Result<(), Error> {
+        self.send(Command::RespondExchange { channel, response }).await
+    }
+
+    /// Answers a roster request.
+    pub async fn respond_roster(
+        &self,
+        channel: request_response::ResponseChannel<roster::Response>,
+        response: roster::Response,
+    ) -> Result<(), Error> {
+        self.send(Command::RespondRoster { channel, response }).await
+    }
+
+    /// Subscribes to an agreement's roster topic.
+    pub async fn subscribe(&self, agreement: AgreementId) -> Result<(), Error> {
+        self.send(Command::Subscribe(agreement)).await
+    }
+
+    /// Publishes a roster entry on its agreement's topic.
+    pub async fn publish(&self, agreement: AgreementId, data: Vec<u8>) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Publish { agreement, data, reply }).await?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Reports whether a gossip message is valid (it is forwarded only if accepted).
+    pub async fn report_gossip(&self, id: gossipsub::MessageId, source: PeerId, verdict: Verdict) -> Result<(), Error> {
+        self.send(Command::ReportGossip { id, source, verdict }).await
+    }
+
+    /// A snapshot of listen addresses and connections.
+    pub async fn info(&self) -> Result<Info, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Info(reply)).await?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Stops the network task, closing every connection.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Shutdown(reply)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct MemberState {
+    addresses: Vec<Multiaddr>,
+    next_dial: Instant,
+    backoff: Duration,
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    events: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+    members: HashMap<PeerId, MemberState>,
+    pending_exchange: HashMap<request_response::OutboundRequestId, Pending<exchange::Response>>,
+    pending_roster: HashMap<request_response::OutboundRequestId, Pending<roster::Response>>,
+    redial_max: Duration,
+}
+
+struct Pending<T> {
+    peer: PeerId,
+    started: Instant,
+    reply: oneshot::Sender<Result<T, Error>>,
+}
+
+async fn emit(events: &mpsc::Sender<Event>, e: Event) {
+    if events.send(e).await.is_err() {
+        debug!("node event receiver gone");
+    }
+}
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut redial = tokio::time::interval(Duration::from_millis(250));
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                        for p in peers {
+                            let _ = self.swarm.disconnect_peer_id(p);
+                        }
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                event = self.swarm.select_next_some() => self.swarm_event(event).await,
+                _ = redial.tick() => self.redial(),
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let b = self.swarm.behaviour_mut();
+        match cmd {
+            Command::SetMembers(members) => self.set_members(members),
+            Command::Exchange { peer, request, reply } => {
+                let id = b.exchange.send_request(&peer, request);
+                self.pending_exchange.insert(id, Pending { peer, started: Instant::now(), reply });
+            }
+            Command::Roster { peer, request, reply } => {
+                let id = b.roster.send_request(&peer, request);
+                self.pending_roster.insert(id, Pending { peer, started: Instant::now(), reply });
+            }
+            Command::RespondExchange { channel, response } => {
+                if b.exchange.send_response(channel, response).is_err() {
+                    debug!("exchange response not sent: the connection closed");
+                }
+            }
+            Command::RespondRoster { channel, response } => {
+                if b.roster.send_response(channel, response).is_err() {
+                    debug!("roster response not sent: the connection closed");
+                }
+            }
+            Command::Subscribe(agreement) => {
+                let topic = gossipsub::IdentTopic::new(roster::topic(&agreement));
+                if let Err(e) = b.gossipsub.subscribe(&topic) {
+                    warn!(%agreement, error = %e, "cannot subscribe to the roster topic");
+                }
+            }
+            Command::Publish { agreement, data, reply } => {
+                let topic = gossipsub::IdentTopic::new(roster::topic(&agreement));
+                let r = match b.gossipsub.publish(topic, data) {
+                    Ok(_) => Ok(()),
+                    // Nobody to send to yet: anti-entropy carries it later.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+                    Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(e) => Err(Error::Publish(e.to_string())),
+                };
+                let _ = reply.send(r);
+            }
+            Command::ReportGossip { id, source, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+                };
+                b.gossipsub.report_message_validation_result(&id, &source, acceptance);
+            }
+            Command::Info(reply) => {
+                let connected = self
+                    .swarm
+                    .connected_peers()
+                    .map(|p| (*p, self.members.get(p).and_then(|m| m.addresses.first().cloned())))
+                    .collect();
+                let _ = reply.send(Info {
+                    peer_id: Some(*self.swarm.local_peer_id()),
+                    listen_addrs: self.swarm.listeners().cloned().collect(),
+                    connected,
+                    allowed: self.swarm.behaviour().gate.allowed_peers().len(),
+                });
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    fn set_members(&mut self, members: Vec<Member>) {
+        let me = *self.swarm.local_peer_id();
+        let wanted: HashSet<PeerId> = members.iter().map(|m| m.peer).filter(|p| *p != me).collect();
+        let current: Vec<PeerId> = self.swarm.behaviour().gate.allowed_peers().iter().copied().collect();
+        for p in current {
+            if !wanted.contains(&p) {
+                // Closes any live connection to it.
+                self.swarm.behaviour_mut().gate.disallow_peer(p);
+                self.swarm.behaviour_mut().kad.remove_peer(&p);
+                self.members.remove(&p);
+                info!(peer = %p, "peer is no longer an active signatory; disconnecting");
+            }
+        }
+        let now = Instant::now();
+        for m in members.into_iter().filter(|m| m.peer != me) {
+            self.swarm.behaviour_mut().gate.allow_peer(m.peer);
+            for a in &m.addresses {
+                self.swarm.behaviour_mut().kad.add_address(&m.peer, a.clone());
+            }
+            let st = self.members.entry(m.peer).or_insert(MemberState {
+                addresses: Vec::new(),
+                next_dial: now,
+                backoff: INITIAL_BACKOFF,
+            });
+            if st.addresses != m.addresses {
+                st.addresses = m.addresses;
+                st.next_dial = now;
+                st.backoff = INITIAL_BACKOFF;
+            }
+        }
+    }
+
+    /// Dials members that are not connected, with exponential backoff.
+    fn redial(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .members
+            .iter()
+            .filter(|(p, m)| m.next_dial <= now && !self.swarm.is_connected(p))
+            .map(|(p, m)| (*p, m.addresses.clone()))
+            .collect();
+        for (peer, addresses) in due {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .extend_addresses_through_behaviour()
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, error = %e, "dial not started");
+            }
+            if let Some(m) = self.members.get_mut(&peer) {
+                m.next_dial = now + m.backoff;
+                m.backoff = (m.backoff * 2).min(self.redial_max);
+            }
+        }
+    }
+
+    fn finish<T>(&self, protocol: &str, p: Pending<T>, r: Result<T, Error>) {
+        let outcome = if r.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .request_seconds
+            .get_or_create(&RequestLabels { protocol: protocol.into(), outcome: outcome.into() })
+            .observe(p.started.elapsed().as_secs_f64());
+        let _ = p.reply.send(r);
+    }
+
+    async fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                if num_established.get() == 1 {
+                    self.metrics.connected_peers.inc();
+                    if let Some(m) = self.members.get_mut(&peer_id) {
+                        m.backoff = INITIAL_BACKOFF;
+                    }
+                    info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                    emit(&self.events, Event::Connected { peer: peer_id }).await;
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    self.metrics.connected_peers.dec();
+                    info!(peer = %peer_id, "disconnected");
+                    if let Some(m) = self.members.get_mut(&peer_id) {
+                        m.next_dial = Instant::now() + m.backoff;
+                    }
+                    emit(&self.events, Event::Disconnected { peer: peer_id }).await;
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error: ListenError::Denied { .. }, peer_id, .. } => {
+                self.metrics.denied_connections.inc();
+                warn!(peer = ?peer_id, "inbound connection denied: not an active signatory");
+            }
+            SwarmEvent::OutgoingConnectionError { error: DialError::Denied { .. }, peer_id, .. } => {
+                self.metrics.denied_connections.inc();
+                debug!(peer = ?peer_id, "outbound connection denied: not an active signatory");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, error = %error, "dial failed");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::Behaviour(b) => self.behaviour_event(b).await,
+            _ => {}
+        }
+    }
+
+    async fn behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if self.members.contains_key(&peer_id) {
+                    for a in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    // Only members are dialled; discovery never widens who may connect.
+                    if self.members.contains_key(&peer) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. }) => {}
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+                emit(
+                    &self.events,
+                    Event::Gossip {
+                        source: propagation_source,
+                        id: message_id,
+                        topic: message.topic.into_string(),
+                        data: message.data,
+                    },
+                )
+                .await;
+            }
+            BehaviourEvent::Exchange(e) => self.exchange_event(e).await,
+            BehaviourEvent::Roster(e) => self.roster_event(e).await,
+            _ => {}
+        }
+    }
+
+    async fn exchange_event(&mut self, e: request_response::Event<exchange::Request, exchange::Response>) {
+        use request_response::{Event as E, Message as M};
+        match e {
+            E::Message { peer, message: M::Request { request, channel, .. }, .. } => {
+                emit(&self.events, Event::ExchangeRequest { peer, request, channel }).await;
+            }
+            E::Message { message: M::Response { request_id, response }, .. } => {
+                if let Some(p) = self.pending_exchange.remove(&request_id) {
+                    self.finish(exchange::PROTOCOL, p, Ok(response));
+                }
+            }
+            E::OutboundFailure { request_id, error, .. } => {
+                if let Some(p) = self.pending_exchange.remove(&request_id) {
+                    let peer = p.peer;
+                    self.finish(exchange::PROTOCOL, p, Err(Error::Request { peer, reason: error.to_string() }));
+                }
+            }
+            E::InboundFailure { peer, error, .. } => {
+                warn!(%peer, error = %error, "inbound exchange request failed; stream reset");
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    async fn roster_event(&mut self, e: request_response::Event<roster::Request, roster::Response>) {
+        use request_response::{Event as E, Message as M};
+        match e {
+            E::Message { peer, message: M::Request { request, channel, .. }, .. } => {
+                emit(&self.events, Event::RosterRequest { peer, request, channel }).await;
+            }
+            E::Message { message: M::Response { request_id, response }, .. } => {
+                if let Some(p) = self.pending_roster.remove(&request_id) {
+                    self.finish(roster::PROTOCOL, p, Ok(response));
+                }
+            }
+            E::OutboundFailure { request_id, error, .. } => {
+                if let Some(p) = self.pending_roster.remove(&request_id) {
+                    let peer = p.peer;
+                    self.finish(roster::PROTOCOL, p, Err(Error::Request { peer, reason: error.to_string() }));
+                }
+            }
+            E::InboundFailure { peer, error, .. } => {
+                warn!(%peer, error = %error, "inbound roster request failed; stream reset");
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_and_peer_ids_agree() {
+        let key = identity::Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let node = node_of(&peer).unwrap();
+        assert_eq!(node.to_string(), peer.to_string());
+        assert_eq!(peer_of(&node), Some(peer));
+        let ed = key.try_into_ed25519().unwrap();
+        assert_eq!(NodeId::from_ed25519_public(&ed.public().to_bytes()), node);
+    }
+}

@@ -1,0 +1,102 @@
+//! The composed libp2p behaviour: who may connect, how peers are found,
+//! and the staffpass protocols.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, identity, kad, mdns, ping, request_response};
+use staffpass_protocol::signing::Hash;
+use staffpass_protocol::wire;
+
+use super::codec::{ExchangeCodec, RosterCodec};
+use crate::config;
+
+/// The private Kademlia protocol: keeps nodes off the public DHT.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/staffpass/kad/1");
+/// The identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/staffpass/id/1";
+
+/// Every behaviour of a staffpass node.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Only signatories connect: peers not in this set are denied right
+    /// after the handshake authenticates their PeerId.
+    pub gate: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    /// Exchange of listen addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// Liveness.
+    pub ping: ping::Behaviour,
+    /// Private DHT among members, for peer routing.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Roster entries, one topic per agreement.
+    pub gossipsub: gossipsub::Behaviour,
+    /// LAN discovery (testnets), off by default.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// `/staffpass/roster/1`: anti-entropy.
+    pub roster: request_response::Behaviour<RosterCodec>,
+    /// `/staffpass/exchange/1`: passports, withdrawals, revocations.
+    pub exchange: request_response::Behaviour<ExchangeCodec>,
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Gossipsub configuration refused.
+    #[error("gossipsub: {0}")]
+    Gossipsub(String),
+    /// mDNS could not start.
+    #[error("mdns: {0}")]
+    Mdns(#[from] std::io::Error),
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `key` with `cfg`.
+    pub fn new(key: &identity::Keypair, cfg: &config::Network) -> Result<Self, Error> {
+        let peer_id = key.public().to_peer_id();
+
+        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+        kad_cfg.set_query_timeout(Duration::from_secs(cfg.request_timeout_secs));
+        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gossip_cfg = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(wire::roster::MAX_ENTRY)
+            .heartbeat_interval(Duration::from_millis(500))
+            .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(Hash::of(&m.data).0.to_vec()))
+            .build()
+            .map_err(|e| Error::Gossipsub(e.to_string()))?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
+            .map_err(|e| Error::Gossipsub(e.to_string()))?;
+
+        let mdns = if cfg.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
+
+        let rr_cfg = |timeout| {
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(timeout))
+                .with_max_concurrent_streams(cfg.max_concurrent_streams)
+        };
+        let full = request_response::ProtocolSupport::Full;
+        Ok(Behaviour {
+            gate: allow_block_list::Behaviour::default(),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("staffpass-node/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            ping: ping::Behaviour::default(),
+            kad,
+            gossipsub,
+            mdns: mdns.into(),
+            roster: request_response::Behaviour::new(
+                [(StreamProtocol::new(wire::roster::PROTOCOL), full.clone())],
+                rr_cfg(cfg.request_timeout_secs),
+            ),
+            exchange: request_response::Behaviour::new(
+                [(StreamProtocol::new(wire::exchange::PROTOCOL), full)],
+                rr_cfg(cfg.request_timeout_secs),
+            ),
+        })
+    }
+}
