@@ -494,25 +494,23 @@ impl Driver {
 
     async fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
-                if num_established.get() == 1 {
-                    self.metrics.connected_peers.inc();
-                    if let Some(m) = self.members.get_mut(&peer_id) {
-                        m.backoff = INITIAL_BACKOFF;
-                    }
-                    info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                    emit(&self.events, Event::Connected { peer: peer_id }).await;
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. }
+                if num_established.get() == 1 =>
+            {
+                self.metrics.connected_peers.inc();
+                if let Some(m) = self.members.get_mut(&peer_id) {
+                    m.backoff = INITIAL_BACKOFF;
                 }
+                info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                emit(&self.events, Event::Connected { peer: peer_id }).await;
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    self.metrics.connected_peers.dec();
-                    info!(peer = %peer_id, "disconnected");
-                    if let Some(m) = self.members.get_mut(&peer_id) {
-                        m.next_dial = Instant::now() + m.backoff;
-                    }
-                    emit(&self.events, Event::Disconnected { peer: peer_id }).await;
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.metrics.connected_peers.dec();
+                info!(peer = %peer_id, "disconnected");
+                if let Some(m) = self.members.get_mut(&peer_id) {
+                    m.next_dial = Instant::now() + m.backoff;
                 }
+                emit(&self.events, Event::Disconnected { peer: peer_id }).await;
             }
             SwarmEvent::IncomingConnectionError { error: ListenError::Denied { .. }, peer_id, .. } => {
                 self.metrics.denied_connections.inc();
@@ -533,11 +531,11 @@ impl Driver {
 
     async fn behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if self.members.contains_key(&peer_id) {
-                    for a in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
-                    }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
+                if self.members.contains_key(&peer_id) =>
+            {
+                for a in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
