@@ -136,6 +136,11 @@ macro_rules! key_role {
             pub fn from_bytes(b: &[u8; 32]) -> Self {
                 $secname(SigningKey::from_bytes(b))
             }
+            /// An explicit copy of the secret (for handing to another
+            /// owner); the copy zeroizes on drop too.
+            pub fn duplicate(&self) -> Self {
+                $secname(SigningKey::from_bytes(&self.0.to_bytes()))
+            }
             /// The public half.
             pub fn public(&self) -> $pubname {
                 $pubname(self.0.verifying_key().to_bytes())
