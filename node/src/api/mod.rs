@@ -4,14 +4,17 @@
 //!   connection limits, body limits and graceful shutdown;
 //! - [`auth`]: roles (`admin` ⊇ `hr` ⊇ `read-only`), the [`Caller`] read from
 //!   the verified client certificate, and route guards;
-//! - [`error`]: the one JSON error shape of every API error.
+//! - [`error`]: the one JSON error shape of every API error;
+//! - [`client`]: the client used by `staffpass-admin` and the tests.
 //!
 //! The node's certificates come from [`crate::tls`].
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod server;
 
 pub use auth::{Caller, Role, require};
+pub use client::{Client, ClientError};
 pub use error::{ApiError, Json};
 pub use server::{serve, serve_with};
