@@ -267,7 +267,12 @@ impl Client {
         if e.is_connect() {
             return ClientError::Connect { url, source: e };
         }
-        if find_in_chain::<hyper::Error>(&e).is_some_and(|h| h.is_incomplete_message() || h.is_canceled()) {
+        let closed_early = find_in_chain::<hyper::Error>(&e).is_some_and(|h| h.is_incomplete_message())
+            || find_in_chain::<std::io::Error>(&e).is_some_and(|io| {
+                use std::io::ErrorKind::*;
+                matches!(io.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe)
+            });
+        if closed_early {
             return ClientError::Closed { url };
         }
         ClientError::Request { url, source: e }

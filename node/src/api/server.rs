@@ -1,7 +1,7 @@
 //! The HTTPS accept loop of the local API.
 //!
 //! [`serve`] accepts TCP connections, runs the TLS handshake (rustls,
-//! client certificate required) under a timeout, reads the [`Caller`] from
+//! client certificate required) under a timeout, reads the [`Caller`](super::Caller) from
 //! the verified client certificate, and serves the axum router over
 //! HTTP/1.1 or HTTP/2 with that caller in every request's extensions.
 //! Connections are bounded by a semaphore; shutdown stops accepting at once
@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -33,6 +34,9 @@ use tracing::Instrument;
 
 use super::auth::caller_from_certs;
 use super::error::json_errors;
+
+/// Longest to spend closing a refused connection.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Default largest request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -207,6 +211,10 @@ async fn connection(
         Ok(caller) => caller,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "API client certificate refused; closing the connection");
+            // Close the TLS session cleanly (close_notify), briefly: the
+            // client then sees the connection closed, not a reset.
+            let mut stream = stream;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
             return;
         }
     };
