@@ -78,7 +78,7 @@ pub const SERVER_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// Messages name the file involved and say what to do; none of them contains
 /// key material.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub enum Error {
     /// `init` or `issue_client` would overwrite an existing file.
     #[error(
         "{} already exists; refusing to overwrite it. Re-run with --force to replace the node's API \
@@ -169,13 +169,13 @@ pub enum TlsError {
     },
 }
 
-impl TlsError {
+impl Error {
     fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
-        TlsError::Io { action, path: path.to_path_buf(), source }
+        Error::Io { action, path: path.to_path_buf(), source }
     }
 
     fn generate(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
-        move |source| TlsError::Generate { what, source }
+        move |source| Error::Generate { what, source }
     }
 }
 
@@ -203,11 +203,11 @@ impl Pki {
     /// Refuses to overwrite any of the files unless `force`; with `force`, a
     /// new CA replaces the old one and every earlier client certificate stops
     /// being accepted.
-    pub fn init(dir: impl AsRef<Path>, org: &str, server_names: &[String], force: bool) -> Result<Pki, TlsError> {
+    pub fn init(dir: impl AsRef<Path>, org: &str, server_names: &[String], force: bool) -> Result<Pki, Error> {
         let pki = Pki::at(dir.as_ref());
         let org = org.trim();
         if org.is_empty() || org.chars().count() > MAX_NAME_LEN {
-            return Err(TlsError::InvalidOrg { org: org.to_owned() });
+            return Err(Error::InvalidOrg { org: org.to_owned() });
         }
         let sans = server_sans(server_names)?;
         let targets =
@@ -229,7 +229,7 @@ impl Pki {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca_params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(TlsError::generate("node CA certificate"))?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(Error::generate("node CA certificate"))?;
         let ca_key_pem = Zeroizing::new(ca_key.serialize_pem());
         let issuer = Issuer::new(ca_params, ca_key);
 
@@ -239,7 +239,7 @@ impl Pki {
         server_params.subject_alt_names = sans;
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_cert =
-            server_params.signed_by(&server_key, &issuer).map_err(TlsError::generate("API server certificate"))?;
+            server_params.signed_by(&server_key, &issuer).map_err(Error::generate("API server certificate"))?;
         let server_key_pem = Zeroizing::new(server_key.serialize_pem());
 
         // The first admin client certificate.
@@ -262,7 +262,7 @@ impl Pki {
     /// `clients/<name>.key`. Refuses to overwrite an existing one.
     ///
     /// Returns the paths of the certificate and of the key.
-    pub fn issue_client(dir: impl AsRef<Path>, name: &str, role: Role) -> Result<(PathBuf, PathBuf), TlsError> {
+    pub fn issue_client(dir: impl AsRef<Path>, name: &str, role: Role) -> Result<(PathBuf, PathBuf), Error> {
         validate_client_name(name)?;
         let pki = Pki::at(dir.as_ref());
         let (cert_path, key_path) = pki.client_paths(name);
@@ -273,24 +273,21 @@ impl Pki {
         let ca_key_path = pki.ca_key();
         let ca_pem = read_file(&ca_cert_path)?;
         let ca_der = first_cert(&ca_pem, &ca_cert_path.display().to_string())?;
-        let (_, ca_x509) = x509_parser::parse_x509_certificate(ca_der.as_ref()).map_err(|e| {
-            TlsError::BadCertificate { origin: ca_cert_path.display().to_string(), reason: e.to_string() }
-        })?;
+        let (_, ca_x509) = x509_parser::parse_x509_certificate(ca_der.as_ref())
+            .map_err(|e| Error::BadCertificate { origin: ca_cert_path.display().to_string(), reason: e.to_string() })?;
         let org =
             ca_x509.subject().iter_organization().next().and_then(|o| o.as_str().ok()).unwrap_or_default().to_owned();
 
         let ca_key_pem = read_private_file(&ca_key_path)?;
         let ca_key_str = std::str::from_utf8(&ca_key_pem)
-            .map_err(|_| TlsError::BadKey { origin: ca_key_path.display().to_string() })?;
-        let ca_key = KeyPair::from_pem(ca_key_str)
-            .map_err(|_| TlsError::BadKey { origin: ca_key_path.display().to_string() })?;
+            .map_err(|_| Error::BadKey { origin: ca_key_path.display().to_string() })?;
+        let ca_key =
+            KeyPair::from_pem(ca_key_str).map_err(|_| Error::BadKey { origin: ca_key_path.display().to_string() })?;
         if ca_key.public_key_raw() != ca_x509.public_key().subject_public_key.data.as_ref() {
-            return Err(TlsError::CaKeyMismatch { cert: ca_cert_path, key: ca_key_path });
+            return Err(Error::CaKeyMismatch { cert: ca_cert_path, key: ca_key_path });
         }
-        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key).map_err(|e| TlsError::BadCertificate {
-            origin: ca_cert_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)
+            .map_err(|e| Error::BadCertificate { origin: ca_cert_path.display().to_string(), reason: e.to_string() })?;
 
         let (cert_pem, key_pem) = client_cert(&issuer, &org, name, role)?;
         create_private_dir(&pki.dir().join(CLIENTS_DIR))?;
@@ -345,7 +342,7 @@ impl Pki {
 /// The API server's rustls configuration, from the PKI in `dir`: its
 /// certificate and key, and a verifier that **requires** a client
 /// certificate chaining to the node CA. ALPN: h2, http/1.1.
-pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> {
     let pki = Pki::at(dir.as_ref());
     let provider = provider();
 
@@ -354,7 +351,7 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, TlsErro
     let roots = root_store(&ca_pem, &ca_path.display().to_string())?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|source| TlsError::Verifier { path: ca_path.clone(), source })?;
+        .map_err(|source| Error::Verifier { path: ca_path.clone(), source })?;
 
     let cert_path = pki.server_cert();
     let cert_pem = read_file(&cert_path)?;
@@ -365,10 +362,10 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, TlsErro
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|source| TlsError::Rustls { what: "TLS protocol versions".to_owned(), source })?
+        .map_err(|source| Error::Rustls { what: "TLS protocol versions".to_owned(), source })?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|source| TlsError::Rustls {
+        .map_err(|source| Error::Rustls {
             what: format!("{} and {} do not form a usable certificate", cert_path.display(), key_path.display()),
             source,
         })?;
@@ -380,16 +377,16 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, TlsErro
 /// `ca_pem` and presents the client certificate `cert_pem` with `key_pem`.
 ///
 /// ALPN is http/1.1 only: the API client (reqwest) is built without HTTP/2.
-pub fn client_config(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<ClientConfig, TlsError> {
+pub fn client_config(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<ClientConfig, Error> {
     let roots = root_store(ca_pem, "node CA certificate")?;
     let chain = certs(cert_pem, "client certificate")?;
     let key = private_key(key_pem, "client key")?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|source| TlsError::Rustls { what: "TLS protocol versions".to_owned(), source })?
+        .map_err(|source| Error::Rustls { what: "TLS protocol versions".to_owned(), source })?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
-        .map_err(|source| TlsError::Rustls {
+        .map_err(|source| Error::Rustls {
             what: "the client certificate and key do not form a usable pair".to_owned(),
             source,
         })?;
@@ -398,12 +395,12 @@ pub fn client_config(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<C
 }
 
 /// Parses every certificate in a PEM buffer; `origin` names it in errors.
-pub fn certs(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn certs(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::BadCertificate { origin: origin.to_owned(), reason: format!("not valid PEM ({e})") })?;
+        .map_err(|e| Error::BadCertificate { origin: origin.to_owned(), reason: format!("not valid PEM ({e})") })?;
     if certs.is_empty() {
-        return Err(TlsError::BadCertificate {
+        return Err(Error::BadCertificate {
             origin: origin.to_owned(),
             reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) found".to_owned(),
         });
@@ -413,23 +410,23 @@ pub fn certs(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, T
 
 /// Parses the first private key in a PEM buffer; `origin` names it in
 /// errors, which never quote the buffer.
-pub fn private_key(pem: &[u8], origin: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::BadKey { origin: origin.to_owned() })
+pub fn private_key(pem: &[u8], origin: &str) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| Error::BadKey { origin: origin.to_owned() })
 }
 
-fn first_cert(pem: &[u8], origin: &str) -> Result<CertificateDer<'static>, TlsError> {
-    certs(pem, origin)?.into_iter().next().ok_or_else(|| TlsError::BadCertificate {
-        origin: origin.to_owned(),
-        reason: "no certificate found".to_owned(),
-    })
+fn first_cert(pem: &[u8], origin: &str) -> Result<CertificateDer<'static>, Error> {
+    certs(pem, origin)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::BadCertificate { origin: origin.to_owned(), reason: "no certificate found".to_owned() })
 }
 
-fn root_store(pem: &[u8], origin: &str) -> Result<RootCertStore, TlsError> {
+fn root_store(pem: &[u8], origin: &str) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     for cert in certs(pem, origin)? {
         roots
             .add(cert)
-            .map_err(|source| TlsError::Rustls { what: format!("{origin} is not usable as a trust anchor"), source })?;
+            .map_err(|source| Error::Rustls { what: format!("{origin} is not usable as a trust anchor"), source })?;
     }
     Ok(roots)
 }
@@ -451,8 +448,8 @@ fn validity(length: Duration) -> (OffsetDateTime, OffsetDateTime) {
     (now - BACKDATE, now + length)
 }
 
-fn new_key_pair(what: &'static str) -> Result<KeyPair, TlsError> {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(TlsError::generate(what))
+fn new_key_pair(what: &'static str) -> Result<KeyPair, Error> {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(Error::generate(what))
 }
 
 fn leaf_params(org: &str, common_name: &str, role: Option<Role>) -> CertificateParams {
@@ -482,17 +479,17 @@ fn client_cert(
     org: &str,
     name: &str,
     role: Role,
-) -> Result<(String, Zeroizing<String>), TlsError> {
+) -> Result<(String, Zeroizing<String>), Error> {
     let key = new_key_pair("client key")?;
     let mut params = leaf_params(org, name, Some(role));
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params.signed_by(&key, issuer).map_err(TlsError::generate("client certificate"))?;
+    let cert = params.signed_by(&key, issuer).map_err(Error::generate("client certificate"))?;
     Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
 }
 
-fn server_sans(names: &[String]) -> Result<Vec<SanType>, TlsError> {
+fn server_sans(names: &[String]) -> Result<Vec<SanType>, Error> {
     if names.is_empty() {
-        return Err(TlsError::NoServerNames);
+        return Err(Error::NoServerNames);
     }
     names
         .iter()
@@ -503,34 +500,34 @@ fn server_sans(names: &[String]) -> Result<Vec<SanType>, TlsError> {
             }
             // rustls only verifies DNS names it can parse; check the same way.
             if name.is_empty() || rustls_pki_types::DnsName::try_from(name).is_err() {
-                return Err(TlsError::InvalidServerName { name: name.to_owned() });
+                return Err(Error::InvalidServerName { name: name.to_owned() });
             }
             name.to_owned()
                 .try_into()
                 .map(SanType::DnsName)
-                .map_err(|_| TlsError::InvalidServerName { name: name.to_owned() })
+                .map_err(|_| Error::InvalidServerName { name: name.to_owned() })
         })
         .collect()
 }
 
 /// Client names end up in a certificate's CN and in file names.
-fn validate_client_name(name: &str) -> Result<(), TlsError> {
+fn validate_client_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(TlsError::InvalidClientName { name: name.to_owned() }) }
+    if ok { Ok(()) } else { Err(Error::InvalidClientName { name: name.to_owned() }) }
 }
 
-fn refuse_existing(path: &Path) -> Result<(), TlsError> {
+fn refuse_existing(path: &Path) -> Result<(), Error> {
     match path.try_exists() {
         Ok(false) => Ok(()),
-        Ok(true) => Err(TlsError::Exists { path: path.to_path_buf() }),
-        Err(e) => Err(TlsError::io("check", path, e)),
+        Ok(true) => Err(Error::Exists { path: path.to_path_buf() }),
+        Err(e) => Err(Error::io("check", path, e)),
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -538,22 +535,22 @@ fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| TlsError::io("create directory", dir, e))
+    builder.create(dir).map_err(|e| Error::io("create directory", dir, e))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
-    fs::read(path).map_err(|e| TlsError::io("read", path, e))
+fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    fs::read(path).map_err(|e| Error::io("read", path, e))
 }
 
 /// Reads a private key file, refusing one that other users can access.
-fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsError> {
+fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = fs::metadata(path).map_err(|e| TlsError::io("read", path, e))?;
+        let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(TlsError::KeyPermissions { path: path.to_path_buf(), mode });
+            return Err(Error::KeyPermissions { path: path.to_path_buf(), mode });
         }
     }
     read_file(path).map(Zeroizing::new)
@@ -570,7 +567,7 @@ enum Mode {
 /// Writes `contents` to `path` atomically: a temporary file in the same
 /// directory (created 0600), fsync, mode, rename, fsync of the directory.
 /// Without `overwrite`, an existing `path` is never replaced.
-fn write_file(path: &Path, contents: &[u8], mode: Mode, overwrite: bool) -> Result<(), TlsError> {
+fn write_file(path: &Path, contents: &[u8], mode: Mode, overwrite: bool) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -578,9 +575,9 @@ fn write_file(path: &Path, contents: &[u8], mode: Mode, overwrite: bool) -> Resu
     let mut tmp = tempfile::Builder::new()
         .prefix(".staffpass-tmp-")
         .tempfile_in(dir)
-        .map_err(|e| TlsError::io("create a temporary file in", dir, e))?;
-    tmp.write_all(contents).map_err(|e| TlsError::io("write", tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| TlsError::io("sync", tmp.path(), e))?;
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    tmp.write_all(contents).map_err(|e| Error::io("write", tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io("sync", tmp.path(), e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -589,20 +586,20 @@ fn write_file(path: &Path, contents: &[u8], mode: Mode, overwrite: bool) -> Resu
             Mode::Private => 0o600,
         };
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(bits))
-            .map_err(|e| TlsError::io("set permissions on", tmp.path(), e))?;
+            .map_err(|e| Error::io("set permissions on", tmp.path(), e))?;
     }
     #[cfg(not(unix))]
     let _ = mode;
     let persisted = if overwrite { tmp.persist(path) } else { tmp.persist_noclobber(path) };
     persisted.map_err(|e| {
         if e.error.kind() == io::ErrorKind::AlreadyExists {
-            TlsError::Exists { path: path.to_path_buf() }
+            Error::Exists { path: path.to_path_buf() }
         } else {
-            TlsError::io("write", path, e.error)
+            Error::io("write", path, e.error)
         }
     })?;
     #[cfg(unix)]
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| TlsError::io("sync directory", dir, e))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync directory", dir, e))?;
     Ok(())
 }
 
@@ -625,8 +622,8 @@ mod tests {
         let sans = server_sans(&["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
         assert_eq!(sans.len(), 3);
         assert!(matches!(sans[1], SanType::IpAddress(_)));
-        assert!(matches!(server_sans(&[]), Err(TlsError::NoServerNames)));
-        assert!(matches!(server_sans(&["bad name".into()]), Err(TlsError::InvalidServerName { .. })));
+        assert!(matches!(server_sans(&[]), Err(Error::NoServerNames)));
+        assert!(matches!(server_sans(&["bad name".into()]), Err(Error::InvalidServerName { .. })));
     }
 
     #[test]

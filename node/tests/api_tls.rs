@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use staffpass_node::api::error::ErrorBody;
 use staffpass_node::api::server::{self, DEFAULT_BODY_LIMIT, Options};
 use staffpass_node::api::{ApiError, Caller, Client, ClientError, Json, Role, require};
-use staffpass_node::tls::{self, Pki, TlsError};
+use staffpass_node::tls::{self, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
@@ -518,7 +518,7 @@ fn init_writes_private_keys_and_refuses_to_overwrite() {
 
     let ca_before = read(pki.ca_cert());
     match Pki::init(&tls_dir, ORG, &names(), false) {
-        Err(e @ TlsError::Exists { .. }) => assert!(e.to_string().contains("--force"), "{e}"),
+        Err(e @ tls::Error::Exists { .. }) => assert!(e.to_string().contains("--force"), "{e}"),
         other => panic!("expected Exists, got {other:?}"),
     }
     assert_eq!(read(pki.ca_cert()), ca_before, "a refused init must not change the CA");
@@ -533,20 +533,20 @@ fn init_writes_private_keys_and_refuses_to_overwrite() {
     let der = tls::certs(&read(&cert), "cert").unwrap().remove(0);
     let caller = staffpass_node::api::auth::caller_from_cert(der.as_ref()).unwrap();
     assert_eq!(caller, Caller { name: "hr-desk-1".into(), role: Role::Hr });
-    assert!(matches!(Pki::issue_client(&tls_dir, "hr-desk-1", Role::Admin), Err(TlsError::Exists { .. })));
-    assert!(matches!(Pki::issue_client(&tls_dir, "../escape", Role::Admin), Err(TlsError::InvalidClientName { .. })));
+    assert!(matches!(Pki::issue_client(&tls_dir, "hr-desk-1", Role::Admin), Err(tls::Error::Exists { .. })));
+    assert!(matches!(Pki::issue_client(&tls_dir, "../escape", Role::Admin), Err(tls::Error::InvalidClientName { .. })));
 
     // Any one existing file blocks init before anything is written.
     let partial = dir.path().join("partial");
     std::fs::create_dir(&partial).unwrap();
     std::fs::write(partial.join(tls::CA_KEY), b"old key").unwrap();
-    assert!(matches!(Pki::init(&partial, ORG, &names(), false), Err(TlsError::Exists { .. })));
+    assert!(matches!(Pki::init(&partial, ORG, &names(), false), Err(tls::Error::Exists { .. })));
     assert_eq!(files(&partial), vec![partial.join(tls::CA_KEY)], "init wrote files before refusing");
     assert_eq!(read(partial.join(tls::CA_KEY)), b"old key");
 
     // Missing names are refused before anything is written.
     let empty = dir.path().join("empty");
-    assert!(matches!(Pki::init(&empty, ORG, &[], false), Err(TlsError::NoServerNames)));
+    assert!(matches!(Pki::init(&empty, ORG, &[], false), Err(tls::Error::NoServerNames)));
     assert!(!empty.exists());
 }
 
@@ -559,7 +559,7 @@ fn server_config_refuses_a_key_others_can_read() {
     tls::server_config(pki.dir()).unwrap();
     std::fs::set_permissions(pki.server_key(), std::fs::Permissions::from_mode(0o644)).unwrap();
     match tls::server_config(pki.dir()) {
-        Err(e @ TlsError::KeyPermissions { .. }) => {
+        Err(e @ tls::Error::KeyPermissions { .. }) => {
             assert!(e.to_string().contains("chmod 600"), "{e}");
         }
         other => panic!("expected KeyPermissions, got {other:?}"),
@@ -573,7 +573,7 @@ fn issue_client_refuses_a_ca_key_that_does_not_match() {
     let pki_a = init_pki(a.path());
     let pki_b = init_pki(b.path());
     std::fs::copy(pki_b.ca_key(), pki_a.ca_key()).unwrap();
-    assert!(matches!(Pki::issue_client(a.path(), "x", Role::Hr), Err(TlsError::CaKeyMismatch { .. })));
+    assert!(matches!(Pki::issue_client(a.path(), "x", Role::Hr), Err(tls::Error::CaKeyMismatch { .. })));
 }
 
 #[tokio::test]

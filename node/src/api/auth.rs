@@ -105,7 +105,7 @@ impl Caller {
 
 /// Why a verified client certificate does not identify a caller.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub enum Error {
     /// The TLS session has no client certificate.
     #[error("no client certificate")]
     NoCertificate,
@@ -128,28 +128,28 @@ pub enum AuthError {
 
 /// Reads the caller from a DER client certificate that rustls has already
 /// verified against the node CA.
-pub fn caller_from_cert(der: &[u8]) -> Result<Caller, AuthError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| AuthError::Parse(e.to_string()))?;
+pub fn caller_from_cert(der: &[u8]) -> Result<Caller, Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| Error::Parse(e.to_string()))?;
     let subject = cert.subject();
 
     let mut units = subject.iter_organizational_unit();
-    let unit = units.next().ok_or(AuthError::MissingRole)?;
+    let unit = units.next().ok_or(Error::MissingRole)?;
     if units.next().is_some() {
-        return Err(AuthError::AmbiguousRole);
+        return Err(Error::AmbiguousRole);
     }
-    let role: Role = unit.as_str().map_err(|_| AuthError::MissingRole)?.parse()?;
+    let role: Role = unit.as_str().map_err(|_| Error::MissingRole)?.parse()?;
 
     let mut names = subject.iter_common_name();
-    let name = names.next().and_then(|cn| cn.as_str().ok()).ok_or(AuthError::MissingName)?;
+    let name = names.next().and_then(|cn| cn.as_str().ok()).ok_or(Error::MissingName)?;
     if names.next().is_some() || name.trim().is_empty() {
-        return Err(AuthError::MissingName);
+        return Err(Error::MissingName);
     }
     Ok(Caller { name: name.to_owned(), role })
 }
 
 /// Reads the caller from a TLS session's peer certificates (end entity first).
-pub fn caller_from_certs(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<Caller, AuthError> {
-    let leaf = certs.and_then(|c| c.first()).ok_or(AuthError::NoCertificate)?;
+pub fn caller_from_certs(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Result<Caller, Error> {
+    let leaf = certs.and_then(|c| c.first()).ok_or(Error::NoCertificate)?;
     caller_from_cert(leaf.as_ref())
 }
 

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::error::{ErrorBody, default_code};
-use crate::tls::{self, TlsError};
+use crate::tls;
 
 /// Default time allowed for one request, including its body.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,7 +43,7 @@ pub enum ClientError {
     #[error("the API client credentials are not usable: {source}")]
     Credentials {
         #[source]
-        source: TlsError,
+        source: tls::Error,
     },
 
     /// The HTTP client could not be built.
