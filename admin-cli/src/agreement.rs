@@ -1,0 +1,157 @@
+//! `agreement init` (offline: writes an unsigned genesis) and `agreement
+//! list|show` (what a node holds).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::Value;
+use staffpass_protocol::roster::{Change, Entry, EntryBody, State, Terms};
+use staffpass_protocol::{AgreementId, Hash};
+
+use crate::connect::{NodeArgs, block_on};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::keys::{Role, Steward};
+use crate::output::{self, Format, Table, cell};
+use crate::parse::{Claims, Moves, Span, Until, now};
+use crate::roster::{describe, dry_run, print_state};
+
+/// Agreement commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the unsigned genesis of a new agreement (offline).
+    ///
+    /// Each steward named then signs it with `roster sign GENESIS --key
+    /// STEWARD.key`; with THRESHOLD signatures it is the agreement's chain
+    /// of one, to submit to a node with `roster submit`.
+    Init {
+        /// The agreement's id: lower-case letters, digits and hyphens (e.g. london-mou).
+        #[arg(long)]
+        id: AgreementId,
+        /// Its title.
+        #[arg(long)]
+        title: String,
+        /// A steward: key file or steward-pk:... text (repeatable).
+        #[arg(long = "steward", value_name = "KEY", required = true)]
+        stewards: Vec<String>,
+        /// Signatures needed for each change (M of the N stewards).
+        #[arg(long, value_name = "M")]
+        threshold: u8,
+        /// Moves covered, comma-separated: rotation, honorary-contract, secondment, emergency-deployment.
+        #[arg(long, value_name = "MOVES")]
+        moves: Moves,
+        /// Checks the signatories accept from each other, comma-separated claims (e.g.
+        /// identity,dbs,training:fire-safety), or `all`.
+        #[arg(long, value_name = "CLAIMS")]
+        accepts: Claims,
+        /// The lawful basis for processing (e.g. "UK GDPR 6(1)(b) and 9(2)(h)").
+        #[arg(long, value_name = "TEXT")]
+        lawful_basis: String,
+        /// How long the roster stays valid without a re-sign, from now (e.g. 90d).
+        #[arg(long, value_name = "SPAN", default_value = "90d", conflicts_with = "valid_until")]
+        valid_for: Span,
+        /// Or: the end of validity (a date or a timestamp).
+        #[arg(long, value_name = "WHEN")]
+        valid_until: Option<Until>,
+        /// The genesis file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// List the agreements a node holds.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Show an agreement as a node holds it: terms, stewards, members.
+    Show {
+        /// The agreement.
+        #[arg(value_name = "ID")]
+        id: AgreementId,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// Runs an agreement command.
+pub fn run(cmd: Command, format: Format) -> Result<()> {
+    match cmd {
+        Command::Init { id, title, stewards, threshold, moves, accepts, lawful_basis, valid_for, valid_until, out } => {
+            let stewards = stewards.iter().map(|s| Steward::public_arg(s)).collect::<Result<_>>()?;
+            let t = now();
+            let valid_until = valid_until.map(|u| u.resolve(t)).unwrap_or_else(|| t.plus_secs(valid_for.0));
+            let body = EntryBody {
+                agreement: id,
+                seq: 0,
+                prev: Hash::default(),
+                issued_at: t,
+                change: Change::Genesis {
+                    title,
+                    terms: Terms { moves: moves.0, accepts: accepts.0, lawful_basis },
+                    stewards,
+                    threshold,
+                    valid_until,
+                },
+            };
+            dry_run(None, &body).map_err(|e| Error::roster("the agreement would be refused", e))?;
+            let entry = Entry::unsigned(body);
+            files::create(&out, &files::to_json_bytes(&entry))?;
+            if format.is_json() {
+                return output::json(&serde_json::json!({
+                    "file": out, "agreement": entry.body.agreement, "hash": entry.hash(),
+                    "summary": describe(&entry.body.change), "entry": entry,
+                }));
+            }
+            output::line(format!("Wrote the unsigned genesis of {} to {}:", entry.body.agreement, out.display()))?;
+            output::line(format!("  {}", describe(&entry.body.change)))?;
+            output::line(format!(
+                "Next: {threshold} of the stewards sign it, each with `staffpass-admin roster sign {} --key STEWARD.key`.",
+                out.display()
+            ))
+        }
+        Command::List { node } => {
+            let client = node.client()?;
+            let list: Vec<Value> = block_on(async { Ok(client.get_json("/v1/agreements").await?) })?;
+            if format.is_json() {
+                return output::json(&list);
+            }
+            let mut t = Table::new(&["agreement", "title", "head", "members", "valid until", "state", "this trust"]);
+            for a in &list {
+                let state = if a["halted"].as_bool() == Some(true) {
+                    "HALTED (equivocation)"
+                } else if a["fresh"].as_bool() == Some(false) {
+                    "EXPIRED"
+                } else {
+                    "ok"
+                };
+                t.row([
+                    cell(&a["id"]),
+                    cell(&a["title"]),
+                    cell(&a["seq"]),
+                    cell(&a["active_members"]),
+                    cell(&a["valid_until"]),
+                    state.into(),
+                    a["member_status"].as_str().unwrap_or("not a member").into(),
+                ]);
+            }
+            t.print_or("This node holds no agreements yet: submit a chain with `staffpass-admin roster submit CHAIN`.")
+        }
+        Command::Show { id, node } => {
+            let client = node.client()?;
+            let v: Value = block_on(async { Ok(client.get_json(&format!("/v1/agreements/{id}")).await?) })?;
+            if format.is_json() {
+                return output::json(&v);
+            }
+            let state: State = serde_json::from_value(v["state"].clone())
+                .map_err(|e| Error::Answer(format!("the agreement's state cannot be read: {e}")))?;
+            let head: Hash = v["head"].as_str().and_then(|h| h.parse().ok()).unwrap_or(state.head);
+            print_state(&state, state.seq, &head)?;
+            if !v["halted"].is_null() {
+                output::line("")?;
+                output::line(
+                    "HALTED: two different validly signed entries were seen at one seq; the stewards must resolve it.",
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
