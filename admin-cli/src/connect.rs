@@ -31,22 +31,22 @@ pub const DEFAULT_NODE: &str = "https://127.0.0.1:7443";
 #[command(next_help_heading = "Node connection")]
 pub struct NodeArgs {
     /// The node's API URL [default: from --data-dir's node.toml, else https://127.0.0.1:7443].
-    #[arg(long, value_name = "URL", env = "STAFFPASS_NODE")]
+    #[arg(long, value_name = "URL", env = "STAFFPASS_NODE", hide_env_values = true)]
     pub node: Option<String>,
     /// The node's CA certificate (PEM) [default: DATA_DIR/tls/ca.pem].
-    #[arg(long, value_name = "FILE", env = "STAFFPASS_CA")]
+    #[arg(long, value_name = "FILE", env = "STAFFPASS_CA", hide_env_values = true)]
     pub ca: Option<PathBuf>,
     /// The client certificate (PEM) [default: DATA_DIR/tls/admin.pem].
-    #[arg(long, value_name = "FILE", env = "STAFFPASS_CERT")]
+    #[arg(long, value_name = "FILE", env = "STAFFPASS_CERT", hide_env_values = true)]
     pub cert: Option<PathBuf>,
     /// The client certificate's private key (PEM) [default: DATA_DIR/tls/admin.key].
-    #[arg(long, value_name = "FILE", env = "STAFFPASS_KEY")]
+    #[arg(long, value_name = "FILE", env = "STAFFPASS_KEY", hide_env_values = true)]
     pub key: Option<PathBuf>,
     /// The data directory of a node on this machine (made by `staffpass-node init`).
-    #[arg(long, value_name = "DIR", env = "STAFFPASS_DATA_DIR")]
+    #[arg(long, value_name = "DIR", env = "STAFFPASS_DATA_DIR", hide_env_values = true)]
     pub data_dir: Option<PathBuf>,
     /// A TOML file with node, ca, cert, key and/or data_dir.
-    #[arg(long, value_name = "FILE", env = "STAFFPASS_ADMIN_CONFIG")]
+    #[arg(long, value_name = "FILE", env = "STAFFPASS_ADMIN_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
 }
 

@@ -125,7 +125,7 @@ pub enum Error {
         source: roster::Error,
     },
     /// A change is refused by the roster rules.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", reason(source))]
     Roster {
         /// What was being done.
         context: String,
@@ -268,6 +268,15 @@ impl Error {
     /// A roster error with what was being done.
     pub fn roster(context: impl Into<String>, source: roster::Error) -> Self {
         Error::Roster { context: context.into(), source }
+    }
+}
+
+/// A roster refusal without the "change refused:" prefix when a context
+/// already says so.
+fn reason(e: &roster::Error) -> String {
+    match e {
+        roster::Error::Invalid(c) => c.to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -636,7 +636,14 @@ fn sign(path: &Path, key_path: &Path, chain_path: Option<&Path>, out: Option<&Pa
     let have = entry.signatures.len() + usize::from(!already);
     let mut f = Fields::new();
     f.add("agreement", entry.body.agreement.to_string())
-        .add("entry", format!("{} (after {})", entry.body.seq, short(&entry.body.prev.to_string(), 16)))
+        .add(
+            "entry",
+            if is_genesis {
+                "0 (genesis)".to_string()
+            } else {
+                format!("{} (after {})", entry.body.seq, short(&entry.body.prev.to_string(), 16))
+            },
+        )
         .add("issued at", entry.body.issued_at.to_string())
         .add("change", describe(&entry.body.change))
         .add(
@@ -700,6 +707,8 @@ fn sign(path: &Path, key_path: &Path, chain_path: Option<&Path>, out: Option<&Pa
 
 fn show(path: &Path, format: Format) -> Result<()> {
     match read_file(path)? {
+        // A fully signed genesis is a chain of one: show it as one.
+        RosterFile::Entry(e) if e.body.seq == 0 && Chain::new((*e).clone()).is_ok() => show_chain(vec![*e], format),
         RosterFile::Entry(e) => show_change(&e, format),
         RosterFile::Chain(entries) => show_chain(entries, format),
     }
@@ -847,9 +856,10 @@ fn verify(path: &Path, format: Format) -> Result<()> {
                 }))?;
             } else {
                 output::line(format!(
-                    "Valid: {} ({}), {n} entries, head entry {} ({}), {} member(s), valid until {}.",
+                    "Valid: {} ({}), {n} entr{}, head entry {} ({}), {} member(s), valid until {}.",
                     st.agreement,
                     st.title,
+                    if n == 1 { "y" } else { "ies" },
                     c.seq(),
                     short(&c.head().to_string(), 16),
                     st.members.len(),
