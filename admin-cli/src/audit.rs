@@ -82,12 +82,12 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                         return output::json(&v);
                     }
                     let report = &v["report"];
-                    let detail = match report.as_object() {
-                        Some(o) if !o.is_empty() => {
-                            o.iter().map(|(k, v)| format!("{k} {}", cell(v))).collect::<Vec<_>>().join(", ")
-                        }
-                        _ => cell(report),
-                    };
+                    let detail = format!(
+                        "{} entries, head entry {} ({})",
+                        cell(&report["entries"]),
+                        cell(&report["head"]["seq"]),
+                        cell(&report["head"]["hash"])
+                    );
                     output::line(format!("The audit log verifies: {detail}."))
                 }
                 Err(ClientError::Status { status, message, .. }) if status.as_u16() == 409 => {
@@ -107,15 +107,17 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
 pub fn print_entries(entries: &[Value], empty: &str) -> Result<()> {
     let mut t = Table::new(&["seq", "at", "actor", "action", "about", "reason"]);
     for e in entries {
+        // The event's fields sit under `event` (flat entries are read too).
+        let ev = e.get("event").filter(|v| v.is_object()).unwrap_or(e);
         let about: Vec<String> =
-            ["staff", "org", "object"].iter().filter(|k| !e[**k].is_null()).map(|k| cell(&e[*k])).collect();
+            ["staff", "org", "object"].iter().filter(|k| !ev[**k].is_null()).map(|k| cell(&ev[*k])).collect();
         t.row([
             cell(&e["seq"]),
-            cell(e.get("at").or_else(|| e.get("time")).unwrap_or(&Value::Null)),
-            cell(&e["actor"]),
-            cell(&e["action"]),
+            cell(e.get("at").unwrap_or(&Value::Null)),
+            cell(&ev["actor"]),
+            cell(&ev["action"]),
             about.join(" "),
-            cell(&e["reason"]),
+            cell(&ev["reason"]),
         ]);
     }
     t.print_or(empty)

@@ -231,15 +231,22 @@ fn hex_of(c: &Consent) -> String {
     c.signing_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A consent state (`{"state": "delivered", "at": ...}`) in words.
+/// A consent state in words. The node sends `{"state": "delivered", "at": ...}`;
+/// `"pending"` and `{"delivered": {"at": ...}}` are read too.
 fn state_text(s: &Value) -> String {
-    let name = cell(&s["state"]);
+    let (name, fields) = match s {
+        Value::String(n) => (n.clone(), &Value::Null),
+        Value::Object(o) if o.contains_key("state") => (cell(&s["state"]), s),
+        Value::Object(o) if o.len() == 1 => o.iter().next().map(|(k, v)| (k.clone(), v)).unwrap_or_default(),
+        other => (cell(other), &Value::Null),
+    };
     match name.as_str() {
         "awaiting-staff-signature" => "awaiting the staff member's signature".into(),
-        "delivered" => format!("delivered {}", cell(&s["at"])),
-        "rejected" => format!("rejected by the receiver: {}", cell(&s["reason"])),
-        "withdrawn" if s["erased"].is_null() => "withdrawn, erasure not yet confirmed".into(),
-        "withdrawn" => format!("withdrawn, erased {}", cell(&s["erased"])),
+        "pending" => "pending: waiting to be delivered".into(),
+        "delivered" => format!("delivered {}", cell(&fields["at"])),
+        "rejected" => format!("rejected by the receiver: {}", cell(&fields["reason"])),
+        "withdrawn" if fields["erased"].is_null() => "withdrawn, erasure not yet confirmed".into(),
+        "withdrawn" => format!("withdrawn, erased {}", cell(&fields["erased"])),
         _ => name,
     }
 }

@@ -196,13 +196,20 @@ fn import(file: &Path, partial: bool, f: Option<ImportFormat>, node: &NodeArgs, 
             }
             print_report(&report)
         }
-        Err(ClientError::Status { code, message, details: Some(report), .. }) if code == "rows-rejected" => {
+        Err(ClientError::Status { code, details: Some(report), .. }) if code == "rows-rejected" => {
             if format.is_json() {
                 output::json(&report)?;
             } else {
                 print_report(&report)?;
             }
-            Err(Error::ImportRejected { message })
+            let n = |k: &str| report[k].as_u64().unwrap_or(0);
+            Err(Error::ImportRejected {
+                message: format!(
+                    "{} of {} rows were refused, so nothing was imported: fix them, or import the good rows with --partial",
+                    n("rejected"),
+                    n("rows")
+                ),
+            })
         }
         Err(e) => Err(e.into()),
     }
