@@ -460,3 +460,41 @@ fn completions_and_man_page_render() {
     admin(d.path(), &["man", "--out-dir", "man"]).ok();
     assert!(d.path().join("man/staffpass-admin-roster-sign.1").exists());
 }
+
+/// Runs `staffpass-admin args` on a pseudo-terminal (via util-linux
+/// `script`), typing `input`; `None` if `script` is not installed.
+fn on_terminal(dir: &Path, args: &str, input: &str) -> Option<(i32, String)> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{} {args}", common::BIN), "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    Some((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+#[test]
+fn on_a_terminal_signing_shows_the_change_and_asks() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    keys(dir);
+    init(dir, "london-mou", "g.json");
+    let before = read(dir.join("g.json"));
+    let Some((code, screen)) = on_terminal(dir, "roster sign g.json --key a.key", "n\n") else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("create agreement \"London MOU\"") && screen.contains("[y/N]"), "{screen}");
+    assert_eq!(read(dir.join("g.json")), before, "declined: nothing written");
+    let (code, screen) = on_terminal(dir, "roster sign g.json --key a.key", "y\n").unwrap();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("1 of 2 needed"), "{screen}");
+    assert_eq!(entries(dir.join("g.json"))[0].signatures.len(), 1);
+}
