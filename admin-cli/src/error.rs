@@ -174,6 +174,22 @@ pub enum Error {
         /// The first differing seq.
         seq: u64,
     },
+    /// The node's roster is shorter than the local copy.
+    #[error(
+        "the node holds {agreement} only up to entry {node_seq}, but {} has entry {local_seq}; it was left \
+         unchanged. Fetch from an up-to-date node, or give this node your copy with `roster submit`",
+        path.display()
+    )]
+    Behind {
+        /// The agreement.
+        agreement: AgreementId,
+        /// The local file.
+        path: PathBuf,
+        /// The node's head seq.
+        node_seq: u64,
+        /// The local head seq.
+        local_seq: u64,
+    },
     /// Signing needs a confirmation that cannot be asked for.
     #[error("not signing: there is no terminal to confirm on. {check}, then sign with --yes")]
     NeedConfirmation {
@@ -242,6 +258,7 @@ impl Error {
             | Error::NotExtending { .. }
             | Error::NotSteward { .. }
             | Error::Fork { .. }
+            | Error::Behind { .. }
             | Error::ImportRejected { .. }
             | Error::AuditBroken { .. } => Exit::Refused,
             Error::Client(ClientError::Status { status, .. }) if status.is_client_error() && status.as_u16() != 404 => {

@@ -252,7 +252,9 @@ pub enum Propose {
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
         Command::Propose(p) => propose(p, format),
-        Command::Sign { change, key, chain, out, yes } => sign(&change, &key, chain.as_deref(), out.as_deref(), yes),
+        Command::Sign { change, key, chain, out, yes } => {
+            sign(&change, &key, chain.as_deref(), out.as_deref(), yes, format)
+        }
         Command::Show { file } => show(&file, format),
         Command::Verify { chain } => verify(&chain, format),
         Command::Append { chain, change, out } => append(&chain, &change, out.as_deref(), format),
@@ -593,7 +595,14 @@ fn change_json(entry: &Entry) -> serde_json::Value {
 
 // -------------------------------------------------------------------- sign
 
-fn sign(path: &Path, key_path: &Path, chain_path: Option<&Path>, out: Option<&Path>, yes: bool) -> Result<()> {
+fn sign(
+    path: &Path,
+    key_path: &Path,
+    chain_path: Option<&Path>,
+    out: Option<&Path>,
+    yes: bool,
+    format: Format,
+) -> Result<()> {
     let mut entry = read_change(path)?;
     let key = Steward::load_secret(key_path)?;
     let me = key.public();
@@ -664,9 +673,28 @@ fn sign(path: &Path, key_path: &Path, chain_path: Option<&Path>, out: Option<&Pa
     }
 
     entry.sign(&key);
+    let complete = entry.signatures.len() >= usize::from(threshold);
+    if complete {
+        // With enough signatures the change must apply as it stands; check
+        // that before writing anything.
+        roster::apply(state.as_ref(), &entry)
+            .map_err(|e| Error::roster("signed, but the change is still refused", e))?;
+    }
     let target = out.unwrap_or(path);
     write_entry(target, &entry, out.is_none() || target == path)?;
 
+    if format.is_json() {
+        return output::json(&json!({
+            "file": target,
+            "agreement": entry.body.agreement,
+            "seq": entry.body.seq,
+            "hash": entry.hash(),
+            "signed_by": entry.signatures.iter().map(|s| s.steward).collect::<Vec<_>>(),
+            "signatures": entry.signatures.len(),
+            "needed": threshold,
+            "complete": complete,
+        }));
+    }
     if yes {
         // Without --yes the summary was shown with the question.
         output::print(&summary)?;
@@ -680,27 +708,20 @@ fn sign(path: &Path, key_path: &Path, chain_path: Option<&Path>, out: Option<&Pa
         entry.signatures.len(),
         threshold
     ))?;
-    if entry.signatures.len() >= usize::from(threshold) {
-        let complete = match &state {
-            None => roster::apply(None, &entry).map(drop),
-            Some(st) => roster::apply(Some(st), &entry).map(drop),
-        };
-        match complete {
-            Ok(()) if is_genesis => output::line(format!(
-                "The genesis is complete: {} is now a chain of one. Submit it with `staffpass-admin roster submit {}`.",
-                target.display(),
-                target.display()
-            ))?,
-            Ok(()) => output::line(format!(
-                "Ready: submit it with `staffpass-admin roster submit {}`, then `roster append` it to your chain.",
-                target.display()
-            ))?,
-            Err(e) => return Err(Error::roster("signed, but the change is still refused", e)),
-        }
+    if !complete {
+        output::line(format!("Pass {} to the next steward.", target.display()))
+    } else if is_genesis {
+        output::line(format!(
+            "The genesis is complete: {} is now a chain of one. Submit it with `staffpass-admin roster submit {}`.",
+            target.display(),
+            target.display()
+        ))
     } else {
-        output::line(format!("Pass {} to the next steward.", target.display()))?;
+        output::line(format!(
+            "Ready: submit it with `staffpass-admin roster submit {}`, then `roster append` it to your chain.",
+            target.display()
+        ))
     }
-    Ok(())
 }
 
 // -------------------------------------------------------------- show/verify
@@ -948,11 +969,18 @@ fn fetch(agreement: &AgreementId, out: &Path, node: &NodeArgs, format: Format) -
     }
     if out.exists() {
         let old = read_chain_file(out)?;
-        if let Some(first) = old.first().filter(|e| e.body.agreement == *agreement) {
-            let _ = first;
+        if old.first().is_some_and(|e| e.body.agreement == *agreement) {
             let differs = old.iter().zip(chain.entries()).position(|(a, b)| a.hash() != b.hash());
-            if let Some(i) = differs.or((old.len() > chain.entries().len()).then_some(chain.entries().len())) {
+            if let Some(i) = differs {
                 return Err(Error::Fork { agreement: agreement.clone(), path: out.into(), seq: i as u64 });
+            }
+            if old.len() > chain.entries().len() {
+                return Err(Error::Behind {
+                    agreement: agreement.clone(),
+                    path: out.into(),
+                    node_seq: chain.seq(),
+                    local_seq: old.len() as u64 - 1,
+                });
             }
         }
     }

@@ -144,7 +144,9 @@ fn two_of_three_stewards_make_a_valid_agreement() {
     let half = admin(dir, &["roster", "verify", "genesis.json"]);
     assert!(half.fails(3).contains("1 valid steward signatures, 2 needed"), "{}", half.stderr);
     assert_eq!(admin(dir, &["roster", "verify", "--json", "genesis.json"]).json()["valid"], false);
-    admin(dir, &["roster", "sign", "genesis.json", "--key", "c.key", "--yes"]).ok();
+    let signed = admin(dir, &["roster", "sign", "--json", "genesis.json", "--key", "c.key", "--yes"]).json();
+    assert_eq!((signed["signatures"].as_u64(), signed["needed"].as_u64()), (Some(2), Some(2)), "{signed}");
+    assert_eq!(signed["complete"], true);
     admin(dir, &["roster", "verify", "genesis.json"]).ok();
     let v = admin(dir, &["roster", "verify", "--json", "genesis.json"]).json();
     assert_eq!(v["valid"], true);
