@@ -83,3 +83,68 @@ pub fn conflicting(chain: &Chain, seq: u64, signers: &[StewardSecretKey]) -> Ent
     }
     e
 }
+
+/// Sample values of every signed type, for tests that need one of each.
+pub mod samples {
+    use staffpass_protocol::claims::ClaimKind;
+    use staffpass_protocol::consent::{Consent, Withdrawal};
+    use staffpass_protocol::credential::{self, Credential, Disclosure};
+    use staffpass_protocol::ids::{ConsentId, CredentialId, MessageId};
+    use staffpass_protocol::receipt::{Outcome, Receipt};
+    use staffpass_protocol::revocation::{Revocation, RevocationReason};
+    use staffpass_protocol::roster::EntryBody;
+    use staffpass_protocol::testkit::{self, issuer, org};
+
+    pub fn credential() -> Credential {
+        let parts = super::fixed_parts();
+        credential::issue(&issuer("RJZ", 0), parts.credential, &parts.all).body
+    }
+
+    pub fn disclosure() -> Disclosure {
+        super::fixed_parts().all.remove(0)
+    }
+
+    pub fn consent() -> Consent {
+        super::fixed_parts().consent
+    }
+
+    pub fn withdrawal() -> Withdrawal {
+        Withdrawal {
+            consent: ConsentId::from_bytes([2; 16]),
+            subject: consent().subject,
+            home: org("RJZ"),
+            receiver: org("RJ1"),
+            withdrawn_at: testkit::now(),
+            issuer_key: issuer("RJZ", 0).public(),
+        }
+    }
+
+    pub fn revocation() -> Revocation {
+        Revocation {
+            credential: CredentialId::from_bytes([1; 16]),
+            issuer: org("RJZ"),
+            reason: RevocationReason::TrainingExpiry,
+            revoked_at: testkit::now(),
+            issuer_key: issuer("RJZ", 0).public(),
+        }
+    }
+
+    pub fn receipt() -> Receipt {
+        Receipt {
+            message: MessageId::from_bytes([0x11; 16]),
+            receiver: org("RJ1"),
+            outcome: Outcome::Received {
+                consent: ConsentId::from_bytes([2; 16]),
+                credential: CredentialId::from_bytes([1; 16]),
+                claims: [ClaimKind::Identity].into_iter().collect(),
+            },
+            at: testkit::now(),
+            issuer_key: issuer("RJ1", 0).public(),
+        }
+    }
+
+    /// The standard roster's add-member entry (RJZ).
+    pub fn entry_body() -> EntryBody {
+        testkit::roster().chain.entries()[1].body.clone()
+    }
+}
