@@ -908,7 +908,11 @@ impl Chain {
         let seq = entry.body.seq;
         if seq <= self.state.seq {
             let idx = usize::try_from(seq).unwrap_or(usize::MAX);
-            let existing = &self.entries[idx];
+            // A chain read back from storage may hold fewer entries than its
+            // state says: refuse rather than index past them.
+            let Some(existing) = self.entries.get(idx) else {
+                return Err(Error::Gap { from: self.entries.len() as u64, to: seq });
+            };
             if existing.hash() == entry.hash() {
                 return Ok(Appended::AlreadyHave);
             }
