@@ -325,7 +325,12 @@ fn corpus() -> &'static Corpus {
         .push(Change::SetStewards { stewards: (0..3).map(|i| steward(i).public()).collect(), threshold: 2 })
         .push(resign_change);
         let entries = r.chain.entries().to_vec();
-        let before = (0..entries.len()).map(|i| i.checked_sub(1).and_then(|p| r.chain.state_at(p as u64))).collect();
+        let mut before = Vec::new();
+        let mut state = None;
+        for e in &entries {
+            before.push(state.clone());
+            state = Some(roster::apply(state.as_ref(), e).unwrap());
+        }
         Corpus { entries, before }
     })
 }
@@ -804,4 +809,18 @@ fn chain_accessors() {
     use staffpass_protocol::roster::Rosters;
     assert!(chain.roster(&agreement()).is_some());
     assert!(chain.roster(&"kent-mou".parse().unwrap()).is_none());
+}
+
+#[test]
+fn a_stored_chain_that_does_not_hold_together_is_refused_not_panicked_on() {
+    // A Chain read back from storage (it is Serialize/Deserialize) whose
+    // entries were lost or cut short, but whose state survived.
+    let r = roster();
+    let mut json = serde_json::to_value(&r.chain).unwrap();
+    json["entries"].as_array_mut().unwrap().truncate(1);
+    let mut broken: Chain = serde_json::from_value(json).unwrap();
+    let old = r.chain.entries()[2].clone();
+    assert!(broken.append(old).is_err());
+    let other = conflicting(&r.chain, 2, &r.stewards[0..2]);
+    assert!(broken.append(other).is_err());
 }
