@@ -761,8 +761,11 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             if m.status == Removed {
                 return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
             }
+            // Count the current keys after the change: a rotation that
+            // retires one key as it adds another keeps the count.
             let current = m.keys.iter().filter(|k| k.retired_at.is_none()).count();
-            check_count("issuer_keys", current + 1, 1, limits::MAX_PER_MEMBER)?;
+            let after = current + 1 - usize::from(retire.is_some());
+            check_count("issuer_keys", after, 1, limits::MAX_PER_MEMBER)?;
             if let Some(old) = retire {
                 let rec = m
                     .keys
@@ -905,7 +908,11 @@ impl Chain {
         let seq = entry.body.seq;
         if seq <= self.state.seq {
             let idx = usize::try_from(seq).unwrap_or(usize::MAX);
-            let existing = &self.entries[idx];
+            // A chain read back from storage may hold fewer entries than its
+            // state says: refuse rather than index past them.
+            let Some(existing) = self.entries.get(idx) else {
+                return Err(Error::Gap { from: self.entries.len() as u64, to: seq });
+            };
             if existing.hash() == entry.hash() {
                 return Ok(Appended::AlreadyHave);
             }
