@@ -213,11 +213,10 @@ impl SledStore {
             OpenMode::Existing => {}
             OpenMode::Create => {
                 if !dir.is_dir() {
-                    fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(dir)
-                        .map_err(|e| Error::Io { op: "create the store directory", detail: e.to_string() })?;
+                    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::Io {
+                        op: "create the store directory",
+                        detail: format!("{}: {e}", dir.display()),
+                    })?;
                 }
             }
         }
