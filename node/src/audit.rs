@@ -473,7 +473,7 @@ impl Audit {
         let pending = match self.store.apply(batch) {
             Ok(p) => p,
             Err(e) => {
-                if matches!(e, store::Error::AlreadyExists { tree: Tree::Audit, .. }) {
+                if matches!(e, store::Error::AlreadyExists { tree: Tree::Audit | Tree::AuditByStaff, .. }) {
                     // Someone else appended to this store: follow them, so
                     // the next commit does not fail the same way.
                     tracing::error!("the audit log was appended to by another writer; reloading its head");

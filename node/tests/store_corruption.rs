@@ -189,3 +189,15 @@ fn a_store_without_metadata_is_never_reinitialised() {
     let err = SledStore::open_with(dir.path(), &key(), OpenMode::Create, &config()).unwrap_err();
     assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("metadata is missing")), "{err}");
 }
+
+#[test]
+fn a_lost_main_file_is_damage_not_an_empty_directory() {
+    let base = healthy_store();
+    let dir = copy_of(base.path());
+    fs::remove_file(dir.path().join("db")).unwrap();
+    for mode in [OpenMode::Existing, OpenMode::Create] {
+        let err = SledStore::open_with(dir.path(), &key(), mode, &config()).unwrap_err();
+        assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("missing")), "{mode:?}: {err}");
+    }
+    assert!(!dir.path().join("db").exists(), "no fresh store was made over the remains");
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use staffpass_node::keys::DataKey;
-use staffpass_node::store::{Batch, Error, MemStore, OpenMode, SledStore, Store, Tree};
+use staffpass_node::store::{Batch, Error, MemStore, OpenMode, Pending, SledStore, Store, Tree};
 
 fn key() -> DataKey {
     DataKey::from_bytes([0x5a; 32])
@@ -280,4 +280,19 @@ fn a_returned_commit_survives_a_crash() {
     let store = SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap();
     assert_eq!(store.scan_prefix(Tree::Outbox, b"crash/").unwrap().len(), 20);
     assert_eq!(store.scan_prefix(Tree::Staff, b"crash/").unwrap().len(), 20);
+}
+
+#[test]
+fn a_ticket_from_elsewhere_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let err = store.wait_durable(Pending::new(1_000)).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    // It did not mark anything durable: the next commit still waits for
+    // its own flush.
+    let mut b = Batch::new();
+    b.put(Tree::Outbox, "k", "v");
+    store.commit(b).unwrap();
+    assert_eq!(store.stats().durable_commits, 1);
+    assert_eq!(store.stats().flushes, 1);
 }

@@ -406,3 +406,37 @@ pub(crate) fn show_key(key: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_are_listed_in_index_order_with_unique_names() {
+        for (i, t) in Tree::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i, "{t}");
+        }
+        let mut names: Vec<_> = Tree::ALL.iter().map(|t| t.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Tree::ALL.len());
+        assert!(names.iter().all(|n| !n.contains('\0')), "names go into the AAD, NUL-separated");
+    }
+
+    #[test]
+    fn exactly_the_personal_trees_are_personal() {
+        let personal: Vec<_> = Tree::ALL.into_iter().filter(|t| t.personal()).collect();
+        assert_eq!(personal, [Tree::Staff, Tree::Credentials, Tree::Consents, Tree::Received]);
+    }
+
+    #[test]
+    fn keys_show_as_text_or_hex() {
+        assert_eq!(show_key(b"st-0001"), "st-0001");
+        assert_eq!(show_key(&[0, 1, 0xff]), "0x0001ff");
+        assert!(show_key(&[b'a'; 500]).len() < 110);
+        assert_eq!(
+            format!("{:?}", Op::Put { tree: Tree::Staff, key: b"k".to_vec(), value: b"secret".to_vec() }),
+            "Put(staff, k)"
+        );
+    }
+}

@@ -45,6 +45,8 @@ const META_COMMITS: &[u8] = b"store/commits";
 
 /// sled's main file inside the store directory.
 const SLED_DB_FILE: &str = "db";
+/// sled's configuration file inside the store directory.
+const SLED_CONF_FILE: &str = "conf";
 /// The durable-commit watermark, beside sled's files.
 const WATERMARK_FILE: &str = "staffpass.watermark";
 const WATERMARK_MAGIC: &[u8; 8] = b"SPWMARK1";
@@ -92,6 +94,8 @@ struct Inner {
     trees: Vec<sled::Tree>,
     sealer: Sealer,
     group: GroupCommit,
+    /// Declared last, so dropped after `db` and `trees`.
+    _release: WaitForRelease,
 }
 
 struct GroupCommit {
@@ -103,6 +107,8 @@ struct GroupCommit {
 }
 
 struct GroupState {
+    /// The highest ticket handed out by `apply`.
+    applied: u64,
     /// The highest ticket a committer is waiting for.
     requested: u64,
     /// Every ticket up to this one is on disk.
@@ -137,6 +143,43 @@ struct Opened {
     schema: Option<sled::IVec>,
     fingerprint: Option<sled::IVec>,
     commits: Option<sled::IVec>,
+    /// Declared last, so dropped after `db` and `trees`.
+    release: WaitForRelease,
+}
+
+/// Dropped after sled's handles, waits until sled has really let go of
+/// its files. sled 0.34 finishes queued log writes on its I/O threads after
+/// the last handle is dropped, and only then closes the file that carries
+/// its lock; without this wait, reopening the store in the same process
+/// right after a close (or after a refused open) can fail as locked.
+struct WaitForRelease {
+    db_file: PathBuf,
+}
+
+/// How long a close waits for sled's I/O threads before giving up.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+impl Drop for WaitForRelease {
+    fn drop(&mut self) {
+        let Ok(file) = fs::File::open(&self.db_file) else { return };
+        if fs2::FileExt::try_lock_exclusive(&file).is_ok() {
+            let _ = fs2::FileExt::unlock(&file);
+            return;
+        }
+        // Blocking on the lock is waiting for the exact event; do it on a
+        // helper thread so that, should another process take the store
+        // in between, this close gives up instead of hanging.
+        let (tx, rx) = sync_channel(1);
+        let spawned = std::thread::Builder::new().name("store-release".into()).spawn(move || {
+            if fs2::FileExt::lock_exclusive(&file).is_ok() {
+                let _ = fs2::FileExt::unlock(&file);
+            }
+            let _ = tx.send(());
+        });
+        if spawned.is_err() || rx.recv_timeout(RELEASE_WAIT).is_err() {
+            tracing::warn!(file = %self.db_file.display(), "the store's files were not released in time");
+        }
+    }
 }
 
 enum Prepared {
@@ -156,28 +199,37 @@ impl SledStore {
     pub fn open_with(dir: &Path, key: &DataKey, mode: OpenMode, config: &Config) -> Result<SledStore, Error> {
         let path = dir.to_path_buf();
         let preexisting = fs::symlink_metadata(dir.join(SLED_DB_FILE)).is_ok();
+        let leftovers = [WATERMARK_FILE, SLED_CONF_FILE].iter().any(|f| fs::symlink_metadata(dir.join(f)).is_ok());
+        if !preexisting && leftovers {
+            // A store was here and lost its main file: never answer that
+            // with "no store" (which invites a fresh init over the remains).
+            return Err(Error::Corrupt {
+                path,
+                detail: format!("the store's main file ({SLED_DB_FILE}) is missing but its other files are present"),
+            });
+        }
         match mode {
             OpenMode::Existing if !dir.is_dir() || !preexisting => return Err(Error::NotFound { path }),
             OpenMode::Existing => {}
             OpenMode::Create => {
                 if !dir.is_dir() {
-                    fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(dir)
-                        .map_err(|e| Error::Io { op: "create the store directory", detail: e.to_string() })?;
+                    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::Io {
+                        op: "create the store directory",
+                        detail: format!("{}: {e}", dir.display()),
+                    })?;
                 }
             }
         }
 
+        // Any early return below drops `opened`, which waits for sled to
+        // release the store before the error reaches the caller.
         let opened = open_watched(&path, config)?;
-        let Opened { db, trees, schema, fingerprint, commits } = opened;
         let corrupt = |detail: String| Error::Corrupt { path: path.clone(), detail };
         let expected_fp = seal::fingerprint(key);
 
-        let commits = match (schema, fingerprint) {
+        let commits = match (&opened.schema, &opened.fingerprint) {
             (None, None) if !preexisting => {
-                initialise(&path, &trees, &db, &expected_fp)?;
+                initialise(&path, &opened.trees, &opened.db, &expected_fp)?;
                 write_watermark(&path, 0)?;
                 tracing::info!(path = %path.display(), schema = SCHEMA_VERSION, "created a new store");
                 0
@@ -198,9 +250,9 @@ impl SledStore {
                 if fp.as_ref() != expected_fp.as_slice() {
                     return Err(Error::ForeignDataDir { path });
                 }
-                match commits {
+                match &opened.commits {
                     None => 0,
-                    Some(c) => decode_u64(&c).ok_or_else(|| corrupt("the commit counter is damaged".into()))?,
+                    Some(c) => decode_u64(c).ok_or_else(|| corrupt("the commit counter is damaged".into()))?,
                 }
             }
             (None, Some(_)) => return Err(corrupt("the schema version record is missing".into())),
@@ -210,11 +262,13 @@ impl SledStore {
 
         let inner = Arc::new(Inner {
             path,
-            db,
-            trees,
+            db: opened.db,
+            trees: opened.trees,
+            _release: opened.release,
             sealer: Sealer::new(key),
             group: GroupCommit {
                 state: Mutex::new(GroupState {
+                    applied: commits,
                     requested: commits,
                     durable: commits,
                     failed: None,
@@ -429,7 +483,11 @@ impl Store for SledStore {
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| inner.trees.as_slice().transaction(run)));
         match outcome {
-            Ok(Ok(ticket)) => Ok(Pending::new(ticket)),
+            Ok(Ok(ticket)) => {
+                let mut st = inner.group.lock();
+                st.applied = st.applied.max(ticket);
+                Ok(Pending::new(ticket))
+            }
             Ok(Err(TransactionError::Abort(e))) => Err(e),
             Ok(Err(TransactionError::Storage(e))) => Err(from_sled(&inner.path, "commit", e)),
             Err(panic) => Err(Error::Corrupt {
@@ -443,6 +501,11 @@ impl Store for SledStore {
         let ticket = pending.ticket();
         let group = &self.inner.group;
         let mut st = group.lock();
+        if ticket > st.applied {
+            // Not a ticket of this store: waiting on it could mark commits
+            // durable that are not.
+            return Err(Error::Io { op: "wait for durability", detail: format!("unknown commit ticket {ticket}") });
+        }
         if st.requested < ticket {
             st.requested = ticket;
             group.work.notify_one();
@@ -580,6 +643,10 @@ fn run_watched<T: Send + 'static>(
 fn open_and_scan(path: &Path, cache: u64, progress: &AtomicU64) -> Result<Opened, Error> {
     let tick = || progress.fetch_add(1, Ordering::Relaxed);
     let db = sled::Config::new().path(path).cache_capacity(cache).open().map_err(|e| from_sled(path, "open", e))?;
+    // From here on sled holds the lock: bind the guard before `db`, so that
+    // on an early return it drops after it.
+    let release = WaitForRelease { db_file: path.join(SLED_DB_FILE) };
+    let db = db;
     tick();
     let mut trees = Vec::with_capacity(Tree::ALL.len());
     for t in Tree::ALL {
@@ -602,7 +669,7 @@ fn open_and_scan(path: &Path, cache: u64, progress: &AtomicU64) -> Result<Opened
     let meta = &trees[Tree::Meta.index()];
     let read = |k: &[u8]| meta.get(k).map_err(|e| from_sled(path, "read metadata", e));
     let (schema, fingerprint, commits) = (read(META_SCHEMA)?, read(META_FINGERPRINT)?, read(META_COMMITS)?);
-    Ok(Opened { db, trees, schema, fingerprint, commits })
+    Ok(Opened { db, trees, schema, fingerprint, commits, release })
 }
 
 fn initialise(path: &Path, trees: &[sled::Tree], db: &sled::Db, fp: &[u8; 32]) -> Result<(), Error> {
