@@ -521,8 +521,12 @@ impl Store for SledStore {
         }
     }
 
+    /// Flushes, then records the durable commit count, so a log truncated
+    /// after a clean shutdown is caught at the next open.
     fn flush(&self) -> Result<(), Error> {
-        self.inner.flush_db()
+        self.inner.flush_db()?;
+        let commits = self.inner.commit_count()?;
+        write_watermark(&self.inner.path, commits)
     }
 }
 
