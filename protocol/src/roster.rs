@@ -923,10 +923,17 @@ impl Chain {
                 Some(prev) => self.state_at(prev).is_some_and(|st| apply(Some(&st), &entry).is_ok()),
             };
             if !valid {
+                // Not a valid alternative at its position. A signature or
+                // content fault is reported as such; one that does not even
+                // link there is just an entry for a seq already taken.
                 let st = seq.checked_sub(1).and_then(|p| self.state_at(p));
-                return Err(apply(st.as_ref(), &entry)
-                    .err()
-                    .unwrap_or(Error::WrongSeq { expected: self.state.seq + 1, found: seq }));
+                let taken = Error::WrongSeq { expected: self.state.seq + 1, found: seq };
+                return Err(match apply(st.as_ref(), &entry) {
+                    Err(Error::BadPrev { .. } | Error::IssuedBeforePrevious { .. } | Error::NotGenesis) | Ok(_) => {
+                        taken
+                    }
+                    Err(e) => e,
+                });
             }
             let eq = Equivocation { seq, existing: existing.clone(), conflicting: entry };
             // Refuse both: fall back to the state before the seq, keep the
