@@ -8,9 +8,11 @@
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod flows;
 pub mod keys;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod rosters;
 pub mod store;
 pub mod tls;

@@ -49,7 +49,8 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes canonical bytes into `T`, refusing more than `max` bytes and any
-/// trailing bytes.
+/// trailing bytes. Non-canonical encodings of a value are read as that
+/// value; use [`from_canonical_bytes`] for anything received.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, Error> {
     if bytes.len() > max {
         return Err(Error::TooLarge { len: bytes.len(), max });
@@ -58,6 +59,29 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static 
         postcard::take_from_bytes(bytes).map_err(|e| Error::Malformed { what, reason: e.to_string() })?;
     if !rest.is_empty() {
         return Err(Error::TrailingBytes { what, extra: rest.len() });
+    }
+    Ok(value)
+}
+
+/// Decodes canonical bytes into `T` as [`from_bytes`] does, and also
+/// refuses every encoding but the canonical one.
+///
+/// postcard itself is lenient: it reads an integer written in more bytes
+/// than it needs (`81 00` for 1), and a set listed out of order or with
+/// repeats, as the same value. Such bytes decode to a value whose signature
+/// still verifies, so one signed message would have many byte strings, and
+/// anything keyed on the bytes (gossip message ids, deduplication, audit
+/// digests) could be made to see one message as many. Every wire decoder
+/// uses this function, so a message is accepted only in the one encoding
+/// the golden vectors pin.
+pub fn from_canonical_bytes<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, Error> {
+    let value = from_bytes(bytes, max, what)?;
+    if to_bytes(&value) != bytes {
+        return Err(Error::Malformed { what, reason: "not the canonical encoding of its value".into() });
     }
     Ok(value)
 }

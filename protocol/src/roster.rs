@@ -761,8 +761,11 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             if m.status == Removed {
                 return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
             }
+            // Count the current keys after the change: a rotation that
+            // retires one key as it adds another keeps the count.
             let current = m.keys.iter().filter(|k| k.retired_at.is_none()).count();
-            check_count("issuer_keys", current + 1, 1, limits::MAX_PER_MEMBER)?;
+            let after = current + 1 - usize::from(retire.is_some());
+            check_count("issuer_keys", after, 1, limits::MAX_PER_MEMBER)?;
             if let Some(old) = retire {
                 let rec = m
                     .keys
@@ -905,7 +908,11 @@ impl Chain {
         let seq = entry.body.seq;
         if seq <= self.state.seq {
             let idx = usize::try_from(seq).unwrap_or(usize::MAX);
-            let existing = &self.entries[idx];
+            // A chain read back from storage may hold fewer entries than its
+            // state says: refuse rather than index past them.
+            let Some(existing) = self.entries.get(idx) else {
+                return Err(Error::Gap { from: self.entries.len() as u64, to: seq });
+            };
             if existing.hash() == entry.hash() {
                 return Ok(Appended::AlreadyHave);
             }
@@ -916,10 +923,17 @@ impl Chain {
                 Some(prev) => self.state_at(prev).is_some_and(|st| apply(Some(&st), &entry).is_ok()),
             };
             if !valid {
+                // Not a valid alternative at its position. A signature or
+                // content fault is reported as such; one that does not even
+                // link there is just an entry for a seq already taken.
                 let st = seq.checked_sub(1).and_then(|p| self.state_at(p));
-                return Err(apply(st.as_ref(), &entry)
-                    .err()
-                    .unwrap_or(Error::WrongSeq { expected: self.state.seq + 1, found: seq }));
+                let taken = Error::WrongSeq { expected: self.state.seq + 1, found: seq };
+                return Err(match apply(st.as_ref(), &entry) {
+                    Err(Error::BadPrev { .. } | Error::IssuedBeforePrevious { .. } | Error::NotGenesis) | Ok(_) => {
+                        taken
+                    }
+                    Err(e) => e,
+                });
             }
             let eq = Equivocation { seq, existing: existing.clone(), conflicting: entry };
             // Refuse both: fall back to the state before the seq, keep the

@@ -14,7 +14,7 @@ use crate::consent::{Consent, SignedConsent};
 use crate::credential::{self, Disclosure, Issue, SignedCredential};
 use crate::datetime::Timestamp;
 use crate::ids::{AgreementId, ConsentId, CredentialId, NodeId, OrgId, StaffRef};
-use crate::keys::{IssuerSecretKey, StewardSecretKey};
+use crate::keys::{IssuerSecretKey, StaffSecretKey, StewardSecretKey};
 use crate::roster::{Chain, Change, Entry, EntryBody, MemberSpec, MoveKind, Terms};
 use crate::signing::{Hash, Signed};
 
@@ -36,6 +36,11 @@ pub fn steward(i: usize) -> StewardSecretKey {
 /// A deterministic issuer key for an organisation (generation `gen`).
 pub fn issuer(org: &str, generation: u32) -> IssuerSecretKey {
     IssuerSecretKey::from_bytes(&seed(&format!("issuer-{org}-{generation}")))
+}
+
+/// A deterministic staff member's own key (for staff-signed consents).
+pub fn staff(label: &str) -> StaffSecretKey {
+    StaffSecretKey::from_bytes(&seed(&format!("staff-{label}")))
 }
 
 /// A deterministic node id for an organisation (the PeerId of an ed25519
@@ -84,6 +89,13 @@ impl RosterBuilder {
     /// A genesis for `agreement` with `n` stewards and threshold `m`,
     /// valid for 90 days from [`now`] minus 30 days.
     pub fn new(agreement: AgreementId, n: usize, m: u8) -> Self {
+        let start = now().plus_days(-30);
+        Self::with_valid_until(agreement, n, m, start.plus_days(90))
+    }
+
+    /// As [`RosterBuilder::new`], but the genesis is valid until
+    /// `valid_until` (e.g. in the past of [`now`], for a stale roster).
+    pub fn with_valid_until(agreement: AgreementId, n: usize, m: u8, valid_until: Timestamp) -> Self {
         let stewards: Vec<_> = (0..n).map(steward).collect();
         let start = now().plus_days(-30);
         let body = EntryBody {
@@ -96,7 +108,7 @@ impl RosterBuilder {
                 terms: terms(),
                 stewards: stewards.iter().map(|s| s.public()).collect::<BTreeSet<_>>(),
                 threshold: m,
-                valid_until: start.plus_days(90),
+                valid_until,
             },
         };
         let mut e = Entry::unsigned(body);

@@ -1,7 +1,8 @@
 //! Messages between nodes, with their size bounds.
 //!
 //! Encoded canonically (postcard). Every decoder takes bytes and refuses
-//! anything over its bound, malformed, or with trailing bytes.
+//! anything over its bound, malformed, with trailing bytes, or in any
+//! encoding but the canonical one.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +66,7 @@ pub mod exchange {
         }
         /// Decodes, within [`MAX_REQUEST`].
         pub fn decode(b: &[u8]) -> Result<Self, Error> {
-            encoding::from_bytes(b, MAX_REQUEST, "exchange request")
+            encoding::from_canonical_bytes(b, MAX_REQUEST, "exchange request")
         }
     }
 
@@ -83,7 +84,7 @@ pub mod exchange {
         }
         /// Decodes, within [`MAX_RESPONSE`].
         pub fn decode(b: &[u8]) -> Result<Self, Error> {
-            encoding::from_bytes(b, MAX_RESPONSE, "exchange response")
+            encoding::from_canonical_bytes(b, MAX_RESPONSE, "exchange response")
         }
     }
 }
@@ -148,7 +149,7 @@ pub mod roster {
         }
         /// Decodes, within [`MAX_REQUEST`].
         pub fn decode(b: &[u8]) -> Result<Self, Error> {
-            encoding::from_bytes(b, MAX_REQUEST, "roster request")
+            encoding::from_canonical_bytes(b, MAX_REQUEST, "roster request")
         }
     }
 
@@ -159,13 +160,13 @@ pub mod roster {
         }
         /// Decodes, within [`MAX_RESPONSE`].
         pub fn decode(b: &[u8]) -> Result<Self, Error> {
-            encoding::from_bytes(b, MAX_RESPONSE, "roster response")
+            encoding::from_canonical_bytes(b, MAX_RESPONSE, "roster response")
         }
     }
 
     /// Decodes one roster entry (a gossip message or a file), within [`MAX_ENTRY`].
     pub fn decode_entry(b: &[u8]) -> Result<Entry, Error> {
-        encoding::from_bytes(b, MAX_ENTRY, "roster entry")
+        encoding::from_canonical_bytes(b, MAX_ENTRY, "roster entry")
     }
 
     /// The gossipsub topic of an agreement.

@@ -104,6 +104,14 @@ impl ClientError {
         }
     }
 
+    /// The error's details, if the node gave any (e.g. an import report).
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        match self {
+            ClientError::Status { details, .. } => details.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The HTTP status, if the node answered with an error.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -206,6 +214,12 @@ impl Client {
     /// `DELETE path`; any answer body is ignored.
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
         self.send(Method::DELETE, path, |r| r).await.map(drop)
+    }
+
+    /// `DELETE path`, decoding a JSON answer.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let response = self.send(Method::DELETE, path, |r| r).await?;
+        decode(response).await
     }
 
     /// `POST path` with a raw body of `content_type` (e.g. a CSV import),

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod routes;
 pub mod server;
 
 pub use auth::{Caller, Role, require};

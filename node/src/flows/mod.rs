@@ -1,0 +1,679 @@
+//! The passport flows: staff records, issuing credentials, consents, the
+//! durable outbox, receiving and verifying bundles, withdrawal, expiry,
+//! revocation and updates.
+//!
+//! Every change is one atomic store commit together with its audit entry.
+//! A receipt is signed and sent only after the data it acknowledges is
+//! durable. Messages that must arrive go through the outbox (written in the
+//! same commit as the change that caused them) and are retried until a
+//! signed receipt comes back; receivers are idempotent by message id.
+
+pub mod outbox;
+pub mod receive;
+pub mod records;
+pub mod staff;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::RngExt;
+use serde::Serialize;
+use staffpass_protocol::claims::{Claim, ClaimKind};
+use staffpass_protocol::consent::{Consent, SignedConsent, Withdrawal};
+use staffpass_protocol::credential::{self, Disclosure, Issue};
+use staffpass_protocol::revocation::{Revocation, RevocationReason};
+use staffpass_protocol::roster::{MemberStatus, MoveKind};
+use staffpass_protocol::wire::exchange;
+use staffpass_protocol::{
+    AgreementId, Bundle, ConsentId, CredentialId, MessageId, OrgId, Signature, Signed, StaffPublicKey, StaffRef,
+    Timestamp, encoding,
+};
+
+use crate::audit::{self, Action};
+use crate::node::{Node, now};
+use crate::store::{self, Batch, Tree};
+pub use receive::receive;
+use records::*;
+pub use staff::{ImportReport, StaffInput, StaffRecord};
+
+/// Why a flow operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such staff record.
+    #[error("no staff record {0}")]
+    NoStaff(StaffRef),
+    /// No such credential.
+    #[error("no credential {0}")]
+    NoCredential(CredentialId),
+    /// No such consent.
+    #[error("no consent {0}")]
+    NoConsent(ConsentId),
+    /// No such received passport.
+    #[error("no received passport under consent {0}")]
+    NoReceived(ConsentId),
+    /// This node holds no roster for the agreement.
+    #[error("this node holds no roster for agreement {0}")]
+    UnknownAgreement(AgreementId),
+    /// The agreement's roster cannot be used now.
+    #[error("agreement {agreement} cannot be used: {why}")]
+    AgreementUnusable {
+        /// The agreement.
+        agreement: AgreementId,
+        /// `stale` or `halted`.
+        why: &'static str,
+    },
+    /// An organisation is not an active member.
+    #[error("{org} is not an active signatory of {agreement}")]
+    NotActiveMember {
+        /// The organisation.
+        org: OrgId,
+        /// The agreement.
+        agreement: AgreementId,
+    },
+    /// The agreement does not cover the move.
+    #[error("agreement {agreement} does not cover {move_kind} moves")]
+    MoveNotCovered {
+        /// The agreement.
+        agreement: AgreementId,
+        /// The move.
+        move_kind: MoveKind,
+    },
+    /// A claim is outside the agreement's terms.
+    #[error("agreement {agreement} does not accept the check {claim}")]
+    ClaimNotAccepted {
+        /// The agreement.
+        agreement: AgreementId,
+        /// The claim.
+        claim: ClaimKind,
+    },
+    /// The staff member has no such claim on record.
+    #[error("the staff record has no {0} to share")]
+    ClaimNotHeld(ClaimKind),
+    /// Bad request values.
+    #[error("{0}")]
+    Invalid(String),
+    /// The operation does not fit the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A signature does not verify.
+    #[error("the staff signature does not verify over this consent")]
+    BadStaffSignature,
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Audit log.
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
+    /// Stored data could not be decoded.
+    #[error("stored {what} cannot be decoded: {source}")]
+    Corrupt {
+        /// What.
+        what: &'static str,
+        /// Why.
+        source: encoding::Error,
+    },
+}
+
+impl Error {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NoStaff(_) | Error::NoCredential(_) | Error::NoConsent(_) | Error::NoReceived(_) => "not-found",
+            Error::UnknownAgreement(_) => "unknown-agreement",
+            Error::AgreementUnusable { why: "halted", .. } => "roster-halted",
+            Error::AgreementUnusable { .. } => "roster-stale",
+            Error::NotActiveMember { .. } => "not-active-member",
+            Error::MoveNotCovered { .. } => "move-not-covered",
+            Error::ClaimNotAccepted { .. } => "claim-not-accepted",
+            Error::ClaimNotHeld(_) => "claim-not-held",
+            Error::Invalid(_) => "invalid",
+            Error::Conflict(_) => "conflict",
+            Error::BadStaffSignature => "bad-staff-signature",
+            Error::Store(_) | Error::Audit(_) | Error::Corrupt { .. } => "storage",
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, Error> {
+    encoding::from_bytes(bytes, usize::MAX, what).map_err(|source| Error::Corrupt { what, source })
+}
+
+fn event(actor: &str, action: Action) -> audit::Event {
+    audit::Event { actor: actor.to_string(), action, staff: None, org: None, object: None, reason: None }
+}
+
+/// A fresh random message id.
+fn message_id() -> MessageId {
+    MessageId::random(&mut rand::rng())
+}
+
+impl Node {
+    // ---------------------------------------------------------------- staff
+
+    /// The pseudonymous reference of an assignment number (keyed hash, so
+    /// the same assignment always maps to the same reference here).
+    pub fn staff_ref_for(&self, assignment_number: &str) -> StaffRef {
+        let h = staffpass_protocol::Hash::of(&[&self.staff_ref_key[..], assignment_number.as_bytes()].concat());
+        format!("st-{}", hex::encode(&h.0[..16])).parse().unwrap_or_else(|_| StaffRef::random(&mut rand::rng()))
+    }
+
+    /// Reads a staff record.
+    pub fn staff(&self, r: &StaffRef) -> Result<StaffRecord, Error> {
+        let v = self.store.get(Tree::Staff, r.as_str().as_bytes())?.ok_or_else(|| Error::NoStaff(r.clone()))?;
+        decode(&v, "staff record")
+    }
+
+    /// Lists staff references (paged by reference).
+    pub fn staff_list(&self, after: Option<&StaffRef>, limit: usize) -> Result<Vec<StaffRecord>, Error> {
+        let start = after.map(|a| format!("{a}\u{0}").into_bytes()).unwrap_or_default();
+        self.store.range_from(Tree::Staff, &start, limit)?.iter().map(|(_, v)| decode(v, "staff record")).collect()
+    }
+
+    /// Imports staff. All-or-nothing unless `partial`: with any refused row
+    /// nothing is stored. Re-importing an assignment updates its record.
+    pub async fn import_staff(
+        &self,
+        rows: Vec<(u64, StaffInput)>,
+        mut errors: Vec<staff::RowError>,
+        partial: bool,
+        actor: &str,
+    ) -> Result<ImportReport, Error> {
+        let mut report = ImportReport {
+            rows: (rows.len() + errors.len()) as u64,
+            rejected: errors.len() as u64,
+            ..Default::default()
+        };
+        errors.sort_by_key(|e| e.line);
+        errors.truncate(staff::MAX_REPORTED);
+        report.errors = errors;
+        if report.rejected > 0 && !partial {
+            report.aborted = true;
+            return Ok(report);
+        }
+        let at = now();
+        let mut batch = Batch::default();
+        let mut changed = Vec::new();
+        for (_, input) in rows {
+            let staff_ref = self.staff_ref_for(&input.assignment_number);
+            let existing = self.store.get(Tree::Staff, staff_ref.as_str().as_bytes())?;
+            let old: Option<StaffRecord> = existing.map(|v| decode(&v, "staff record")).transpose()?;
+            let rec = StaffRecord {
+                staff_ref: staff_ref.clone(),
+                assignment_number: input.assignment_number,
+                claims: input.claims.into_iter().map(|c| (c.kind(), c)).collect(),
+                staff_key: input.staff_key.or_else(|| old.as_ref().and_then(|o| o.staff_key)),
+                created_at: old.as_ref().map(|o| o.created_at).unwrap_or(at),
+                updated_at: at,
+            };
+            match &old {
+                Some(o) if o.claims == rec.claims && o.staff_key == rec.staff_key => {}
+                Some(o) => {
+                    report.updated += 1;
+                    changed.push((rec.staff_ref.clone(), changed_claims(&o.claims, &rec.claims)));
+                }
+                None => report.created += 1,
+            }
+            report.imported += 1;
+            batch.put(Tree::Staff, staff_ref.as_str().as_bytes().to_vec(), encoding::to_bytes(&rec));
+        }
+        let mut ev = event(actor, Action::Import);
+        ev.object = Some(format!(
+            "rows={},created={},updated={},rejected={}",
+            report.rows, report.created, report.updated, report.rejected
+        ));
+        self.audit.commit(batch, vec![ev], at)?;
+        for (r, kinds) in changed {
+            self.after_staff_change(&r, &kinds, actor).await?;
+        }
+        Ok(report)
+    }
+
+    /// Replaces one staff record's claims (and staff key).
+    pub async fn put_staff(&self, r: &StaffRef, input: StaffInput, actor: &str) -> Result<StaffRecord, Error> {
+        staff::validate_input(&input, 1, now().date())
+            .map_err(|e| Error::Invalid(format!("{}: {}", e.code, e.message)))?;
+        let old = self.staff(r)?;
+        if self.staff_ref_for(&input.assignment_number) != *r {
+            return Err(Error::Invalid("the assignment number belongs to another staff reference".into()));
+        }
+        let rec = StaffRecord {
+            claims: input.claims.into_iter().map(|c| (c.kind(), c)).collect(),
+            staff_key: input.staff_key,
+            updated_at: now(),
+            ..old.clone()
+        };
+        self.save_staff(&rec, actor, Action::StaffUpdate)?;
+        self.after_staff_change(r, &changed_claims(&old.claims, &rec.claims), actor).await?;
+        Ok(rec)
+    }
+
+    /// Records one check or training completion (replacing the previous one of its kind).
+    pub async fn record_claim(&self, r: &StaffRef, claim: Claim, actor: &str) -> Result<StaffRecord, Error> {
+        claim.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut rec = self.staff(r)?;
+        let kind = claim.kind();
+        rec.claims.insert(kind, claim);
+        rec.updated_at = now();
+        self.save_staff(&rec, actor, Action::StaffUpdate)?;
+        self.after_staff_change(r, &[kind].into_iter().collect(), actor).await?;
+        Ok(rec)
+    }
+
+    /// Deletes a staff record (their issued credentials stay until revoked).
+    pub fn delete_staff(&self, r: &StaffRef, actor: &str) -> Result<(), Error> {
+        self.staff(r)?;
+        let mut batch = Batch::default();
+        batch.delete(Tree::Staff, r.as_str().as_bytes().to_vec());
+        let mut ev = event(actor, Action::StaffDelete);
+        ev.staff = Some(r.clone());
+        self.audit.commit(batch, vec![ev], now())?;
+        Ok(())
+    }
+
+    fn save_staff(&self, rec: &StaffRecord, actor: &str, action: Action) -> Result<(), Error> {
+        let mut batch = Batch::default();
+        batch.put(Tree::Staff, rec.staff_ref.as_str().as_bytes().to_vec(), encoding::to_bytes(rec));
+        let mut ev = event(actor, action);
+        ev.staff = Some(rec.staff_ref.clone());
+        self.audit.commit(batch, vec![ev], now())?;
+        Ok(())
+    }
+
+    /// After a record changed: if a credential was issued, re-issue it and
+    /// re-send to receivers whose consent is live and covers a changed claim.
+    async fn after_staff_change(&self, r: &StaffRef, changed: &BTreeSet<ClaimKind>, actor: &str) -> Result<(), Error> {
+        if changed.is_empty() || self.current_credential(r)?.is_none() {
+            return Ok(());
+        }
+        let cred = self.issue_credential(r, actor)?;
+        let at = now();
+        let mut batch = Batch::default();
+        let mut events = Vec::new();
+        for mut c in self.consents_of(r)? {
+            let live = matches!(c.state, ConsentState::Delivered { .. } | ConsentState::Pending)
+                && c.signed.consent().not_after > at;
+            if !live || c.signed.consent().claims.is_disjoint(changed) {
+                continue;
+            }
+            let bundle = self.bundle(&cred, &c.signed)?;
+            let id = message_id();
+            let item = OutboxItem::new(
+                id,
+                c.signed.consent(),
+                OutKind::Offer,
+                exchange::Request::Offer { id, bundle: Box::new(bundle) },
+                at,
+            );
+            c.credential = cred.signed.body.id;
+            c.messages.push(id);
+            put_consent(&mut batch, &c);
+            item.put(&mut batch);
+            let mut ev = event(actor, Action::Offer);
+            ev.staff = Some(r.clone());
+            ev.org = Some(c.signed.consent().receiver.clone());
+            ev.object = Some(format!("{}/{}", c.signed.consent().id, id));
+            events.push(ev);
+        }
+        if !events.is_empty() {
+            self.audit.commit(batch, events, at)?;
+            self.outbox_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------- credentials
+
+    /// The current credential of a staff member, if one was issued.
+    pub fn current_credential(&self, r: &StaffRef) -> Result<Option<CredentialRecord>, Error> {
+        let Some(id) = self.store.get(Tree::Credentials, &current_key(r))? else { return Ok(None) };
+        let id: CredentialId = decode(&id, "credential id")?;
+        self.credential(&id).map(Some)
+    }
+
+    /// Reads a credential.
+    pub fn credential(&self, id: &CredentialId) -> Result<CredentialRecord, Error> {
+        let v = self.store.get(Tree::Credentials, &credential_key(id))?.ok_or(Error::NoCredential(*id))?;
+        decode(&v, "credential")
+    }
+
+    /// Issues a passport credential from the staff member's current record,
+    /// signed with the current issuer key; it replaces the previous one.
+    pub fn issue_credential(&self, r: &StaffRef, actor: &str) -> Result<CredentialRecord, Error> {
+        let rec = self.staff(r)?;
+        let mut rng = rand::rng();
+        let disclosures: Vec<Disclosure> = rec.claim_list().into_iter().map(|c| Disclosure::new(c, &mut rng)).collect();
+        let at = now();
+        let signed = credential::issue(
+            &self.issuer,
+            Issue {
+                id: CredentialId::random(&mut rng),
+                issuer: self.org.clone(),
+                subject: r.clone(),
+                issued_at: at,
+                expires_at: at.plus_days(i64::from(self.config.exchange.credential_validity_days)),
+            },
+            &disclosures,
+        );
+        let record = CredentialRecord { signed, disclosures, staff_ref: r.clone(), revoked: None };
+        let mut batch = Batch::default();
+        batch.put(Tree::Credentials, credential_key(&record.signed.body.id), encoding::to_bytes(&record));
+        batch.put(Tree::Credentials, current_key(r), encoding::to_bytes(&record.signed.body.id));
+        let mut ev = event(actor, Action::Issue);
+        ev.staff = Some(r.clone());
+        ev.object = Some(record.signed.body.id.to_string());
+        self.audit.commit(batch, vec![ev], at)?;
+        Ok(record)
+    }
+
+    fn bundle(&self, cred: &CredentialRecord, consent: &SignedConsent) -> Result<Bundle, Error> {
+        let wanted = &consent.consent().claims;
+        let disclosures: Vec<Disclosure> =
+            cred.disclosures.iter().filter(|d| wanted.contains(&d.claim.kind())).cloned().collect();
+        Ok(Bundle { credential: cred.signed.clone(), disclosures, consent: consent.clone() })
+    }
+
+    /// Revokes a credential and tells every receiver of its staff member's
+    /// consents, through the outbox.
+    pub fn revoke_credential(
+        &self,
+        id: &CredentialId,
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<CredentialRecord, Error> {
+        let mut cred = self.credential(id)?;
+        if cred.revoked.is_some() {
+            return Err(Error::Conflict(format!("credential {id} is already revoked")));
+        }
+        let at = now();
+        cred.revoked = Some((reason, at));
+        let revocation = Signed::new(
+            Revocation {
+                credential: *id,
+                issuer: self.org.clone(),
+                reason,
+                revoked_at: at,
+                issuer_key: self.issuer.public(),
+            },
+            |b| self.issuer.sign(b),
+        );
+        let mut batch = Batch::default();
+        batch.put(Tree::Credentials, credential_key(id), encoding::to_bytes(&cred));
+        let mut ev = event(actor, Action::Revocation);
+        ev.staff = Some(cred.staff_ref.clone());
+        ev.object = Some(id.to_string());
+        ev.reason = Some(reason.to_string());
+        let mut events = vec![ev];
+        let mut told = BTreeSet::new();
+        for mut c in self.consents_of(&cred.staff_ref)? {
+            let consent = c.signed.consent().clone();
+            if matches!(c.state, ConsentState::AwaitingStaffSignature | ConsentState::Withdrawn { .. })
+                || !told.insert((consent.receiver.clone(), consent.agreement.clone()))
+            {
+                continue;
+            }
+            let mid = message_id();
+            let item = OutboxItem::new(
+                mid,
+                &consent,
+                OutKind::Revoke,
+                exchange::Request::Revoke { id: mid, revocation: revocation.clone() },
+                at,
+            );
+            item.put(&mut batch);
+            c.messages.push(mid);
+            put_consent(&mut batch, &c);
+            let mut ev = event(actor, Action::Offer);
+            ev.staff = Some(cred.staff_ref.clone());
+            ev.org = Some(consent.receiver.clone());
+            ev.object = Some(format!("{}/{id}/{mid}", consent.id));
+            events.push(ev);
+        }
+        self.audit.commit(batch, events, at)?;
+        self.outbox_wake.notify_one();
+        Ok(cred)
+    }
+
+    // -------------------------------------------------------------- consents
+
+    /// Records a staff member's sharing consent and queues the offer. If the
+    /// staff member holds a key, the consent waits for their signature.
+    pub fn grant_consent(&self, req: ConsentRequest, actor: &str) -> Result<ConsentRecord, Error> {
+        let at = now();
+        let rec = self.staff(&req.staff)?;
+        self.check_terms(&req.agreement, &req.receiver, req.move_kind, &req.claims, at)?;
+        if req.receiver == self.org {
+            return Err(Error::Invalid("a trust cannot share a passport with itself".into()));
+        }
+        for c in &req.claims {
+            if !rec.claims.contains_key(c) {
+                return Err(Error::ClaimNotHeld(*c));
+            }
+        }
+        if req.claims.is_empty() {
+            return Err(Error::Invalid("a consent must name at least one claim".into()));
+        }
+        let not_before = req.not_before.unwrap_or(at);
+        if req.not_after <= not_before || req.not_after <= at {
+            return Err(Error::Invalid("not_after must be after not_before and in the future".into()));
+        }
+        if req.not_after > at.plus_days(5 * 366) {
+            return Err(Error::Invalid("a consent may last at most five years".into()));
+        }
+        let cred = match self.current_credential(&req.staff)? {
+            Some(c) if c.revoked.is_none() && c.signed.body.expires_at > req.not_after.min(at.plus_days(1)) => c,
+            _ => self.issue_credential(&req.staff, actor)?,
+        };
+        let staff_key = req.staff_key.or(rec.staff_key);
+        let consent = Consent {
+            id: ConsentId::random(&mut rand::rng()),
+            subject: req.staff.clone(),
+            home: self.org.clone(),
+            receiver: req.receiver.clone(),
+            agreement: req.agreement.clone(),
+            move_kind: req.move_kind,
+            claims: req.claims.clone(),
+            not_before,
+            not_after: req.not_after,
+            issued_at: at,
+            issuer_key: self.issuer.public(),
+            staff_key,
+        };
+        let signed = SignedConsent { signed: Signed::new(consent, |c| self.issuer.sign(c)), staff_signature: None };
+        let mut record = ConsentRecord {
+            signed,
+            credential: cred.signed.body.id,
+            state: ConsentState::AwaitingStaffSignature,
+            created_at: at,
+            messages: Vec::new(),
+            receipts: Vec::new(),
+        };
+        let mut batch = Batch::default();
+        let mut events = Vec::new();
+        let mut ev = event(actor, Action::Consent);
+        ev.staff = Some(req.staff.clone());
+        ev.org = Some(req.receiver.clone());
+        ev.object = Some(record.signed.consent().id.to_string());
+        events.push(ev);
+        if staff_key.is_none() {
+            self.queue_offer(&mut record, &cred, &mut batch, &mut events, actor, at)?;
+        }
+        put_consent(&mut batch, &record);
+        self.audit.commit(batch, events, at)?;
+        self.outbox_wake.notify_one();
+        Ok(record)
+    }
+
+    /// Adds the staff member's signature to a consent awaiting it, and queues the offer.
+    pub fn sign_consent(&self, id: &ConsentId, signature: Signature, actor: &str) -> Result<ConsentRecord, Error> {
+        let mut record = self.consent(id)?;
+        if !matches!(record.state, ConsentState::AwaitingStaffSignature) {
+            return Err(Error::Conflict("this consent is not waiting for a staff signature".into()));
+        }
+        let key: StaffPublicKey = record.signed.consent().staff_key.ok_or(Error::BadStaffSignature)?;
+        key.verify(record.signed.consent(), &signature).map_err(|_| Error::BadStaffSignature)?;
+        record.signed.staff_signature = Some(signature);
+        let cred = self.credential(&record.credential)?;
+        let at = now();
+        let mut batch = Batch::default();
+        let mut events = Vec::new();
+        self.queue_offer(&mut record, &cred, &mut batch, &mut events, actor, at)?;
+        put_consent(&mut batch, &record);
+        self.audit.commit(batch, events, at)?;
+        self.outbox_wake.notify_one();
+        Ok(record)
+    }
+
+    fn queue_offer(
+        &self,
+        record: &mut ConsentRecord,
+        cred: &CredentialRecord,
+        batch: &mut Batch,
+        events: &mut Vec<audit::Event>,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        let bundle = self.bundle(cred, &record.signed)?;
+        let id = message_id();
+        let consent = record.signed.consent();
+        let item =
+            OutboxItem::new(id, consent, OutKind::Offer, exchange::Request::Offer { id, bundle: Box::new(bundle) }, at);
+        item.put(batch);
+        let mut ev = event(actor, Action::Offer);
+        ev.staff = Some(consent.subject.clone());
+        ev.org = Some(consent.receiver.clone());
+        ev.object = Some(format!("{}/{}", consent.id, id));
+        events.push(ev);
+        record.state = ConsentState::Pending;
+        record.messages.push(id);
+        Ok(())
+    }
+
+    /// The staff member withdraws a consent: the receiver is told, through
+    /// the outbox, to erase.
+    pub fn withdraw_consent(&self, id: &ConsentId, actor: &str) -> Result<ConsentRecord, Error> {
+        let mut record = self.consent(id)?;
+        let at = now();
+        let was = std::mem::replace(&mut record.state, ConsentState::Withdrawn { at, erased: None });
+        let mut batch = Batch::default();
+        let consent = record.signed.consent().clone();
+        let mut ev = event(actor, Action::Withdrawal);
+        ev.staff = Some(consent.subject.clone());
+        ev.org = Some(consent.receiver.clone());
+        ev.object = Some(id.to_string());
+        match was {
+            ConsentState::Withdrawn { .. } => {
+                return Err(Error::Conflict(format!("consent {id} is already withdrawn")));
+            }
+            ConsentState::AwaitingStaffSignature => {}
+            _ => {
+                let withdrawal = Signed::new(
+                    Withdrawal {
+                        consent: *id,
+                        subject: consent.subject.clone(),
+                        home: self.org.clone(),
+                        receiver: consent.receiver.clone(),
+                        withdrawn_at: at,
+                        issuer_key: self.issuer.public(),
+                    },
+                    |b| self.issuer.sign(b),
+                );
+                let mid = message_id();
+                let item = OutboxItem::new(
+                    mid,
+                    &consent,
+                    OutKind::Withdraw,
+                    exchange::Request::Withdraw { id: mid, withdrawal },
+                    at,
+                );
+                item.put(&mut batch);
+                record.messages.push(mid);
+            }
+        }
+        put_consent(&mut batch, &record);
+        self.audit.commit(batch, vec![ev], at)?;
+        self.outbox_wake.notify_one();
+        Ok(record)
+    }
+
+    /// Reads a consent.
+    pub fn consent(&self, id: &ConsentId) -> Result<ConsentRecord, Error> {
+        let v = self.store.get(Tree::Consents, id.as_bytes())?.ok_or(Error::NoConsent(*id))?;
+        decode(&v, "consent")
+    }
+
+    /// Every consent recorded here.
+    pub fn consents(&self) -> Result<Vec<ConsentRecord>, Error> {
+        self.store.scan_prefix(Tree::Consents, b"")?.iter().map(|(_, v)| decode(v, "consent")).collect()
+    }
+
+    /// The consents of one staff member.
+    pub fn consents_of(&self, r: &StaffRef) -> Result<Vec<ConsentRecord>, Error> {
+        Ok(self.consents()?.into_iter().filter(|c| c.signed.consent().subject == *r).collect())
+    }
+
+    /// Checks an agreement's terms for a consent: roster usable, both orgs
+    /// active, move covered, claims accepted.
+    fn check_terms(
+        &self,
+        agreement: &AgreementId,
+        receiver: &OrgId,
+        move_kind: MoveKind,
+        claims: &BTreeSet<ClaimKind>,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        let chains = self.rosters.read();
+        let chain = chains.get(agreement).ok_or_else(|| Error::UnknownAgreement(agreement.clone()))?;
+        if chain.halted().is_some() {
+            return Err(Error::AgreementUnusable { agreement: agreement.clone(), why: "halted" });
+        }
+        let st = chain.state();
+        if !st.is_fresh(at) {
+            return Err(Error::AgreementUnusable { agreement: agreement.clone(), why: "stale" });
+        }
+        for org in [&self.org, receiver] {
+            if st.status(org) != Some(MemberStatus::Active) {
+                return Err(Error::NotActiveMember { org: org.clone(), agreement: agreement.clone() });
+            }
+        }
+        if !st.terms.moves.contains(&move_kind) {
+            return Err(Error::MoveNotCovered { agreement: agreement.clone(), move_kind });
+        }
+        if let Some(c) = claims.iter().find(|c| !st.terms.accepts.contains(c)) {
+            return Err(Error::ClaimNotAccepted { agreement: agreement.clone(), claim: *c });
+        }
+        Ok(())
+    }
+}
+
+/// A request to record a consent.
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+pub struct ConsentRequest {
+    /// The staff member.
+    pub staff: StaffRef,
+    /// The receiving organisation.
+    pub receiver: OrgId,
+    /// The agreement.
+    pub agreement: AgreementId,
+    /// The move.
+    pub move_kind: MoveKind,
+    /// The claims to share.
+    pub claims: BTreeSet<ClaimKind>,
+    /// Start of sharing (default: now).
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+    /// End of sharing.
+    pub not_after: Timestamp,
+    /// The staff member's own key, if they hold one (then they must sign).
+    #[serde(default)]
+    pub staff_key: Option<StaffPublicKey>,
+}
+
+fn changed_claims(old: &BTreeMap<ClaimKind, Claim>, new: &BTreeMap<ClaimKind, Claim>) -> BTreeSet<ClaimKind> {
+    old.keys().chain(new.keys()).filter(|k| old.get(k) != new.get(k)).copied().collect()
+}
+
+/// Exponential backoff with full jitter, in milliseconds.
+pub fn backoff_ms(attempts: u32, initial_ms: u64, max_ms: u64) -> u64 {
+    let exp = initial_ms.saturating_mul(1u64 << attempts.min(30)).min(max_ms);
+    let lo = exp / 2;
+    lo + rand::rng().random_range(0..=exp - lo)
+}

@@ -1,0 +1,287 @@
+//! What the flows keep in the store, and under which keys. Keys hold only
+//! ids; everything personal is in values of encrypted trees.
+
+use serde::{Deserialize, Serialize};
+use staffpass_protocol::bundle::{Rejection, VerifiedPassport};
+use staffpass_protocol::consent::{Consent, SignedConsent};
+use staffpass_protocol::credential::{Disclosure, SignedCredential};
+use staffpass_protocol::receipt::Receipt;
+use staffpass_protocol::revocation::RevocationReason;
+use staffpass_protocol::wire::exchange;
+use staffpass_protocol::{
+    AgreementId, ConsentId, CredentialId, MessageId, NodeId, OrgId, Signed, StaffRef, Timestamp, encoding,
+};
+
+use crate::store::{Batch, Tree};
+
+/// An issued credential with all its disclosures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// The signed credential.
+    pub signed: SignedCredential,
+    /// One disclosure per claim.
+    pub disclosures: Vec<Disclosure>,
+    /// The staff member.
+    pub staff_ref: StaffRef,
+    /// Revoked: why and when.
+    pub revoked: Option<(RevocationReason, Timestamp)>,
+}
+
+/// Where a consent stands at the home trust. (Stored with postcard, so
+/// externally tagged; the API shows it as `{"state": name, ...}` via
+/// [`ConsentState::view`].)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsentState {
+    /// Waits for the staff member's own signature.
+    AwaitingStaffSignature,
+    /// The offer is in the outbox.
+    Pending,
+    /// The receiver verified and stored it.
+    Delivered {
+        /// When the receipt came.
+        at: Timestamp,
+    },
+    /// The receiver refused it.
+    Rejected {
+        /// Why.
+        reason: Rejection,
+        /// When.
+        at: Timestamp,
+    },
+    /// The staff member withdrew it.
+    Withdrawn {
+        /// When.
+        at: Timestamp,
+        /// When the receiver confirmed erasure.
+        erased: Option<Timestamp>,
+    },
+}
+
+impl ConsentState {
+    /// The state's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConsentState::AwaitingStaffSignature => "awaiting-staff-signature",
+            ConsentState::Pending => "pending",
+            ConsentState::Delivered { .. } => "delivered",
+            ConsentState::Rejected { .. } => "rejected",
+            ConsentState::Withdrawn { .. } => "withdrawn",
+        }
+    }
+
+    /// The state as the API shows it: `{"state": name, ...its fields}`.
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "state": self.name() });
+        match self {
+            ConsentState::Delivered { at } => v["at"] = serde_json::json!(at),
+            ConsentState::Rejected { reason, at } => {
+                v["reason"] = serde_json::json!(reason);
+                v["at"] = serde_json::json!(at);
+            }
+            ConsentState::Withdrawn { at, erased } => {
+                v["at"] = serde_json::json!(at);
+                v["erased"] = serde_json::json!(erased);
+            }
+            ConsentState::AwaitingStaffSignature | ConsentState::Pending => {}
+        }
+        v
+    }
+}
+
+/// A consent at the home trust.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// The signed consent.
+    pub signed: SignedConsent,
+    /// The credential last sent under it.
+    pub credential: CredentialId,
+    /// Where it stands.
+    pub state: ConsentState,
+    /// When it was recorded.
+    pub created_at: Timestamp,
+    /// Messages sent under it.
+    pub messages: Vec<MessageId>,
+    /// Signed receipts received for them.
+    pub receipts: Vec<Signed<Receipt>>,
+}
+
+/// What an outbox message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutKind {
+    /// A bundle.
+    Offer,
+    /// A withdrawal.
+    Withdraw,
+    /// A revocation.
+    Revoke,
+}
+
+impl OutKind {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutKind::Offer => "offer",
+            OutKind::Withdraw => "withdraw",
+            OutKind::Revoke => "revoke",
+        }
+    }
+}
+
+/// A message that must arrive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Message id (receiver idempotency).
+    pub id: MessageId,
+    /// Its kind.
+    pub kind: OutKind,
+    /// The consent it belongs to.
+    pub consent: ConsentId,
+    /// The staff member.
+    pub staff: StaffRef,
+    /// The receiving organisation.
+    pub to: OrgId,
+    /// Under which agreement (whose roster names the receiver's nodes).
+    pub agreement: AgreementId,
+    /// The encoded request.
+    pub request: Vec<u8>,
+    /// Created at, in milliseconds since the epoch (orders the outbox).
+    pub created_ms: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Last failure, if any (no personal data).
+    pub last_error: Option<String>,
+    /// When the next attempt is due (ms since the epoch), after a failure.
+    pub next_ms: Option<i64>,
+}
+
+impl OutboxItem {
+    /// A new message for `consent`'s receiver.
+    pub fn new(id: MessageId, consent: &Consent, kind: OutKind, request: exchange::Request, at: Timestamp) -> Self {
+        let created_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(at.unix() * 1000);
+        OutboxItem {
+            id,
+            kind,
+            consent: consent.id,
+            staff: consent.subject.clone(),
+            to: consent.receiver.clone(),
+            agreement: consent.agreement.clone(),
+            request: request.encode(),
+            created_ms,
+            attempts: 0,
+            last_error: None,
+            next_ms: None,
+        }
+    }
+
+    /// Its store key: creation time then id, so the outbox is in order.
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = self.created_ms.to_be_bytes().to_vec();
+        k.extend_from_slice(self.id.as_bytes());
+        k
+    }
+
+    /// Adds it to a batch.
+    pub fn put(&self, batch: &mut Batch) {
+        batch.put(Tree::Outbox, self.key(), encoding::to_bytes(self));
+    }
+}
+
+/// Where a received passport stands at the host trust.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReceivedState {
+    /// Held and usable.
+    Active,
+    /// The issuer revoked it.
+    Revoked {
+        /// Why.
+        reason: RevocationReason,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// A verified passport held at the host trust.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceivedRecord {
+    /// What was verified.
+    pub passport: VerifiedPassport,
+    /// The sending node.
+    pub sender: NodeId,
+    /// When it arrived (or was last updated).
+    pub received_at: Timestamp,
+    /// The message that brought it.
+    pub message: MessageId,
+    /// Where it stands.
+    pub state: ReceivedState,
+}
+
+/// What remains after erasure: ids and times only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErasedRecord {
+    /// The consent.
+    pub consent: ConsentId,
+    /// The credential.
+    pub credential: CredentialId,
+    /// The home trust.
+    pub issuer: OrgId,
+    /// When erased.
+    pub erased_at: Timestamp,
+    /// `withdrawn` or `expired`.
+    pub why: String,
+}
+
+/// Key of a consent record.
+pub fn consent_key(id: &ConsentId) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+/// Puts a consent record into a batch.
+pub fn put_consent(batch: &mut Batch, c: &ConsentRecord) {
+    batch.put(Tree::Consents, consent_key(&c.signed.consent().id), encoding::to_bytes(c));
+}
+
+/// Key of a credential record.
+pub fn credential_key(id: &CredentialId) -> Vec<u8> {
+    let mut k = b"c/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of a staff member's current credential id.
+pub fn current_key(r: &StaffRef) -> Vec<u8> {
+    format!("cur/{r}").into_bytes()
+}
+
+/// Key of a received passport (by consent).
+pub fn received_key(id: &ConsentId) -> Vec<u8> {
+    let mut k = b"p/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of an erasure tombstone (by consent).
+pub fn erased_key(id: &ConsentId) -> Vec<u8> {
+    let mut k = b"e/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of a withdrawal marker (by consent).
+pub fn withdrawn_key(id: &ConsentId) -> Vec<u8> {
+    let mut k = b"w/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of a revocation marker (by credential).
+pub fn revoked_key(id: &CredentialId) -> Vec<u8> {
+    let mut k = b"r/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}

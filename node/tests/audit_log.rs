@@ -1,0 +1,372 @@
+//! The audit log: contiguous, atomic with the data it records, verifiable
+//! link by link, and listable per staff member.
+
+// Test helpers may unwrap: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use staffpass_node::audit::{Action, Audit, Broken, Entry, Error, Event, Fault, Head};
+use staffpass_node::keys::DataKey;
+use staffpass_node::store::{self, Batch, MemStore, OpenMode, SledStore, Store, Tree};
+use staffpass_protocol::{Hash, StaffRef, Timestamp};
+
+fn at(n: i64) -> Timestamp {
+    Timestamp::from_unix(1_795_426_200 + n).unwrap()
+}
+
+fn staff(s: &str) -> StaffRef {
+    s.parse().unwrap()
+}
+
+fn sled(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(SledStore::open(dir, &DataKey::from_bytes([9; 32]), OpenMode::Create).unwrap())
+}
+
+/// A log of `n` entries, every other one naming a staff member.
+fn chain(store: Arc<dyn Store>, n: u64) -> Audit {
+    let audit = Audit::open(store).unwrap();
+    for i in 0..n {
+        let mut e = Event::new("CN=hr-admin,O=RJZ", Action::Issue).object(format!("cred-{i:032x}"));
+        if i % 2 == 0 {
+            e = e.staff(staff("st-00000001"));
+        }
+        audit.record(vec![e], at(i as i64)).unwrap();
+    }
+    audit
+}
+
+#[test]
+fn appends_are_contiguous_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sled(dir.path());
+    let audit = Audit::open(Arc::clone(&store)).unwrap();
+    assert_eq!(audit.head(), Head::default());
+    assert_eq!(audit.verify().unwrap().entries, 0);
+
+    let mut batch = Batch::new();
+    batch.put(Tree::Staff, "st-00000001", "record");
+    let seqs = audit
+        .commit(
+            batch,
+            vec![
+                Event::new("CN=hr-admin,O=RJZ", Action::Import).staff(staff("st-00000001")),
+                Event::system(Action::Admin).reason("import-finished"),
+            ],
+            at(0),
+        )
+        .unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+    let seqs = audit.record(vec![Event::peer("12D3KooWabc", Action::Receipt).object("msg-1")], at(5)).unwrap();
+    assert_eq!(seqs, vec![3]);
+    assert_eq!(audit.commit(Batch::new(), vec![], at(6)).unwrap(), Vec::<u64>::new());
+
+    let entries = audit.since(1, 100).unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(entries[0].prev, Hash::default());
+    assert_eq!(entries[1].prev, entries[0].hash);
+    assert_eq!(entries[2].prev, entries[1].hash);
+    assert!(entries.iter().all(Entry::hash_ok));
+    assert_eq!(entries[2].event.actor, "peer:12D3KooWabc");
+    assert_eq!(audit.since(2, 1).unwrap()[0].seq, 2);
+    assert_eq!(audit.since(4, 10).unwrap(), vec![]);
+    assert_eq!(audit.get(3).unwrap().unwrap(), entries[2]);
+    assert_eq!(audit.get(4).unwrap(), None);
+
+    let report = audit.verify().unwrap();
+    assert_eq!(report.entries, 3);
+    assert_eq!(report.head, Head { seq: 3, hash: entries[2].hash });
+    assert_eq!(audit.head(), report.head);
+    assert_eq!(store.get(Tree::Staff, b"st-00000001").unwrap().unwrap(), b"record");
+}
+
+#[test]
+fn the_chain_continues_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = {
+        let audit = chain(sled(dir.path()), 5);
+        audit.head()
+    };
+    let audit = Audit::open(sled(dir.path())).unwrap();
+    assert_eq!(audit.head(), head);
+    assert_eq!(audit.record(vec![Event::system(Action::Expiry)], at(99)).unwrap(), vec![6]);
+    assert_eq!(audit.verify().unwrap().entries, 6);
+    assert_eq!(audit.get(6).unwrap().unwrap().prev, head.hash);
+}
+
+#[test]
+fn a_failed_commit_writes_nothing_and_leaves_no_gap() {
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), 2);
+    let mut seed = Batch::new();
+    seed.put(Tree::Inbox, "msg-1", "");
+    store.commit(seed).unwrap();
+
+    // The data part fails (a message already handled): no data, no entry.
+    let mut batch = Batch::new();
+    batch.put(Tree::Received, "recv-1", "passport");
+    batch.put_new(Tree::Inbox, "msg-1", "");
+    let err = audit
+        .commit(batch, vec![Event::peer("12D3KooWabc", Action::Receipt).staff(staff("st-00000002"))], at(10))
+        .unwrap_err();
+    assert!(matches!(err, Error::Store(store::Error::AlreadyExists { tree: Tree::Inbox, .. })), "{err}");
+    assert_eq!(store.get(Tree::Received, b"recv-1").unwrap(), None);
+    assert_eq!(audit.head().seq, 2);
+    assert_eq!(audit.since(3, 10).unwrap(), vec![]);
+    assert_eq!(audit.for_staff(&staff("st-00000002"), 10).unwrap(), vec![]);
+
+    // An invalid event fails before anything is written.
+    let bad = Event::system(Action::Rejection).reason("Consent expired for Jane Smith");
+    let err = audit.record(vec![Event::system(Action::Admin), bad], at(11)).unwrap_err();
+    assert!(matches!(err, Error::InvalidEvent { field: "reason", .. }), "{err}");
+    assert!(!err.to_string().contains("Jane"), "the rejected value is not echoed: {err}");
+    assert_eq!(audit.head().seq, 2);
+
+    // The next commit takes the next seq.
+    assert_eq!(audit.record(vec![Event::system(Action::Admin)], at(12)).unwrap(), vec![3]);
+    assert_eq!(audit.verify().unwrap().entries, 3);
+}
+
+#[test]
+fn event_formats_are_enforced() {
+    let ok = Event::new("CN=Jo Bloggs,OU=HR,O=RJZ", Action::Consent)
+        .staff(staff("st-00000001"))
+        .org("RJ1".parse().unwrap())
+        .object("consent-0123456789abcdef0123456789abcdef")
+        .reason("consent-expired");
+    ok.validate().unwrap();
+    let cases = [
+        (Event::new("", Action::Admin), "actor"),
+        (Event::new("a".repeat(257), Action::Admin), "actor"),
+        (Event::new("x\ny", Action::Admin), "actor"),
+        (Event::system(Action::Admin).object("cred 1"), "object"),
+        (Event::system(Action::Admin).object(""), "object"),
+        (Event::system(Action::Admin).object("x".repeat(129)), "object"),
+        (Event::system(Action::Admin).reason("Has Capitals"), "reason"),
+        (Event::system(Action::Admin).reason("QQ 12 34 56 C"), "reason"),
+        (Event::system(Action::Admin).reason("r".repeat(65)), "reason"),
+    ];
+    for (event, field) in cases {
+        let err = event.validate().unwrap_err();
+        assert!(matches!(err, Error::InvalidEvent { field: f, .. } if f == field), "{event:?}: {err}");
+    }
+}
+
+#[test]
+fn concurrent_commits_keep_the_chain_contiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sled(dir.path());
+    let audit = Arc::new(Audit::open(Arc::clone(&store)).unwrap());
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let audit = Arc::clone(&audit);
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..25 {
+                    let mut b = Batch::new();
+                    b.put(Tree::Outbox, format!("t{t}/{i}"), "m");
+                    mine.extend(audit.commit(b, vec![Event::system(Action::Offer)], at(i)).unwrap());
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=150).collect::<Vec<_>>());
+    assert_eq!(audit.verify().unwrap().entries, 150);
+    assert_eq!(store.scan_prefix(Tree::Outbox, b"t").unwrap().len(), 150);
+}
+
+#[test]
+fn a_staff_member_sees_their_own_history() {
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = Audit::open(store).unwrap();
+    let (a, a_longer, b) = (staff("st-00000001"), staff("st-000000010"), staff("st-00000002"));
+    for (i, who) in [&a, &b, &a_longer, &a, &b, &a].into_iter().enumerate() {
+        audit.record(vec![Event::system(Action::Offer).staff(who.clone())], at(i as i64)).unwrap();
+    }
+    audit.record(vec![Event::system(Action::Admin)], at(9)).unwrap();
+    let seqs = |v: Vec<Entry>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(audit.for_staff(&a, 100).unwrap()), vec![1, 4, 6]);
+    assert_eq!(seqs(audit.for_staff(&a_longer, 100).unwrap()), vec![3]);
+    assert_eq!(seqs(audit.for_staff(&b, 100).unwrap()), vec![2, 5]);
+    assert_eq!(seqs(audit.for_staff(&a, 2).unwrap()), vec![1, 4]);
+    assert_eq!(seqs(audit.for_staff_since(&a, 5, 2).unwrap()), vec![6]);
+    assert_eq!(audit.for_staff(&staff("st-99999999"), 10).unwrap(), vec![]);
+    assert!(audit.for_staff(&a, 100).unwrap().iter().all(|e| e.event.staff.as_ref() == Some(&a)));
+}
+
+/// Rewrites the raw stored value of entry `seq`.
+fn rewrite(store: &dyn Store, seq: u64, value: Vec<u8>) {
+    let mut b = Batch::new();
+    b.put(Tree::Audit, seq.to_be_bytes(), value);
+    store.commit(b).unwrap();
+}
+
+fn raw(store: &dyn Store, seq: u64) -> Vec<u8> {
+    store.get(Tree::Audit, &seq.to_be_bytes()).unwrap().unwrap()
+}
+
+fn encode(e: &Entry) -> Vec<u8> {
+    staffpass_protocol::encoding::to_bytes(e)
+}
+
+#[test]
+fn tampering_with_any_entry_is_reported_at_that_entry() {
+    const N: u64 = 6;
+    for seq in 1..=N {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let audit = chain(Arc::clone(&store), N);
+        let mut e = audit.get(seq).unwrap().unwrap();
+        e.event.reason = Some("rewritten".into());
+        rewrite(&*store, seq, encode(&e));
+        assert_eq!(audit.verify().unwrap_err(), Broken { seq, fault: Fault::HashMismatch }, "entry {seq}");
+    }
+
+    // Garbage in place of an entry.
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), N);
+    let mut bytes = raw(&*store, 3);
+    bytes.truncate(bytes.len() / 2);
+    rewrite(&*store, 3, bytes);
+    assert!(matches!(audit.verify(), Err(Broken { seq: 3, fault: Fault::Undecodable { .. } })));
+
+    // A flipped byte anywhere in an entry.
+    let len = {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        chain(Arc::clone(&store), N);
+        raw(&*store, 4).len()
+    };
+    for i in 0..len {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let audit = chain(Arc::clone(&store), N);
+        let mut bytes = raw(&*store, 4);
+        bytes[i] ^= 0x01;
+        rewrite(&*store, 4, bytes);
+        let broken = audit.verify().unwrap_err();
+        assert_eq!(broken.seq, 4, "byte {i}: {broken}");
+    }
+}
+
+#[test]
+fn rehashed_deleted_and_reordered_entries_are_reported() {
+    const N: u64 = 6;
+
+    // Altered and re-hashed: the next link breaks.
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), N);
+    let mut e = audit.get(3).unwrap().unwrap();
+    e.event.actor = "CN=someone-else".into();
+    e.hash = Entry::compute_hash(e.seq, e.at, &e.prev, &e.event);
+    rewrite(&*store, 3, encode(&e));
+    assert_eq!(audit.verify().unwrap_err(), Broken { seq: 4, fault: Fault::PrevMismatch });
+
+    // The last entry altered and re-hashed: it is not the head we wrote.
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), N);
+    let mut e = audit.get(N).unwrap().unwrap();
+    e.at = at(-1);
+    e.hash = Entry::compute_hash(e.seq, e.at, &e.prev, &e.event);
+    rewrite(&*store, N, encode(&e));
+    assert_eq!(audit.verify().unwrap_err(), Broken { seq: N, fault: Fault::HeadMismatch });
+
+    // Deleted in the middle, or at the end.
+    for gone in [2, N] {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let audit = chain(Arc::clone(&store), N);
+        let mut b = Batch::new();
+        b.delete(Tree::Audit, gone.to_be_bytes());
+        store.commit(b).unwrap();
+        assert_eq!(audit.verify().unwrap_err(), Broken { seq: gone, fault: Fault::Missing });
+    }
+
+    // Two entries swapped.
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), N);
+    let (two, three) = (raw(&*store, 2), raw(&*store, 3));
+    rewrite(&*store, 2, three);
+    rewrite(&*store, 3, two);
+    assert_eq!(audit.verify().unwrap_err(), Broken { seq: 2, fault: Fault::SeqMismatch { found: 3 } });
+
+    // A staff member's index entry removed: their history would miss it.
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), N);
+    let mut key = b"st-00000001\0".to_vec();
+    key.extend_from_slice(&3u64.to_be_bytes());
+    let mut b = Batch::new();
+    b.delete(Tree::AuditByStaff, key);
+    store.commit(b).unwrap();
+    assert_eq!(audit.verify().unwrap_err(), Broken { seq: 3, fault: Fault::IndexMissing });
+}
+
+#[test]
+fn open_refuses_a_log_whose_head_does_not_verify() {
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(Arc::clone(&store), 3);
+    let mut e = audit.get(3).unwrap().unwrap();
+    e.event.object = Some("cred-other".into());
+    rewrite(&*store, 3, encode(&e));
+    let err = Audit::open(store).unwrap_err();
+    assert!(matches!(err, Error::Broken(Broken { seq: 3, fault: Fault::HashMismatch })), "{err}");
+    assert!(err.to_string().contains("backup"), "{err}");
+}
+
+/// Golden vectors, cross-checked by hand-encoding postcard in Python:
+/// sha256("staffpass\0audit-entry\0" || 00 01 || postcard(seq, at, prev, event)).
+/// A change here is a change of the on-disk format: existing logs would
+/// stop verifying.
+#[test]
+fn the_entry_hash_is_pinned() {
+    let event = Event::new("CN=hr-admin,O=RJZ", Action::Revocation)
+        .staff(staff("st-0000abcd"))
+        .org("RJ1".parse().unwrap())
+        .object("cred-07070707070707070707070707070707")
+        .reason("training-expiry");
+    let t: Timestamp = "2026-11-23T09:30:00Z".parse().unwrap();
+    let first = Entry::compute_hash(1, t, &Hash::default(), &event);
+    assert_eq!(first.to_string(), "704627ffd7f348efa94fead494636b743f91c6b470048cfca20b785bdd3442cd");
+    let second = Entry::compute_hash(2, t, &first, &Event::system(Action::KeyRotation));
+    assert_eq!(second.to_string(), "1a77cbf1fde3dee6519ca9494fd35a5669c458d6cc182a5e54e764c1e1b1abd0");
+    // Each field is covered.
+    assert_ne!(Entry::compute_hash(2, t, &Hash::default(), &event), first);
+    assert_ne!(Entry::compute_hash(1, t.plus_secs(1), &Hash::default(), &event), first);
+    assert_ne!(Entry::compute_hash(1, t, &second, &event), first);
+    assert_ne!(Entry::compute_hash(1, t, &Hash::default(), &event.clone().reason("other")), first);
+}
+
+#[test]
+fn entries_read_as_json_with_kebab_case_actions() {
+    let names: Vec<String> = Action::ALL.iter().map(|a| serde_json::to_string(a).unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "import",
+            "staff-update",
+            "staff-delete",
+            "issue",
+            "consent",
+            "offer",
+            "receipt",
+            "rejection",
+            "withdrawal",
+            "erasure",
+            "expiry",
+            "revocation",
+            "roster-change",
+            "admin",
+            "key-rotation"
+        ]
+        .map(|s| format!("\"{s}\""))
+    );
+    for a in Action::ALL {
+        assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+    }
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let audit = chain(store, 1);
+    let json = serde_json::to_value(audit.get(1).unwrap().unwrap()).unwrap();
+    assert_eq!(json["event"]["action"], "issue");
+    assert_eq!(json["event"]["staff"], "st-00000001");
+    assert_eq!(json["seq"], 1);
+    assert_eq!(json["prev"], "0".repeat(64));
+}

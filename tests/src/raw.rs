@@ -1,0 +1,158 @@
+//! A bare libp2p peer for tests that must misbehave on the wire: it speaks
+//! `/staffpass/exchange/1` with the node's own codec (to send forged or
+//! tampered bundles from a chosen identity) or writes arbitrary bytes on it.
+
+use std::io;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use staffpass_node::network::codec::ExchangeCodec;
+use staffpass_protocol::wire::exchange;
+
+/// Writes the request bytes as they are; reads the response to the end.
+#[derive(Clone, Default)]
+pub struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        io.take(1 << 20).read_to_end(&mut v).await?;
+        Ok(v)
+    }
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        io.take(1 << 20).read_to_end(&mut v).await?;
+        if v.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream closed without a response"));
+        }
+        Ok(v)
+    }
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&req).await?;
+        io.close().await
+    }
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&res).await
+    }
+}
+
+/// The raw peer's behaviour.
+#[derive(NetworkBehaviour)]
+pub struct RawBehaviour {
+    exchange: request_response::Behaviour<ExchangeCodec>,
+    raw: request_response::Behaviour<RawCodec>,
+}
+
+/// A bare peer.
+pub struct RawPeer {
+    swarm: Swarm<RawBehaviour>,
+}
+
+impl RawPeer {
+    /// A peer with `key`.
+    pub fn new(key: identity::Keypair) -> anyhow::Result<Self> {
+        let proto = || [(StreamProtocol::new(exchange::PROTOCOL), ProtocolSupport::Outbound)];
+        let cfg = || request_response::Config::default().with_request_timeout(Duration::from_secs(10));
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|_| RawBehaviour {
+                exchange: request_response::Behaviour::new(proto(), cfg()),
+                raw: request_response::Behaviour::new(proto(), cfg()),
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        Ok(RawPeer { swarm })
+    }
+
+    /// Its PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Dials `addr` and waits until the connection is up and has stayed up
+    /// through the remote's admission check (`Ok`), or is refused (`Err`).
+    pub async fn connect(&mut self, addr: &Multiaddr) -> Result<PeerId, String> {
+        self.swarm.dial(addr.clone()).map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut established: Option<PeerId> = None;
+        loop {
+            let settle = tokio::time::sleep(Duration::from_millis(500));
+            tokio::pin!(settle);
+            tokio::select! {
+                ev = self.swarm.select_next_some() => match ev {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => established = Some(peer_id),
+                    SwarmEvent::ConnectionClosed { peer_id, .. } => return Err(format!("connection to {peer_id} closed by the remote")),
+                    SwarmEvent::OutgoingConnectionError { error, .. } => return Err(error.to_string()),
+                    _ => {}
+                },
+                // Established and not closed within the settle time: admitted.
+                _ = &mut settle, if established.is_some() => return established.ok_or_else(|| "no connection".into()),
+                _ = tokio::time::sleep_until(deadline) => return Err("timed out".into()),
+            }
+        }
+    }
+
+    /// Sends an exchange request with the node's codec.
+    pub async fn exchange(&mut self, peer: PeerId, req: exchange::Request) -> Result<exchange::Response, String> {
+        let id = self.swarm.behaviour_mut().exchange.send_request(&peer, req);
+        loop {
+            match self.swarm.select_next_some().await {
+                SwarmEvent::Behaviour(RawBehaviourEvent::Exchange(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response },
+                    ..
+                })) if request_id == id => return Ok(response),
+                SwarmEvent::Behaviour(RawBehaviourEvent::Exchange(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                })) if request_id == id => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes `bytes` raw on the exchange protocol and returns what comes back.
+    pub async fn raw(&mut self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        let id = self.swarm.behaviour_mut().raw.send_request(&peer, bytes);
+        loop {
+            match self.swarm.select_next_some().await {
+                SwarmEvent::Behaviour(RawBehaviourEvent::Raw(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response },
+                    ..
+                })) if request_id == id => return Ok(response),
+                SwarmEvent::Behaviour(RawBehaviourEvent::Raw(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                })) if request_id == id => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    }
+}

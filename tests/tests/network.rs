@@ -1,0 +1,288 @@
+//! staffpass-node on a real peer-to-peer network (issue 4): several nodes
+//! in this process on 127.0.0.1, real sockets, waits on conditions.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use staffpass_node::api::Role;
+use staffpass_node::node::paths;
+use staffpass_protocol::roster::{Change, Entry};
+use staffpass_protocol::testkit::RosterBuilder;
+use staffpass_protocol::wire::exchange;
+use staffpass_tests::raw::RawPeer;
+use staffpass_tests::{TestNode, add_members, now, roster, submit, wait_until};
+
+fn agreement() -> staffpass_protocol::AgreementId {
+    "london-mou".parse().unwrap()
+}
+
+async fn trio() -> (TestNode, TestNode, TestNode, RosterBuilder) {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let b = TestNode::start_new("RJ1").await.unwrap();
+    let c = TestNode::start_new("RV5").await.unwrap();
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a, &b, &c]);
+    for n in [&a, &b, &c] {
+        submit(n, &chain).await.unwrap();
+    }
+    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
+        let (xn, yp) = (x, y.peer_id);
+        wait_until("the three nodes form a mesh from roster hints", || async move { xn.connected_to(&yp).await }).await;
+    }
+    (a, b, c, r)
+}
+
+async fn submit_entry(node: &TestNode, e: &Entry) -> Result<serde_json::Value, staffpass_node::api::ClientError> {
+    node.admin().post_json(&format!("/v1/agreements/{}/entries", e.body.agreement), e).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_mesh_and_a_roster_change_reaches_all() {
+    let (a, b, c, mut r) = trio().await;
+    let e = r.entry(Change::Resign { valid_until: now().plus_days(60) }, 2);
+    r.chain.append(e.clone()).unwrap();
+    submit_entry(&a, &e).await.unwrap();
+    let seq = e.body.seq;
+    for n in [&b, &c] {
+        wait_until("the change reaches the other nodes", || async move { n.roster_seq(&agreement()) == Some(seq) })
+            .await;
+    }
+}
+
+/// A separate agreement, made by other stewards, that lists the outsider
+/// and the three members: the outsider believes they are its peers, but
+/// they never signed it.
+fn forged_agreement(outsider: &TestNode, members: &[&TestNode]) -> Vec<Entry> {
+    let mut r = RosterBuilder::with_valid_until("rogue-pact".parse().unwrap(), 1, 1, now().plus_days(30));
+    r.stewards = vec![staffpass_protocol::StewardSecretKey::from_bytes(&[7; 32])];
+    let mut genesis = r.chain.entries()[0].clone();
+    if let Change::Genesis { stewards, .. } = &mut genesis.body.change {
+        *stewards = [r.stewards[0].public()].into_iter().collect();
+    }
+    genesis.signatures.clear();
+    genesis.sign(&r.stewards[0]);
+    r.chain = staffpass_protocol::roster::Chain::new(genesis).unwrap();
+    r.clock = now().plus_secs(-3600);
+    let mut all = vec![outsider];
+    all.extend_from_slice(members);
+    add_members(&mut r, &all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
+    let (a, b, c, mut r) = trio().await;
+    let d = TestNode::start_new("RJ2").await.unwrap();
+    submit(&d, &forged_agreement(&d, &[&a, &b, &c])).await.unwrap();
+    for n in [&a, &b, &c] {
+        wait_until("every member denies the outsider", || async move { n.node().metrics.denied_connections.get() > 0 })
+            .await;
+        assert!(!n.connected_to(&d.peer_id).await, "{} must not be connected to the outsider", n.org);
+    }
+
+    // The stewards add RJ2: it connects.
+    let add = r.entry(Change::AddMember(d.member_spec()), 2);
+    r.chain.append(add.clone()).unwrap();
+    submit_entry(&a, &add).await.unwrap();
+    submit(&d, r.chain.entries()).await.unwrap();
+    for n in [&a, &b, &c] {
+        let p = d.peer_id;
+        wait_until("the new member connects to everyone", || async move { n.connected_to(&p).await }).await;
+    }
+
+    // Suspended: every member drops it.
+    let suspend = r.entry(Change::Suspend { org: d.org.clone(), reason: "audit finding".into() }, 2);
+    r.chain.append(suspend.clone()).unwrap();
+    submit_entry(&a, &suspend).await.unwrap();
+    for n in [&a, &b, &c] {
+        let p = d.peer_id;
+        wait_until("members drop the suspended node", || async move { !n.connected_to(&p).await }).await;
+    }
+    // ... and keep refusing it.
+    let denied = a.node().metrics.denied_connections.get();
+    let mut raw = RawPeer::new(libp2p::identity::Keypair::generate_ed25519()).unwrap();
+    assert!(raw.connect(&a.p2p).await.is_err(), "a stranger's connection is refused");
+    let an = &a;
+    wait_until(
+        "the stranger's denial is counted",
+        || async move { an.node().metrics.denied_connections.get() > denied },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_was_down_catches_up_by_anti_entropy() {
+    let (a, b, mut c, mut r) = trio().await;
+    c.stop().await;
+    for change in [
+        Change::UpdateMember {
+            org: b.org.clone(),
+            name: Some("Guy's and St Thomas'".into()),
+            nodes: None,
+            addresses: None,
+        },
+        Change::Resign { valid_until: now().plus_days(45) },
+    ] {
+        let e = r.entry(change, 2);
+        r.chain.append(e.clone()).unwrap();
+        submit_entry(&a, &e).await.unwrap();
+    }
+    let seq = r.chain.seq();
+    wait_until("the live peer has both changes", || async { b.roster_seq(&agreement()) == Some(seq) }).await;
+    c.restart().await.unwrap();
+    wait_until("the restarted node catches up", || async { c.roster_seq(&agreement()) == Some(seq) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_is_refused_and_alarms_every_node() {
+    let (a, b, c, r) = trio().await;
+    let before = r.chain.seq();
+    let x = r.entry(Change::Resign { valid_until: now().plus_days(40) }, 2);
+    let y = r.entry(Change::Resign { valid_until: now().plus_days(50) }, 2);
+    assert_ne!(x.hash(), y.hash());
+    let (ra, rb) = tokio::join!(submit_entry(&a, &x), submit_entry(&b, &y));
+    assert!(ra.is_ok() || rb.is_ok());
+    for n in [&a, &b, &c] {
+        wait_until("every node raises the equivocation alarm", || async move {
+            let s: serde_json::Value = n.admin().get_json("/v1/status").await.unwrap();
+            s["alarms"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        assert_eq!(n.roster_seq(&agreement()), Some(before), "{}: both entries refused", n.org);
+        let metrics = n.admin().get_text("/metrics").await.unwrap();
+        assert!(metrics.contains("staffpass_roster_equivocation{agreement=\"london-mou\"} 1"), "{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_roster_entries_are_refused_by_the_api_with_a_typed_reason() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a]);
+    submit(&a, &chain).await.unwrap();
+    let seq = r.chain.seq();
+
+    let resign = || Change::Resign { valid_until: now().plus_days(60) };
+    let too_few = r.entry(resign(), 1);
+    let mut bad_link = r.entry(resign(), 0);
+    bad_link.body.prev = staffpass_protocol::Hash::of(b"elsewhere");
+    bad_link.sign(&r.stewards[0]);
+    bad_link.sign(&r.stewards[1]);
+    let mut wrong_seq = r.entry(resign(), 0);
+    wrong_seq.body.seq = 1;
+    wrong_seq.sign(&r.stewards[0]);
+    wrong_seq.sign(&r.stewards[1]);
+    for (e, status, code) in
+        [(too_few, 422, "below-threshold"), (bad_link, 409, "bad-prev"), (wrong_seq, 409, "wrong-seq")]
+    {
+        let err = submit_entry(&a, &e).await.unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status), "{err}");
+        assert_eq!(err.code(), Some(code), "{err}");
+        assert_eq!(a.roster_seq(&agreement()), Some(seq), "chain unchanged");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_missing_foreign_and_underprivileged_certificates() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let b = TestNode::start_new("RJ1").await.unwrap();
+    assert!(a.admin().get_json::<serde_json::Value>("/v1/status").await.is_ok());
+
+    // No client certificate: refused at TLS.
+    let tls = paths::tls(&a.config.data_dir);
+    let ca = std::fs::read(tls.join("ca.pem")).unwrap();
+    let anon =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
+    assert!(anon.get(format!("https://127.0.0.1:{}/v1/status", a.api.port())).send().await.is_err());
+
+    // Another node's admin certificate: refused at TLS.
+    let btls = paths::tls(&b.config.data_dir);
+    let bpki = staffpass_node::tls::Pki::at(&btls);
+    let foreign = staffpass_node::api::Client::from_files(
+        &format!("https://127.0.0.1:{}", a.api.port()),
+        tls.join("ca.pem"),
+        bpki.admin_cert(),
+        bpki.admin_key(),
+    )
+    .unwrap();
+    let err = foreign.get_json::<serde_json::Value>("/v1/status").await.unwrap_err();
+    assert!(err.status().is_none(), "refused before any HTTP status: {err}");
+
+    // Read-only on an admin route: 403.
+    staffpass_node::tls::Pki::issue_client(&tls, "viewer", Role::ReadOnly).unwrap();
+    let viewer = a.client_as("viewer");
+    assert!(viewer.get_json::<serde_json::Value>("/v1/status").await.is_ok());
+    let err = viewer.post_json::<_, serde_json::Value>("/v1/agreements", &Vec::<Entry>::new()).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
+    let err = viewer.get_json::<serde_json::Value>("/v1/audit").await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_streams_are_reset_and_the_node_keeps_serving() {
+    let (a, b, _c, mut r) = trio().await;
+    // The raw peer is a member (so it gets past the gate), as RJ2's node.
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut raw = RawPeer::new(key.clone()).unwrap();
+    let raw_node = staffpass_node::network::node_of(&raw.peer_id()).unwrap();
+    let add = r.entry(
+        Change::AddMember(staffpass_protocol::roster::MemberSpec {
+            org: "RJ2".parse().unwrap(),
+            name: "Lewisham and Greenwich".into(),
+            issuer_keys: vec![staffpass_protocol::testkit::issuer("RJ2", 0).public()],
+            nodes: vec![raw_node],
+            addresses: vec![],
+        }),
+        2,
+    );
+    r.chain.append(add.clone()).unwrap();
+    submit_entry(&a, &add).await.unwrap();
+    let peer = raw.connect(&a.p2p).await.expect("a member's connection is admitted");
+
+    // Garbage: not a frame of a valid message.
+    let mut garbage = 12u32.to_be_bytes().to_vec();
+    garbage.extend([0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3]);
+    assert!(raw.raw(peer, garbage).await.is_err(), "garbage gets no answer");
+    // Oversized: a frame header claiming more than the bound.
+    let mut huge = ((exchange::MAX_REQUEST + 1) as u32).to_be_bytes().to_vec();
+    huge.extend(vec![0u8; 64 * 1024]);
+    assert!(raw.raw(peer, huge).await.is_err(), "an oversized frame gets no answer");
+
+    // The node is up and serves others: a roster change still spreads.
+    let e = r.entry(Change::Resign { valid_until: now().plus_days(70) }, 2);
+    r.chain.append(e.clone()).unwrap();
+    submit_entry(&a, &e).await.unwrap();
+    let seq = e.body.seq;
+    wait_until("the node keeps serving its peers", || async { b.roster_seq(&agreement()) == Some(seq) }).await;
+    assert!(a.admin().get_json::<serde_json::Value>("/v1/status").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a]);
+    submit(&a, &chain).await.unwrap();
+    let peer = a.node().peer_id;
+    let issuer = a.node().issuer.public();
+    a.restart().await.unwrap();
+    assert_eq!(a.node().peer_id, peer, "same node key");
+    assert_eq!(a.node().issuer.public(), issuer, "same issuer key");
+    assert_eq!(a.roster_seq(&agreement()), Some(r.chain.seq()), "same roster");
+    let v: serde_json::Value = a.admin().get_json("/v1/audit/verify").await.unwrap();
+    assert_eq!(v["ok"], true);
+
+    a.stop().await;
+    let db = paths::db(&a.config.data_dir);
+    let mut files: Vec<_> = staffpass_tests::files_under(&db)
+        .into_iter()
+        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(false))
+        .collect();
+    files.sort_by_key(|p| std::cmp::Reverse(p.metadata().map(|m| m.len()).unwrap_or(0)));
+    // The log (sled pre-allocates it; the records sit at its start): cut into the records.
+    let victim = files.first().expect("sled files").clone();
+    std::fs::OpenOptions::new().write(true).open(&victim).unwrap().set_len(64).unwrap();
+    let err = match staffpass_node::node::Node::start(a.config.clone()).await {
+        Ok(_) => panic!("a truncated store must not start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("storage"), "clear start-up error: {err}");
+}
