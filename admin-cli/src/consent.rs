@@ -136,10 +136,7 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         }
         Command::Withdraw { id, node } => {
             let client = node.client()?;
-            let view: Value = block_on(async {
-                client.delete(&format!("/v1/consents/{id}")).await?;
-                Ok(client.get_json(&format!("/v1/consents/{id}")).await?)
-            })?;
+            let view: Value = block_on(async { Ok(client.delete_json(&format!("/v1/consents/{id}")).await?) })?;
             print_view(&view, format, "Withdrew")
         }
         Command::List { node } => {
