@@ -12,6 +12,8 @@ use std::path::Path;
 
 use common::Run;
 use serde_json::Value;
+use staffpass_node::keys::KeyFiles;
+use staffpass_node::node::paths;
 use staffpass_protocol::AgreementId;
 use staffpass_tests::{TestNode, wait_until};
 
@@ -361,4 +363,121 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     let bad = on(dir, &rjz, &["credential", "revoke", &cred_id, "--reason", "bored"]).await;
     assert_eq!(bad.code, 2);
     on(dir, &rjz, &["audit", "verify"]).await.ok();
+}
+
+/// Imports one staff member at `node`, issues a passport and shares it with
+/// RJ1 under london-mou; returns the consent id once RJ1 holds it.
+async fn share_with_rj1(dir: &Path, node: &TestNode, rj1: &TestNode, assignment: &str) -> String {
+    let csv = staffpass_tests::staff_csv(&[(assignment, "Alex Example", "ZZ123456A")]);
+    let file = format!("{assignment}.csv");
+    std::fs::write(dir.join(&file), csv).unwrap();
+    on(dir, node, &["staff", "import", &file]).await.ok();
+    let list = on(dir, node, &["staff", "list", "--json"]).await.json();
+    let staff = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["assignment_number"] == assignment)
+        .and_then(|s| s["staff_ref"].as_str())
+        .unwrap()
+        .to_owned();
+    on(dir, node, &["credential", "issue", &staff]).await.ok();
+    let granted = on(
+        dir,
+        node,
+        &[
+            "consent",
+            "grant",
+            "--json",
+            "--staff",
+            &staff,
+            "--to",
+            "RJ1",
+            "--agreement",
+            "london-mou",
+            "--move",
+            "rotation",
+            "--claims",
+            "identity,dbs",
+            "--until",
+            "30d",
+        ],
+    )
+    .await
+    .json();
+    let consent = granted["consent"]["id"].as_str().unwrap().to_owned();
+    let c = consent.clone();
+    wait_until("RJ1 holds the passport", || {
+        let c = c.clone();
+        async move { on(&std::env::temp_dir(), rj1, &["received", "show", "--json", &c]).await.code == 0 }
+    })
+    .await;
+    consent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stewards_rotate_a_trusts_issuer_key_and_passports_keep_flowing() {
+    let mut rjz = TestNode::start_new("RJZ").await.unwrap();
+    let rj1 = TestNode::start_new("RJ1").await.unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let id: AgreementId = "london-mou".parse().unwrap();
+    agreement(dir).await;
+    add_member(dir, &rjz, ["a.key", "b.key"]).await;
+    add_member(dir, &rj1, ["a.key", "b.key"]).await;
+    for node in [&rjz, &rj1] {
+        on(dir, node, &["roster", "submit", "chain.json"]).await.ok();
+    }
+    wait_until("RJZ and RJ1 connected", || async { rjz.connected_to(&rj1.peer_id).await }).await;
+    let before = share_with_rj1(dir, &rjz, &rj1, "20001").await;
+
+    // The trust rotates its issuer key in its node's key files...
+    let old_key = on(dir, &rjz, &["node", "status", "--json"]).await.json()["issuer_key"].as_str().unwrap().to_owned();
+    rjz.stop().await;
+    let rotation = KeyFiles::rotate_issuer(&paths::keys(&rjz.config.data_dir)).unwrap();
+    assert_eq!(rotation.old.to_string(), old_key);
+    rjz.restart().await.unwrap();
+    let new_key = on(dir, &rjz, &["node", "status", "--json"]).await.json()["issuer_key"].as_str().unwrap().to_owned();
+    assert_eq!(new_key, rotation.new.to_string());
+
+    // ... and the stewards rotate it in the roster, which spreads from RJZ to RJ1.
+    admin(
+        dir,
+        &[
+            "roster",
+            "propose",
+            "rotate-key",
+            "--chain",
+            "chain.json",
+            "--out",
+            "rotate.json",
+            "--org",
+            "RJZ",
+            "--add",
+            &new_key,
+            "--retire",
+            &old_key,
+        ],
+    )
+    .await
+    .ok();
+    for k in ["b.key", "c.key"] {
+        admin(dir, &["roster", "sign", "rotate.json", "--key", k, "--chain", "chain.json", "--yes"]).await.ok();
+    }
+    on(dir, &rjz, &["roster", "submit", "rotate.json"]).await.ok();
+    admin(dir, &["roster", "append", "chain.json", "rotate.json"]).await.ok();
+    wait_until("RJ1 applies the rotation", || async { rj1.roster_seq(&id) == Some(3) }).await;
+    let shown = on(dir, &rj1, &["agreement", "show", "--json", "london-mou"]).await.json();
+    let keys = shown["state"]["members"]["RJZ"]["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 2, "{shown}");
+    assert!(keys.iter().any(|k| k["key"] == old_key.as_str() && !k["retired_at"].is_null()), "{shown}");
+
+    // A new passport, signed with the new key, is accepted; the one signed
+    // before the rotation is still held and in force.
+    wait_until("RJZ and RJ1 reconnected", || async { rjz.connected_to(&rj1.peer_id).await }).await;
+    let after = share_with_rj1(dir, &rjz, &rj1, "20002").await;
+    for c in [&before, &after] {
+        let r = on(dir, &rj1, &["received", "show", "--json", c]).await.json();
+        assert_eq!(r["status"], "active", "{r}");
+    }
 }
