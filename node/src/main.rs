@@ -67,6 +67,29 @@ enum Command {
         #[arg(long)]
         log_format: Option<String>,
     },
+    /// Issue a client certificate for the local API, signed by the node's
+    /// CA, bound to a role: admin (everything), hr (staff, consents,
+    /// received passports), read-only (status, peers, agreements, metrics).
+    ClientCert {
+        /// The node's data directory.
+        #[arg(long, env = "STAFFPASS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The user's account name (letters, digits, '.', '_', '-').
+        #[arg(long)]
+        name: String,
+        /// The role: admin, hr or read-only.
+        #[arg(long)]
+        role: staffpass_node::api::Role,
+    },
+    /// Rotate the issuer key (run with the node stopped). The old key is kept
+    /// as a retired key file. Give the printed keys to your agreement
+    /// stewards: a `rotate-key` roster change must add the new key (and
+    /// retire the old one) before passports signed with it are accepted.
+    RotateIssuerKey {
+        /// The node's data directory.
+        #[arg(long, env = "STAFFPASS_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Print the effective configuration (after file, environment and --set).
     ShowConfig {
         /// Config file.
@@ -140,6 +163,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let running = Node::start(cfg).await?;
             wait_for_signal().await?;
             running.shutdown().await;
+            Ok(())
+        }
+        Command::ClientCert { data_dir, name, role } => {
+            let (cert, key) = staffpass_node::tls::Pki::issue_client(node::paths::tls(&data_dir), &name, role)?;
+            println!("Issued a {role} certificate for {name}:");
+            println!("  certificate: {}", cert.display());
+            println!("  key (0600):  {}", key.display());
+            println!(
+                "  node CA:     {}",
+                staffpass_node::tls::Pki::at(node::paths::tls(&data_dir)).ca_cert().display()
+            );
+            Ok(())
+        }
+        Command::RotateIssuerKey { data_dir } => {
+            let r = staffpass_node::keys::KeyFiles::rotate_issuer(&node::paths::keys(&data_dir))?;
+            println!("Issuer key rotated.");
+            println!("  new key:     {}", r.new);
+            println!("  retired key: {} (kept in {})", r.old, r.retired_path.display());
+            println!(
+                "Ask your stewards for: staffpass-admin roster propose rotate-key --add {} --retire {}",
+                r.new, r.old
+            );
             Ok(())
         }
         Command::ShowConfig { config, set } => {
