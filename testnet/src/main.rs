@@ -309,3 +309,30 @@ fn down(dir: &std::path::Path) -> Result<bool> {
     println!("Stopped {} nodes and removed {}.", saved.nodes.len(), dir.display());
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent_and_every_help_renders() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        cmd.clone().debug_assert();
+        fn walk(c: &clap::Command) {
+            let mut c = c.clone();
+            assert!(!c.render_long_help().to_string().is_empty(), "{}", c.get_name());
+            for s in c.get_subcommands() {
+                walk(s);
+            }
+        }
+        walk(&cmd);
+    }
+
+    #[test]
+    fn every_scenario_name_is_known() {
+        assert_eq!(scenarios::NAMES, ["moves", "node-loss", "partition", "outsider", "equivocation"]);
+    }
+}
