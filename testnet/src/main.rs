@@ -152,6 +152,7 @@ fn options(common: &Common, docker: bool, live: bool) -> Result<Options> {
         bins: bins::find(common.no_build)?,
         no_build: common.no_build,
         live,
+        detached: false,
     })
 }
 
@@ -214,7 +215,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Command::Up { common } => {
             let opts = options(&common, false, true)?;
             let dir = common.dir.clone().unwrap_or_else(|| PathBuf::from("staffpass-testnet-data"));
-            let opts = Options { dir: Some(dir), ..opts };
+            let opts = Options { dir: Some(dir), detached: true, ..opts };
             let mut r = Report::new("staffpass testnet up", true);
             let mut w = {
                 let mut net_opts = opts.clone();
@@ -246,7 +247,7 @@ async fn run(cli: Cli) -> Result<bool> {
             let opts = options(&common, true, true)?;
             docker::build_image(!common.no_build).await?;
             let dir = common.dir.clone().unwrap_or_else(|| PathBuf::from("staffpass-testnet-docker"));
-            let opts = Options { dir: Some(dir), keep: true, ..opts };
+            let opts = Options { dir: Some(dir), keep: true, detached: true, ..opts };
             let mut r = Report::new("staffpass testnet up (docker)", true);
             let mut w = scenarios::bring_up(&opts, &mut r).await?;
             w.net.detached = true;

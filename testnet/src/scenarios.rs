@@ -39,6 +39,8 @@ pub struct Options {
     pub no_build: bool,
     /// Print the story as it happens.
     pub live: bool,
+    /// Leave the nodes running when this program exits (`up`).
+    pub detached: bool,
 }
 
 /// A seeded network.
@@ -88,6 +90,7 @@ pub async fn bring_up(opts: &Options, r: &mut Report) -> Result<World> {
         Testnet::create_local(&root, opts.bins.clone())?
     };
     net.remove_on_drop = remove;
+    net.detached = opts.detached;
     net.start_all().await?;
     let how = if opts.docker { "docker containers on 172.29.60.0/24" } else { "local processes on 127.0.0.1" };
     r.line(format!("network: {} nodes as {how}, in {}", net.nodes.len(), root.display()));
