@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The testnet's CI hook (called from .ci/run): the scenarios as local
+# processes always; in docker too when a docker engine answers.
+# Runtime after the build: ~40 s local; docker adds the static release
+# build of staffpass-node (a few minutes on 2 cores, once) and ~1 min.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --quiet -p staffpass-node -p staffpass-admin -p staffpass-testnet
+testnet=target/debug/staffpass-testnet
+
+echo "== testnet: local scenarios"
+"$testnet" scenario all --no-build
+
+if docker info >/dev/null 2>&1; then
+    echo "== testnet: docker scenarios"
+    "$testnet" docker scenario all
+else
+    echo "== testnet: docker scenarios SKIPPED: \`docker info\` does not answer (no docker engine here)"
+fi
