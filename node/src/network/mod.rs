@@ -483,15 +483,6 @@ impl Driver {
         }
     }
 
-    fn finish<T>(&self, protocol: &str, p: Pending<T>, r: Result<T, Error>) {
-        let outcome = if r.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .request_seconds
-            .get_or_create(&RequestLabels { protocol: protocol.into(), outcome: outcome.into() })
-            .observe(p.started.elapsed().as_secs_f64());
-        let _ = p.reply.send(r);
-    }
-
     async fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. }
@@ -559,59 +550,62 @@ impl Driver {
                 )
                 .await;
             }
-            BehaviourEvent::Exchange(e) => self.exchange_event(e).await,
-            BehaviourEvent::Roster(e) => self.roster_event(e).await,
+            BehaviourEvent::Exchange(e) => {
+                let to_event = |peer, request, channel| Event::ExchangeRequest { peer, request, channel };
+                let pending = &mut self.pending_exchange;
+                request_response_event(&self.events, &self.metrics, pending, exchange::PROTOCOL, e, to_event).await
+            }
+            BehaviourEvent::Roster(e) => {
+                let to_event = |peer, request, channel| Event::RosterRequest { peer, request, channel };
+                let pending = &mut self.pending_roster;
+                request_response_event(&self.events, &self.metrics, pending, roster::PROTOCOL, e, to_event).await
+            }
             _ => {}
         }
     }
+}
 
-    async fn exchange_event(&mut self, e: request_response::Event<exchange::Request, exchange::Response>) {
-        use request_response::{Event as E, Message as M};
-        match e {
-            E::Message { peer, message: M::Request { request, channel, .. }, .. } => {
-                emit(&self.events, Event::ExchangeRequest { peer, request, channel }).await;
-            }
-            E::Message { message: M::Response { request_id, response }, .. } => {
-                if let Some(p) = self.pending_exchange.remove(&request_id) {
-                    self.finish(exchange::PROTOCOL, p, Ok(response));
-                }
-            }
-            E::OutboundFailure { request_id, error, .. } => {
-                if let Some(p) = self.pending_exchange.remove(&request_id) {
-                    let peer = p.peer;
-                    self.finish(exchange::PROTOCOL, p, Err(Error::Request { peer, reason: error.to_string() }));
-                }
-            }
-            E::InboundFailure { peer, error, .. } => {
-                warn!(%peer, error = %error, "inbound exchange request failed; stream reset");
-            }
-            E::ResponseSent { .. } => {}
+/// Handles one request-response event of either protocol: inbound
+/// requests become domain events (`to_event`), responses and failures
+/// answer the pending request with its latency recorded.
+async fn request_response_event<Req, Resp>(
+    events: &mpsc::Sender<Event>,
+    metrics: &Metrics,
+    pending: &mut HashMap<request_response::OutboundRequestId, Pending<Resp>>,
+    protocol: &str,
+    e: request_response::Event<Req, Resp>,
+    to_event: impl FnOnce(PeerId, Req, request_response::ResponseChannel<Resp>) -> Event,
+) {
+    use request_response::{Event as E, Message as M};
+    match e {
+        E::Message { peer, message: M::Request { request, channel, .. }, .. } => {
+            emit(events, to_event(peer, request, channel)).await;
         }
+        E::Message { message: M::Response { request_id, response }, .. } => {
+            if let Some(p) = pending.remove(&request_id) {
+                finish(metrics, protocol, p, Ok(response));
+            }
+        }
+        E::OutboundFailure { request_id, error, .. } => {
+            if let Some(p) = pending.remove(&request_id) {
+                let peer = p.peer;
+                finish(metrics, protocol, p, Err(Error::Request { peer, reason: error.to_string() }));
+            }
+        }
+        E::InboundFailure { peer, error, .. } => {
+            warn!(%peer, %protocol, error = %error, "inbound request failed; stream reset");
+        }
+        E::ResponseSent { .. } => {}
     }
+}
 
-    async fn roster_event(&mut self, e: request_response::Event<roster::Request, roster::Response>) {
-        use request_response::{Event as E, Message as M};
-        match e {
-            E::Message { peer, message: M::Request { request, channel, .. }, .. } => {
-                emit(&self.events, Event::RosterRequest { peer, request, channel }).await;
-            }
-            E::Message { message: M::Response { request_id, response }, .. } => {
-                if let Some(p) = self.pending_roster.remove(&request_id) {
-                    self.finish(roster::PROTOCOL, p, Ok(response));
-                }
-            }
-            E::OutboundFailure { request_id, error, .. } => {
-                if let Some(p) = self.pending_roster.remove(&request_id) {
-                    let peer = p.peer;
-                    self.finish(roster::PROTOCOL, p, Err(Error::Request { peer, reason: error.to_string() }));
-                }
-            }
-            E::InboundFailure { peer, error, .. } => {
-                warn!(%peer, error = %error, "inbound roster request failed; stream reset");
-            }
-            E::ResponseSent { .. } => {}
-        }
-    }
+fn finish<T>(metrics: &Metrics, protocol: &str, p: Pending<T>, r: Result<T, Error>) {
+    let outcome = if r.is_ok() { "ok" } else { "error" };
+    metrics
+        .request_seconds
+        .get_or_create(&RequestLabels { protocol: protocol.into(), outcome: outcome.into() })
+        .observe(p.started.elapsed().as_secs_f64());
+    let _ = p.reply.send(r);
 }
 
 #[cfg(test)]
