@@ -70,6 +70,9 @@ pub struct Config {
     /// Passport flows.
     #[serde(default)]
     pub exchange: Exchange,
+    /// The database.
+    #[serde(default)]
+    pub storage: Storage,
     /// Logging.
     #[serde(default)]
     pub log: Log,
@@ -139,6 +142,21 @@ pub struct Exchange {
     pub expiry_sweep_secs: u64,
 }
 
+/// Database settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// sled's page cache, in MiB: more keeps more of the database in memory. Default: 32.
+    #[serde(default = "defaults::cache_mb")]
+    pub cache_mb: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { cache_mb: defaults::cache_mb() }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -205,6 +223,9 @@ mod defaults {
     pub fn expiry_sweep_secs() -> u64 {
         60
     }
+    pub fn cache_mb() -> u64 {
+        32
+    }
 }
 
 impl Default for Network {
@@ -252,6 +273,7 @@ impl Config {
             network: Network::default(),
             api: Api::default(),
             exchange: Exchange::default(),
+            storage: Storage::default(),
             log: Log::default(),
         }
     }
@@ -338,6 +360,9 @@ impl Config {
         if !(1..=86_400).contains(&self.exchange.expiry_sweep_secs) {
             return invalid("exchange.expiry_sweep_secs", "must be 1 to 86400");
         }
+        if !(4..=65_536).contains(&self.storage.cache_mb) {
+            return invalid("storage.cache_mb", "must be 4 to 65536");
+        }
         Ok(())
     }
 
@@ -392,6 +417,10 @@ retry_max_secs = {rm}
 # How often received passports are swept for ended consents, in seconds. Default: 60.
 expiry_sweep_secs = {sweep}
 
+[storage]
+# sled's page cache in MiB: more keeps more of the database in memory. Default: 32.
+cache_mb = {cache}
+
 [log]
 # "human" or "json". Levels come from RUST_LOG (default info). Default: "human".
 format = {format}
@@ -413,6 +442,7 @@ format = {format}
             ri = self.exchange.retry_initial_ms,
             rm = self.exchange.retry_max_secs,
             sweep = self.exchange.expiry_sweep_secs,
+            cache = self.storage.cache_mb,
             format = q(match self.log.format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

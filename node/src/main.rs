@@ -20,7 +20,8 @@ use staffpass_protocol::OrgId;
 /// network.redial_max_secs, network.max_concurrent_streams, api.listen,
 /// api.body_limit_bytes, api.import_limit_bytes,
 /// exchange.credential_validity_days, exchange.retry_initial_ms,
-/// exchange.retry_max_secs, exchange.expiry_sweep_secs, log.format. The
+/// exchange.retry_max_secs, exchange.expiry_sweep_secs, storage.cache_mb,
+/// log.format. The
 /// config file written by `init` documents each one and its default.
 #[derive(Parser, Debug)]
 #[command(name = "staffpass-node", version, about, long_about)]

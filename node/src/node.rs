@@ -169,8 +169,13 @@ impl Node {
     pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         let data = config.data_dir.clone();
         let keys = KeyFiles::load(&paths::keys(&data))?;
-        let store: Arc<dyn Store> =
-            Arc::new(store::SledStore::open(&paths::db(&data), keys.data(), store::OpenMode::Existing)?);
+        let store_cfg = store::Config { cache_capacity: config.storage.cache_mb << 20, ..store::Config::default() };
+        let store: Arc<dyn Store> = Arc::new(store::SledStore::open_with(
+            &paths::db(&data),
+            keys.data(),
+            store::OpenMode::Existing,
+            &store_cfg,
+        )?);
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
         let rosters = Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?;
