@@ -270,7 +270,14 @@ impl Node {
                 }
                 self.refresh_members().await;
             }
-            Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => self.refresh_members().await,
+            Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => {
+                // Spread the conflicting entry: every node holding the
+                // other one then sees the equivocation too.
+                if let Err(e) = self.network.publish(agreement, bytes).await {
+                    warn!(error = %e, "equivocation evidence not gossiped; anti-entropy will carry it");
+                }
+                self.refresh_members().await;
+            }
             _ => {}
         }
         r
@@ -313,9 +320,9 @@ impl Node {
         let Some(node) = network::node_of(peer) else { return wire_roster::Response::Unknown };
         match request {
             wire_roster::Request::Heads(theirs) => {
-                let chains = self.rosters.read();
                 let mine: Vec<Head> = self
-                    .rosters_heads_for(&node, &chains)
+                    .rosters
+                    .heads_for(&node)
                     .into_iter()
                     .filter(|h| theirs.iter().any(|t| t.agreement == h.agreement))
                     .collect();
@@ -329,21 +336,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    fn rosters_heads_for(
-        &self,
-        node: &NodeId,
-        chains: &std::collections::BTreeMap<AgreementId, proto::Chain>,
-    ) -> Vec<Head> {
-        chains
-            .values()
-            .filter(|c| c.state().org_of_node(node).is_some())
-            .filter_map(|c| {
-                let last = c.entries().last()?;
-                Some(Head { agreement: c.agreement().clone(), seq: last.body.seq, hash: last.hash() })
-            })
-            .collect()
     }
 
     async fn on_gossip(&self, source: PeerId, topic: &str, data: &[u8]) -> Verdict {
@@ -367,8 +359,10 @@ impl Node {
                 Verdict::Ignore
             }
             Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => {
+                // Validly signed evidence: forward it so every node sees
+                // both entries; the relaying peer did nothing wrong.
                 self.refresh_members().await;
-                Verdict::Reject
+                Verdict::Accept
             }
             Err(rosters::Error::Refused(proto::Error::Halted { .. }))
             | Err(rosters::Error::UnknownAgreement { .. })

@@ -278,27 +278,45 @@ impl Rosters {
             .collect()
     }
 
-    /// The heads of every chain.
+    /// The heads of every chain. A halted chain reports, at the seq of
+    /// the equivocation, a hash that matches neither entry, so every peer
+    /// that compares heads fetches both and sees the equivocation too.
     pub fn heads(&self) -> Vec<Head> {
-        self.read()
-            .values()
-            .map(|c| Head { agreement: c.agreement().clone(), seq: c.entries().len() as u64 - 1, hash: last_hash(c) })
-            .collect()
+        self.read().values().map(head).collect()
+    }
+
+    /// The heads of the chains `node` is a member of (rosters are not shown
+    /// to outsiders).
+    pub fn heads_for(&self, node: &NodeId) -> Vec<Head> {
+        self.read().values().filter(|c| c.state().org_of_node(node).is_some()).map(head).collect()
     }
 
     /// Entries of a chain from `from`, at most `limit`, if `node` belongs to
-    /// one of its members (rosters are not shown to outsiders).
+    /// one of its members. A halted chain serves both conflicting entries
+    /// at the seq of the equivocation, and nothing after it.
     pub fn entries_for(&self, agreement: &AgreementId, from: u64, limit: usize, node: &NodeId) -> Option<Vec<Entry>> {
         let chains = self.read();
         let c = chains.get(agreement)?;
         c.state().org_of_node(node)?;
-        Some(c.entries_from(from).iter().take(limit).cloned().collect())
+        let mut out: Vec<Entry> = c.entries_from(from).iter().take(limit).cloned().collect();
+        if let Some(eq) = c.halted() {
+            out.retain(|e| e.body.seq < eq.seq);
+            if from <= eq.seq {
+                out.push(eq.existing.clone());
+                out.push(eq.conflicting.clone());
+            }
+        }
+        Some(out)
     }
 
-    /// The hash of the entry held at `seq`.
+    /// The hash this node reports for `seq` of a chain: the entry's, or at
+    /// a halted seq the evidence marker of [`Rosters::heads`].
     pub fn hash_at(&self, agreement: &AgreementId, seq: u64) -> Option<Hash> {
         let chains = self.read();
         let c = chains.get(agreement)?;
+        if let Some(eq) = c.halted().filter(|eq| eq.seq == seq) {
+            return Some(evidence_marker(eq));
+        }
         c.entries().get(usize::try_from(seq).ok()?).map(Entry::hash)
     }
 
@@ -318,10 +336,21 @@ impl Rosters {
     }
 }
 
-/// The hash of the last entry a chain holds (which, while halted, may be
-/// past the state's head).
-fn last_hash(c: &Chain) -> Hash {
-    c.entries().last().map(Entry::hash).unwrap_or_default()
+/// A chain's head as reported to peers.
+fn head(c: &Chain) -> Head {
+    let agreement = c.agreement().clone();
+    match c.halted() {
+        Some(eq) => Head { agreement, seq: eq.seq, hash: evidence_marker(eq) },
+        None => Head { agreement, seq: c.seq(), hash: c.head() },
+    }
+}
+
+/// A hash that stands for "both of these entries": it matches neither, and
+/// is the same whichever of the two a node saw first.
+fn evidence_marker(eq: &Equivocation) -> Hash {
+    let (a, b) = (eq.existing.hash(), eq.conflicting.hash());
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    Hash::of(&[b"staffpass/equivocation\0".as_slice(), &lo.0, &hi.0].concat())
 }
 
 /// A short name for a change, for logs and the audit.

@@ -153,6 +153,29 @@ async fn equivocation_is_refused_and_alarms_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_is_seen_everywhere_even_after_the_first_entry_has_spread() {
+    let (a, b, c, r) = trio().await;
+    let before = r.chain.seq();
+    let x = r.entry(Change::Resign { valid_until: now().plus_days(40) }, 2);
+    let y = r.entry(Change::Resign { valid_until: now().plus_days(50) }, 2);
+    submit_entry(&a, &x).await.unwrap();
+    let seq = x.body.seq;
+    for n in [&b, &c] {
+        wait_until("the first entry reaches every node", || async move { n.roster_seq(&agreement()) == Some(seq) })
+            .await;
+    }
+    let err = submit_entry(&c, &y).await.unwrap_err();
+    assert_eq!(err.code(), Some("equivocation"), "{err}");
+    for n in [&a, &b, &c] {
+        wait_until("the evidence reaches every node", || async move {
+            n.node().rosters.read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
+        })
+        .await;
+        assert_eq!(n.roster_seq(&agreement()), Some(before), "{}: both entries refused", n.org);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_roster_entries_are_refused_by_the_api_with_a_typed_reason() {
     let a = TestNode::start_new("RJZ").await.unwrap();
     let mut r = roster("london-mou");
