@@ -7,14 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --quiet -p staffpass-node -p staffpass-admin -p staffpass-testnet
-testnet=target/debug/staffpass-testnet
+# Through cargo, so the binaries are found wherever the target dir is.
+testnet() { cargo run --quiet -p staffpass-testnet -- "$@"; }
 
 echo "== testnet: local scenarios"
-"$testnet" scenario all --no-build
+testnet scenario all --no-build
 
 if docker info >/dev/null 2>&1; then
     echo "== testnet: docker scenarios"
-    "$testnet" docker scenario all
+    testnet docker scenario all
 else
     echo "== testnet: docker scenarios SKIPPED: \`docker info\` does not answer (no docker engine here)"
 fi
