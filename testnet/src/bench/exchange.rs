@@ -102,14 +102,21 @@ pub fn exchange_peer(key: identity::Keypair) -> anyhow::Result<Swarm<request_res
         .with_max_concurrent_streams(256);
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), (libp2p::tls::Config::new, noise::Config::new), yamux::Config::default)?
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            (libp2p::tls::Config::new, noise::Config::new),
+            yamux::Config::default,
+        )?
         .with_behaviour(|_| request_response::Behaviour::new(proto, cfg))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build())
 }
 
 /// Dials `addr` and waits for the connection.
-pub async fn connect<B: libp2p::swarm::NetworkBehaviour>(swarm: &mut Swarm<B>, addr: &Multiaddr) -> anyhow::Result<PeerId> {
+pub async fn connect<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    addr: &Multiaddr,
+) -> anyhow::Result<PeerId> {
     swarm.dial(addr.clone())?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -139,7 +146,9 @@ pub async fn drive(
         in_flight += 1;
     }
     while done < total {
-        let ev = tokio::time::timeout(Duration::from_secs(60), swarm.select_next_some()).await.context("no answer in 60 s")?;
+        let ev = tokio::time::timeout(Duration::from_secs(60), swarm.select_next_some())
+            .await
+            .context("no answer in 60 s")?;
         match ev {
             SwarmEvent::Behaviour(request_response::Event::Message {
                 message: request_response::Message::Response { response, .. },
@@ -232,7 +241,11 @@ fn bytes_swarm(support: ProtocolSupport) -> anyhow::Result<Swarm<request_respons
     let cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(30));
     Ok(libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), (libp2p::tls::Config::new, noise::Config::new), yamux::Config::default)?
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            (libp2p::tls::Config::new, noise::Config::new),
+            yamux::Config::default,
+        )?
         .with_behaviour(|_| request_response::Behaviour::new(proto, cfg))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build())
@@ -393,7 +406,12 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
             .target("<= 2 x (RT + fsync)", p50 <= 2.0 * base),
         Row::new("2 latency", &format!("move p99 ({n} sequential)"), p99, "ms")
             .baseline(percentile(&rt, 99.0) + percentile(&fs, 99.0), "bare RT p99 + fsync p99"),
-        Row::new("2 latency", &format!("bare libp2p round trip p50 ({req_len} B / {resp_len} B, TCP+TLS+yamux)"), rt50, "ms"),
+        Row::new(
+            "2 latency",
+            &format!("bare libp2p round trip p50 ({req_len} B / {resp_len} B, TCP+TLS+yamux)"),
+            rt50,
+            "ms",
+        ),
         Row::new("2 latency", "fsync of 4 KiB p50 (same disk)", fs50, "ms"),
     ];
 
@@ -428,7 +446,10 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
         let rate = received as f64 / secs;
         let mut row = Row::new(
             "3 throughput",
-            &format!("offers verified+stored+receipted at the receiver ({} senders, 64 in flight, {received} offers)", senders.len()),
+            &format!(
+                "offers verified+stored+receipted at the receiver ({} senders, 64 in flight, {received} offers)",
+                senders.len()
+            ),
             rate,
             "bundles/s",
         );

@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use staffpass_protocol::receipt::{Outcome, Receipt};
 use staffpass_protocol::revocation::Revocations;
-use staffpass_protocol::roster::{Change, Chain};
+use staffpass_protocol::roster::{Chain, Change};
 use staffpass_protocol::wire::exchange::Request;
 use staffpass_protocol::{Bundle, MessageId, Signed, testkit, verify_bundle};
 use staffpass_tests::{now, roster};
@@ -34,7 +34,11 @@ struct Log(Mutex<std::fs::File>);
 
 impl Log {
     fn open(path: &Path) -> anyhow::Result<Arc<Self>> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         Ok(Arc::new(Log(Mutex::new(f))))
     }
 
@@ -115,7 +119,11 @@ fn tls() -> anyhow::Result<(Arc<rustls::ServerConfig>, Vec<u8>)> {
 }
 
 /// Serves `router` over HTTPS (tokio-rustls + hyper) until `stop`.
-async fn serve(router: Router, tls: Arc<rustls::ServerConfig>, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<SocketAddr> {
+async fn serve(
+    router: Router,
+    tls: Arc<rustls::ServerConfig>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::service::TowerToHyperService;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -158,13 +166,19 @@ pub async fn run(sizes: &Sizes, staffpass_p50: Option<f64>) -> anyhow::Result<Ve
             .build()?)
     };
     let host = Arc::new(Host { log: Log::open(&dir.path().join("host.log"))?, chain: r.chain.clone() });
-    let host_addr = serve(Router::new().route("/v1/deliver", post(host_deliver)).with_state(host), server_tls.clone(), stop_rx.clone()).await?;
+    let host_addr = serve(
+        Router::new().route("/v1/deliver", post(host_deliver)).with_state(host),
+        server_tls.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
     let gw = Arc::new(Gateway {
         log: Log::open(&dir.path().join("gateway.log"))?,
         client: client()?,
         host_url: format!("https://127.0.0.1:{}/v1/deliver", host_addr.port()),
     });
-    let gw_addr = serve(Router::new().route("/v1/forward", post(gateway_forward)).with_state(gw), server_tls, stop_rx).await?;
+    let gw_addr =
+        serve(Router::new().route("/v1/forward", post(gateway_forward)).with_state(gw), server_tls, stop_rx).await?;
     let home_log = Log::open(&dir.path().join("home.log"))?;
     let home = client()?;
     let url = format!("https://127.0.0.1:{}/v1/forward", gw_addr.port());
@@ -195,9 +209,14 @@ pub async fn run(sizes: &Sizes, staffpass_p50: Option<f64>) -> anyhow::Result<Ve
     let mut rows = Vec::new();
     match staffpass_p50 {
         Some(ours) => rows.push(
-            Row::new("4 gateway", &format!("staffpass move p50 (figure 2) vs central HTTPS gateway p50 ({n} moves)"), ours, "ms")
-                .baseline(p50, "gateway p50")
-                .target("staffpass lower", ours < p50),
+            Row::new(
+                "4 gateway",
+                &format!("staffpass move p50 (figure 2) vs central HTTPS gateway p50 ({n} moves)"),
+                ours,
+                "ms",
+            )
+            .baseline(p50, "gateway p50")
+            .target("staffpass lower", ours < p50),
         ),
         None => rows.push(Row::new("4 gateway", "central HTTPS gateway p50 (figure 2 not run)", p50, "ms")),
     }

@@ -68,7 +68,7 @@ impl Sizes {
                 moves: 100,
                 offers: 1_000,
                 roster_changes: 3,
-                roster_nodes: 20,
+                roster_nodes: 10,
                 sim_nodes: 200,
                 import_rows: 3_000,
                 passports: 500,
