@@ -118,6 +118,9 @@ pub struct Inner {
     pub staff_ref_key: [u8; 32],
     /// Wakes the outbox sender after a commit that queued a message.
     pub outbox_wake: tokio::sync::Notify,
+    /// How many receipts this node has stored for its outgoing messages;
+    /// observers (benchmarks, tests) wait on it instead of polling.
+    pub receipts_stored: watch::Sender<u64>,
     ready: AtomicBool,
 }
 
@@ -198,6 +201,7 @@ impl Node {
             started_at: now(),
             staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
             outbox_wake: tokio::sync::Notify::new(),
+            receipts_stored: watch::Sender::new(0),
             ready: AtomicBool::new(false),
             config,
         }));

@@ -3,6 +3,7 @@
 //! signing with `staffpass-admin`, real `staffpass-node` processes, and
 //! scenarios that assert what happened (see issue 7 and `testnet/README.md`).
 
+mod bench;
 mod bins;
 mod data;
 mod docker;
@@ -101,6 +102,8 @@ enum Command {
     /// Docker mode: build the static node and its FROM-scratch image, run the network in compose.
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Run the benchmark figures, each beside its baseline, and print one table (see BENCHMARKS.md).
+    Bench(bench::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +196,11 @@ async fn scenario(name: &str, opts: &Options) -> Result<bool> {
 
 async fn run(cli: Cli) -> Result<bool> {
     match cli.command {
+        Command::Bench(args) => {
+            // The benchmark drives its own runtimes; keep them off this one.
+            tokio::task::spawn_blocking(move || bench::run(args)).await.context("the benchmark task failed")??;
+            Ok(true)
+        }
         Command::Demo { common } => {
             let opts = options(&common, false, true)?;
             let mut r = Report::new("staffpass demo: five NHS trusts, a hospice and an outsider", true);

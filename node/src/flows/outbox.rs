@@ -119,7 +119,7 @@ impl Node {
         let mut last_error = format!("no node of {} in the roster of {}", item.to, item.agreement);
         for peer in peers {
             match self.network.exchange(peer, request.clone()).await {
-                Ok(resp) => match self.accept_receipt(&key, &item, resp) {
+                Ok(resp) => match self.accept_receipt_blocking(&key, &item, resp).await {
                     Ok(()) => return,
                     Err(e) => last_error = e,
                 },
@@ -201,6 +201,15 @@ impl Node {
         }
     }
 
+    /// [`Node::accept_receipt`] on the blocking pool (its commit waits for
+    /// an fsync; receipts arriving together then share one flush).
+    async fn accept_receipt_blocking(&self, key: &[u8], item: &OutboxItem, resp: Response) -> Result<(), String> {
+        let (node, key, item) = (self.clone(), key.to_vec(), item.clone());
+        tokio::task::spawn_blocking(move || node.accept_receipt(&key, &item, resp))
+            .await
+            .unwrap_or_else(|e| Err(format!("receipt handler failed: {e}")))
+    }
+
     /// Checks a receipt (for this message, from the receiver, signed by one
     /// of its issuer keys valid at the receipt's time) and records it with
     /// the consent, removing the message from the outbox, in one commit.
@@ -265,6 +274,7 @@ impl Node {
             })
             .inc();
         info!(message = %item.id, consent = %item.consent, kind = item.kind.as_str(), to = %item.to, %outcome, "receipt stored");
+        self.receipts_stored.send_modify(|n| *n += 1);
         Ok(())
     }
 

@@ -24,7 +24,23 @@ use crate::store::{Batch, Tree};
 
 /// Handles one exchange request from `peer`; `None` only if the request
 /// could not be answered at all (storage failure): the sender retries.
+///
+/// Verification and the durable commit run on the blocking pool: a commit
+/// waits for an fsync, and with every receipt waiting on a runtime worker
+/// at most one commit per worker could share a flush. On the blocking
+/// pool, offers arriving together share one group commit.
 pub async fn receive(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
+    let node = node.clone();
+    match tokio::task::spawn_blocking(move || receive_blocking(&node, peer, request)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            warn!(%peer, error = %e, "exchange handler failed; the sender will retry");
+            None
+        }
+    }
+}
+
+fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
     let id = request.id();
     let kind = match &request {
         Request::Offer { .. } => "offer",

@@ -1,0 +1,267 @@
+//! Figures 6-8 on a real `staffpass-node` process, so memory is the
+//! node's own: import a CSV export through the API (beside parsing the
+//! same file with the `csv` crate alone), receive passports from bare
+//! peers, hold connections from member peers, then read the process's
+//! VmRSS / VmHWM and the data directory's size on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use staffpass_node::api::Client;
+use staffpass_node::config::Config;
+use staffpass_node::node::{self, paths};
+use staffpass_node::tls::Pki;
+use staffpass_protocol::roster::{Change, MemberSpec};
+use staffpass_tests::{CSV_HEADER, roster, staff_row};
+
+use super::exchange::{connect, drive, exchange_peer, fixture_keypair, fixture_member, offers};
+use super::{Row, Sizes};
+
+/// A child process, stopped (SIGTERM, then SIGKILL) on drop.
+struct NodeProcess(Child);
+
+impl NodeProcess {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn stop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `VmRSS` and `VmHWM` of `pid`, in KiB.
+fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("{name} missing from /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Bytes allocated on disk under `dir` (st_blocks × 512).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    staffpass_tests::files_under(dir).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.blocks() * 512).sum()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A letters-only name for row `i` (names are validated as text).
+fn name(i: usize) -> String {
+    let mut s = String::new();
+    let mut n = i;
+    for _ in 0..4 {
+        s.push((b'a' + (n % 26) as u8) as char);
+        n /= 26;
+    }
+    format!("Alex Test{s}")
+}
+
+/// An ESR-style export of `rows` people (14 claims each).
+pub fn esr_csv(rows: usize) -> String {
+    let mut s = String::with_capacity(rows * 320);
+    s.push_str(CSV_HEADER);
+    s.push('\n');
+    for i in 0..rows {
+        s.push_str(&staff_row(&format!("{:08}-1", 10_000_000 + i), &name(i), &format!("ZZ{:06}A", i % 1_000_000)));
+        s.push('\n');
+    }
+    s
+}
+
+/// Parses `csv` with the csv crate alone; returns the record count.
+pub fn parse_only(csv: &[u8]) -> anyhow::Result<usize> {
+    let mut r = csv::Reader::from_reader(csv);
+    let mut n = 0;
+    let mut rec = csv::StringRecord::new();
+    while r.read_record(&mut rec)? {
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe().context("locating this binary")?.with_file_name("staffpass-node"),
+    };
+    if !path.exists() {
+        bail!(
+            "no staffpass-node binary at {}: build it with `cargo build --release -p staffpass-node` (or pass --node-bin)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Runs figures 6-8.
+pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec<Row>> {
+    let bin = node_binary(node_bin)?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let mut config = Config::new("RJ1".parse()?);
+    config.data_dir = data.clone();
+    let p2p_port = free_port()?;
+    config.network.listen = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}")];
+    config.api.listen = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
+    let log = std::fs::File::create(dir.path().join("node.log"))?;
+    let mut child = NodeProcess(
+        Command::new(&bin)
+            .args(["run", "--config"])
+            .arg(&report.config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    );
+    let pki = Pki::at(paths::tls(&data));
+    let api = Client::from_files(
+        &format!("https://127.0.0.1:{}", config.api.listen.port()),
+        pki.ca_cert(),
+        pki.admin_cert(),
+        pki.admin_key(),
+    )?
+    .with_timeout(Duration::from_secs(300));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get_text("/readyz").await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the node did not become ready in 30 s (log: {})", dir.path().join("node.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (rss_empty, _) = rss(child.pid())?;
+
+    // Figure 6: import, beside parse-only.
+    let csv = esr_csv(sizes.import_rows);
+    let mut parse = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let n = parse_only(csv.as_bytes())?;
+        parse = parse.min(t.elapsed());
+        if n != sizes.import_rows {
+            bail!("parsed {n} rows, expected {}", sizes.import_rows);
+        }
+    }
+    let disk0 = disk_bytes(&data);
+    let t = Instant::now();
+    let imported: serde_json::Value = api.post_bytes("/v1/staff/import", "text/csv", csv.clone().into_bytes()).await?;
+    let import = t.elapsed();
+    if imported["imported"].as_u64() != Some(sizes.import_rows as u64) {
+        bail!("import report: {imported}");
+    }
+    let disk1 = disk_bytes(&data);
+
+    // Members: this node and `peers` bare peers; the first four send passports.
+    let codes: Vec<String> = (0..sizes.peers).map(|i| format!("P{i:03}")).collect();
+    let mut r = roster("london-mou");
+    r.push(Change::AddMember(MemberSpec {
+        org: config.org.clone(),
+        name: "RJ1 NHS Trust".into(),
+        issuer_keys: vec![report.issuer_key],
+        nodes: vec![staffpass_node::network::node_of(&report.peer_id).context("ed25519 peer id")?],
+        addresses: vec![config.network.listen[0].clone()],
+    }));
+    for c in &codes {
+        r.push(Change::AddMember(fixture_member(c)));
+    }
+    let _: serde_json::Value = api.post_json("/v1/agreements", r.chain.entries()).await?;
+    let addr: libp2p::Multiaddr = config.network.listen[0].parse()?;
+    let senders = 4.min(codes.len());
+    let per = sizes.passports / senders;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (i, c) in codes.iter().enumerate() {
+        let mut swarm = exchange_peer(fixture_keypair(c)?)?;
+        let batch = if i < senders { offers(c, "RJ1", per) } else { Vec::new() };
+        let addr = addr.clone();
+        let mut stop = stop_rx.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<anyhow::Result<usize>>();
+        tasks.push((
+            tokio::spawn(async move {
+                let result = async {
+                    let peer = connect(&mut swarm, &addr).await?;
+                    if batch.is_empty() { Ok(0) } else { drive(&mut swarm, peer, batch, 16).await }
+                }
+                .await;
+                let _ = done_tx.send(result);
+                // Stay connected until told to stop.
+                loop {
+                    tokio::select! {
+                        _ = futures::StreamExt::select_next_some(&mut swarm) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }),
+            done_rx,
+        ));
+    }
+    let mut received = 0;
+    for (_, done) in tasks.iter_mut() {
+        received += done.await.context("peer task ended")??;
+    }
+    if received != per * senders {
+        bail!("only {received} of {} passports received", per * senders);
+    }
+    let disk2 = disk_bytes(&data);
+    // Idle: every peer connected, nothing in flight.
+    tokio::time::sleep(Duration::from_secs(if sizes.peers >= 50 { 10 } else { 3 })).await;
+    let peers_seen: serde_json::Value = api.get_json("/v1/peers").await?;
+    let connected = peers_seen.as_array().map(|a| a.len()).unwrap_or_default();
+    let (idle, peak) = rss(child.pid())?;
+    let _ = stop_tx.send(true);
+    for (t, _) in tasks {
+        let _ = t.await;
+    }
+    child.stop();
+
+    let (rows_n, pass_n) = (sizes.import_rows, received);
+    let import_s = import.as_secs_f64();
+    let parse_s = parse.as_secs_f64();
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    let per_staff = disk1.saturating_sub(disk0) as f64 / rows_n as f64;
+    let per_pass = disk2.saturating_sub(disk1) as f64 / pass_n.max(1) as f64;
+    Ok(vec![
+        Row::new("6 import", &format!("POST /v1/staff/import, {rows_n} rows"), import_s, "s")
+            .baseline(parse_s, "csv crate parse only")
+            .target("<= 3 s and <= 10 x parse", import_s <= 3.0 && import_s <= 10.0 * parse_s),
+        Row::new(
+            "7 memory",
+            &format!("idle RSS: {rows_n} staff, {pass_n} passports, {connected} peers listed"),
+            mb(idle),
+            "MB",
+        )
+        .baseline(mb(rss_empty), "same node empty, just started")
+        .target("<= 60 MB", mb(idle) <= 60.0),
+        Row::new("7 memory", "peak RSS (VmHWM)", mb(peak), "MB"),
+        Row::new("8 disk", "bytes on disk per staff record", per_staff, "B"),
+        Row::new("8 disk", "bytes on disk per received passport", per_pass, "B"),
+    ])
+}
