@@ -196,6 +196,11 @@ pub fn add_members(r: &mut RosterBuilder, nodes: &[&TestNode]) -> Vec<Entry> {
     r.chain.entries().to_vec()
 }
 
+/// Submits one signed roster entry to a node's API.
+pub async fn submit_entry(node: &TestNode, e: &Entry) -> Result<serde_json::Value, staffpass_node::api::ClientError> {
+    node.admin().post_json(&format!("/v1/agreements/{}/entries", e.body.agreement), e).await
+}
+
 /// Submits `entries` to a node's API.
 pub async fn submit(node: &TestNode, entries: &[Entry]) -> anyhow::Result<serde_json::Value> {
     Ok(node.admin().post_json("/v1/agreements", entries).await?)

@@ -11,7 +11,9 @@ use staffpass_protocol::testkit::{self, RosterBuilder};
 use staffpass_protocol::wire::exchange;
 use staffpass_protocol::{MessageId, Timestamp};
 use staffpass_tests::raw::RawPeer;
-use staffpass_tests::{TestNode, add_members, any_file_contains, now, roster, staff_csv, submit, wait_until};
+use staffpass_tests::{
+    TestNode, add_members, any_file_contains, now, roster, staff_csv, submit, submit_entry, wait_until,
+};
 
 const ALEX: (&str, &str, &str) = ("12345678-1", "Alex Testperson", "ZZ123456A");
 
@@ -297,7 +299,7 @@ async fn raw_member(home: &TestNode, r: &mut RosterBuilder, org: &str) -> RawPee
         2,
     );
     r.chain.append(e.clone()).unwrap();
-    let _: Value = home.admin().post_json("/v1/agreements/london-mou/entries", &e).await.unwrap();
+    submit_entry(home, &e).await.unwrap();
     raw
 }
 
@@ -373,7 +375,7 @@ async fn bad_bundles_are_rejected_with_their_reason_and_nothing_is_kept() {
     terms.accepts.remove(&staffpass_protocol::ClaimKind::Dbs);
     let e = r.entry(Change::SetTerms(terms), 2);
     r.chain.append(e.clone()).unwrap();
-    let _: Value = a.admin().post_json("/v1/agreements/london-mou/entries", &e).await.unwrap();
+    submit_entry(&a, &e).await.unwrap();
     let seq = e.body.seq;
     wait_until("the host applies the new terms", || async {
         b.roster_seq(&"london-mou".parse().unwrap()) == Some(seq)
@@ -405,7 +407,7 @@ async fn a_receiver_suspended_before_delivery_is_not_sent_to_and_the_sender_show
     b.stop().await;
     let id = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_days(30)).await);
     let e = r.entry(Change::Suspend { org: b.org.clone(), reason: "under review".into() }, 2);
-    let _: Value = a.admin().post_json("/v1/agreements/london-mou/entries", &e).await.unwrap();
+    submit_entry(&a, &e).await.unwrap();
     let v = wait_state(&a, &id, "rejected").await;
     assert_eq!(v["state"]["reason"], "receiver-suspended");
     let out: Vec<Value> = a.admin().get_json("/v1/outbox").await.unwrap();

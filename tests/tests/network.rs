@@ -9,7 +9,7 @@ use staffpass_protocol::roster::{Change, Entry};
 use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::exchange;
 use staffpass_tests::raw::RawPeer;
-use staffpass_tests::{TestNode, add_members, now, roster, submit, wait_until};
+use staffpass_tests::{TestNode, add_members, now, roster, submit, submit_entry, wait_until};
 
 fn agreement() -> staffpass_protocol::AgreementId {
     "london-mou".parse().unwrap()
@@ -29,10 +29,6 @@ async fn trio() -> (TestNode, TestNode, TestNode, RosterBuilder) {
         wait_until("the three nodes form a mesh from roster hints", || async move { xn.connected_to(&yp).await }).await;
     }
     (a, b, c, r)
-}
-
-async fn submit_entry(node: &TestNode, e: &Entry) -> Result<serde_json::Value, staffpass_node::api::ClientError> {
-    node.admin().post_json(&format!("/v1/agreements/{}/entries", e.body.agreement), e).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
