@@ -263,7 +263,7 @@ impl Node {
         let agreement = entry.body.agreement.clone();
         let bytes = staffpass_protocol::encoding::to_bytes(&entry);
         let is_genesis = entry.body.seq == 0;
-        let r = self.rosters.submit(entry, actor, now());
+        let r = self.apply_roster_entry(entry, actor.to_string()).await;
         match &r {
             Ok(Appended::Applied) => {
                 if is_genesis {
@@ -285,6 +285,17 @@ impl Node {
             _ => {}
         }
         r
+    }
+
+    /// Applies one roster entry on the blocking pool: the commit waits for
+    /// an fsync while holding the roster lock, which must not stall the
+    /// runtime's workers (the network, the API and, in benchmarks and
+    /// tests, other nodes in the same process share them).
+    async fn apply_roster_entry(&self, entry: proto::Entry, actor: String) -> Result<Appended, rosters::Error> {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || node.rosters.submit(entry, &actor, now()))
+            .await
+            .unwrap_or_else(|e| Err(rosters::Error::Interrupted(e.to_string())))
     }
 
     async fn event_loop(self, mut events: mpsc::Receiver<Event>, mut stop: watch::Receiver<bool>) {
@@ -352,7 +363,7 @@ impl Node {
             _ => return Verdict::Reject,
         };
         let actor = format!("peer:{source}");
-        match self.rosters.submit(entry, &actor, now()) {
+        match self.apply_roster_entry(entry, actor).await {
             Ok(Appended::Applied) => {
                 self.refresh_members().await;
                 Verdict::Accept
@@ -371,7 +382,8 @@ impl Node {
             Err(rosters::Error::Refused(proto::Error::Halted { .. }))
             | Err(rosters::Error::UnknownAgreement { .. })
             | Err(rosters::Error::Store(_))
-            | Err(rosters::Error::Audit(_)) => Verdict::Ignore,
+            | Err(rosters::Error::Audit(_))
+            | Err(rosters::Error::Interrupted(_)) => Verdict::Ignore,
             Err(_) => Verdict::Reject,
         }
     }
@@ -417,7 +429,7 @@ impl Node {
             };
             let n = entries.len() as u64;
             for e in entries {
-                match self.rosters.submit(e, &actor, now()) {
+                match self.apply_roster_entry(e, actor.clone()).await {
                     Ok(Appended::Applied) => changed = true,
                     Ok(Appended::AlreadyHave) => {}
                     Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => return true,

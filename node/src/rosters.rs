@@ -60,6 +60,10 @@ pub enum Error {
     /// The audit log failed.
     #[error(transparent)]
     Audit(#[from] audit::Error),
+    /// The blocking task that applies the entry did not finish (it
+    /// panicked or the runtime is shutting down); nothing was acted on.
+    #[error("the roster change did not complete: {0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -86,6 +90,7 @@ impl Error {
             Error::UnknownAgreement { .. } => "unknown-agreement",
             Error::Corrupt { .. } | Error::Undecodable { .. } => "corrupt",
             Error::Store(_) | Error::Audit(_) => "storage",
+            Error::Interrupted(_) => "interrupted",
         }
     }
 }

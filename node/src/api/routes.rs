@@ -69,6 +69,18 @@ where
     s.parse().map_err(|e| ApiError::bad_request(format!("bad {what}: {e}")))
 }
 
+/// Runs a flow that commits to the store on the blocking pool: a commit
+/// waits for its fsync, which must not hold up the runtime's workers.
+async fn committing<T, F>(node: &Node, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Node) -> Result<T, flows::Error> + Send + 'static,
+{
+    let node = node.clone();
+    let r = tokio::task::spawn_blocking(move || f(&node)).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(r?)
+}
+
 impl From<rosters::Error> for ApiError {
     fn from(e: rosters::Error) -> Self {
         use staffpass_protocol::roster::Error as P;
@@ -89,7 +101,7 @@ impl From<flows::Error> for ApiError {
         let status = match e.code() {
             "not-found" | "unknown-agreement" => StatusCode::NOT_FOUND,
             "roster-stale" | "roster-halted" | "conflict" => StatusCode::CONFLICT,
-            "storage" => StatusCode::INTERNAL_SERVER_ERROR,
+            "storage" | "interrupted" => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, e.code(), e.to_string())
@@ -478,7 +490,8 @@ async fn staff_delete(
     Path(r): Path<String>,
 ) -> ApiResult<StatusCode> {
     c.require(Role::Hr)?;
-    node.delete_staff(&parse(&r, "staff reference")?, &actor(&c))?;
+    let (r, actor) = (parse(&r, "staff reference")?, actor(&c));
+    committing(&node, move |n| n.delete_staff(&r, &actor)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -540,7 +553,8 @@ async fn issue(
     Path(r): Path<String>,
 ) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     c.require(Role::Hr)?;
-    let rec = node.issue_credential(&parse(&r, "staff reference")?, &actor(&c))?;
+    let (r, actor) = (parse(&r, "staff reference")?, actor(&c));
+    let rec = committing(&node, move |n| n.issue_credential(&r, &actor)).await?;
     Ok((StatusCode::CREATED, Json(CredentialView::of(&rec))))
 }
 
@@ -565,7 +579,9 @@ async fn revoke(
     Json(b): Json<RevokeBody>,
 ) -> ApiResult<Json<CredentialView>> {
     c.require(Role::Hr)?;
-    Ok(Json(CredentialView::of(&node.revoke_credential(&parse(&id, "credential id")?, b.reason, &actor(&c))?)))
+    let (id, actor) = (parse(&id, "credential id")?, actor(&c));
+    let rec = committing(&node, move |n| n.revoke_credential(&id, b.reason, &actor)).await?;
+    Ok(Json(CredentialView::of(&rec)))
 }
 
 // -------------------------------------------------------------- consents
@@ -605,7 +621,8 @@ async fn grant(
     Json(req): Json<ConsentRequest>,
 ) -> ApiResult<(StatusCode, Json<ConsentView>)> {
     c.require(Role::Hr)?;
-    let rec = node.grant_consent(req, &actor(&c))?;
+    let actor = actor(&c);
+    let rec = committing(&node, move |n| n.grant_consent(req, &actor)).await?;
     Ok((StatusCode::CREATED, Json(ConsentView::of(&rec))))
 }
 
@@ -631,7 +648,8 @@ async fn withdraw(
 ) -> ApiResult<Json<ConsentView>> {
     c.require(Role::Hr)?;
     let id: ConsentId = parse(&id, "consent id")?;
-    Ok(Json(ConsentView::of(&node.withdraw_consent(&id, &actor(&c))?)))
+    let actor = actor(&c);
+    Ok(Json(ConsentView::of(&committing(&node, move |n| n.withdraw_consent(&id, &actor)).await?)))
 }
 
 #[derive(Deserialize)]
@@ -647,7 +665,8 @@ async fn staff_sign(
 ) -> ApiResult<Json<ConsentView>> {
     c.require(Role::Hr)?;
     let id: ConsentId = parse(&id, "consent id")?;
-    Ok(Json(ConsentView::of(&node.sign_consent(&id, b.signature, &actor(&c))?)))
+    let actor = actor(&c);
+    Ok(Json(ConsentView::of(&committing(&node, move |n| n.sign_consent(&id, b.signature, &actor)).await?)))
 }
 
 // -------------------------------------------------------------- received

@@ -111,7 +111,14 @@ pub enum Error {
         /// Why.
         source: encoding::Error,
     },
+    /// The blocking task doing the work did not finish (it panicked or the
+    /// runtime is shutting down); nothing after it was acted on.
+    #[error("the operation did not complete: {0}")]
+    Interrupted(String),
 }
+
+/// Staff records whose claims changed, with the kinds that changed.
+type ChangedClaims = Vec<(StaffRef, BTreeSet<ClaimKind>)>;
 
 impl Error {
     /// A stable machine-readable code.
@@ -129,6 +136,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::BadStaffSignature => "bad-staff-signature",
             Error::Store(_) | Error::Audit(_) | Error::Corrupt { .. } => "storage",
+            Error::Interrupted(_) => "interrupted",
         }
     }
 }
@@ -189,6 +197,26 @@ impl Node {
             report.aborted = true;
             return Ok(report);
         }
+        let node = self.clone();
+        let who = actor.to_string();
+        let (report, changed) = tokio::task::spawn_blocking(move || node.store_import(rows, report, &who))
+            .await
+            .map_err(|e| Error::Interrupted(e.to_string()))??;
+        for (r, kinds) in changed {
+            self.after_staff_change(&r, &kinds, actor).await?;
+        }
+        Ok(report)
+    }
+
+    /// The storing half of an import, on the blocking pool: one batch, one
+    /// audit entry, one durable commit. Returns the records whose claims
+    /// changed, for the follow-up (credential updates) that must not block.
+    fn store_import(
+        &self,
+        rows: Vec<(u64, StaffInput)>,
+        mut report: ImportReport,
+        actor: &str,
+    ) -> Result<(ImportReport, ChangedClaims), Error> {
         let at = now();
         let mut batch = Batch::default();
         let mut changed = Vec::new();
@@ -221,10 +249,7 @@ impl Node {
             report.rows, report.created, report.updated, report.rejected
         ));
         self.audit.commit(batch, vec![ev], at)?;
-        for (r, kinds) in changed {
-            self.after_staff_change(&r, &kinds, actor).await?;
-        }
-        Ok(report)
+        Ok((report, changed))
     }
 
     /// Replaces one staff record's claims (and staff key).
