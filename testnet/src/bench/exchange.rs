@@ -256,11 +256,15 @@ fn bytes_swarm(support: ProtocolSupport) -> anyhow::Result<Swarm<request_respons
 pub async fn bare_round_trips(req_len: usize, resp_len: usize, n: usize) -> anyhow::Result<Vec<Duration>> {
     let mut server = bytes_swarm(ProtocolSupport::Inbound)?;
     server.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
-            break address;
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+                break address;
+            }
         }
-    };
+    })
+    .await
+    .context("the bare server did not start listening in 10 s")?;
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let response = vec![7u8; resp_len];
     let serve = tokio::spawn(async move {
@@ -285,7 +289,10 @@ pub async fn bare_round_trips(req_len: usize, resp_len: usize, n: usize) -> anyh
         let t = Instant::now();
         client.behaviour_mut().send_request(&peer, request.clone());
         loop {
-            match client.select_next_some().await {
+            let ev = tokio::time::timeout(Duration::from_secs(30), client.select_next_some())
+                .await
+                .context("no bare response in 30 s")?;
+            match ev {
                 SwarmEvent::Behaviour(request_response::Event::Message {
                     message: request_response::Message::Response { .. },
                     ..
