@@ -1,17 +1,17 @@
 //! Figure 4: the design a user would otherwise pick, as a benchmark
 //! fixture only: a central store-and-forward HTTPS gateway (axum + rustls,
-//! JSON). One move: the home writes the bundle to its outbox (fsync) and
-//! POSTs it to the gateway; the gateway stores it (fsync) and POSTs it to
-//! the host; the host verifies it (`verify_bundle`), stores it (fsync)
-//! and answers with a signed receipt, which the gateway passes back and the
-//! home checks and stores (fsync). The same durability as a staffpass move
-//! plus the gateway's own store; the host trusts the gateway's word for
-//! who sent it (there is no peer identity to check).
+//! JSON). One move: the home signs the bundle, writes it to its outbox
+//! (a durable commit) and POSTs it to the gateway; the gateway stores it
+//! (durable) and POSTs it to the host; the host verifies it
+//! (`verify_bundle`), stores it (durable) and answers with a signed
+//! receipt, which the gateway passes back and the home checks and stores
+//! (durable). The same durability as a staffpass move, on the same store
+//! engine, plus the gateway's own store; the host trusts the gateway's
+//! word for who sent it (there is no peer identity to check).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -19,6 +19,8 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use staffpass_node::keys::DataKey;
+use staffpass_node::store::{Batch, OpenMode, SledStore, Store as _, Tree};
 use staffpass_protocol::receipt::{Outcome, Receipt};
 use staffpass_protocol::revocation::Revocations;
 use staffpass_protocol::roster::{Chain, Change};
@@ -29,27 +31,31 @@ use staffpass_tests::{now, roster};
 use super::exchange::{fixture_member, offers};
 use super::{Row, Sizes, percentile, sorted_ms};
 
-/// An append-only file; every append is fsynced.
-struct Log(Mutex<std::fs::File>);
+/// A durable record log on the same store a node uses (sled, sealed
+/// records, group-committed flushes), so the comparison is between the
+/// two designs, not between two storage engines.
+struct Log {
+    store: SledStore,
+    next: std::sync::atomic::AtomicU64,
+}
 
 impl Log {
     fn open(path: &Path) -> anyhow::Result<Arc<Self>> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        let store = SledStore::open(path, &DataKey::generate(), OpenMode::Create)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Arc::new(Log(Mutex::new(f))))
+        Ok(Arc::new(Log { store, next: std::sync::atomic::AtomicU64::new(0) }))
     }
 
-    /// Appends `bytes` and fsyncs, on the blocking pool.
+    /// Stores `bytes` durably, on the blocking pool (the commit waits for
+    /// its flush).
     async fn append(self: &Arc<Self>, bytes: Vec<u8>) -> anyhow::Result<()> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let mut f = me.0.lock().unwrap_or_else(|p| p.into_inner());
-            f.write_all(&(bytes.len() as u32).to_be_bytes())?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
+            let n = me.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut batch = Batch::default();
+            batch.put(Tree::Received, format!("log/{n:016}").into_bytes(), bytes);
+            let pending = me.store.apply(batch)?;
+            me.store.wait_durable(pending)?;
             Ok(())
         })
         .await?
@@ -185,12 +191,14 @@ pub async fn run(sizes: &Sizes, staffpass_p50: Option<f64>) -> anyhow::Result<Ve
     let rj1 = testkit::issuer("RJ1", 0).public();
 
     let warmup = 10;
-    let moves = offers("RJZ", "RJ1", sizes.moves + warmup);
     let mut lat = Vec::with_capacity(sizes.moves);
-    for (i, m) in moves.into_iter().enumerate() {
-        let Request::Offer { id, bundle } = m else { bail!("fixture is not an offer") };
-        let f = Forward { id, to: "RJ1".into(), from_node: testkit::node("RJZ"), bundle: *bundle };
+    for i in 0..sizes.moves + warmup {
+        // Signing the bundle is part of the move on both sides.
         let t = Instant::now();
+        let Some(Request::Offer { id, bundle }) = offers("RJZ", "RJ1", 1).pop() else {
+            bail!("fixture is not an offer")
+        };
+        let f = Forward { id, to: "RJ1".into(), from_node: testkit::node("RJZ"), bundle: *bundle };
         home_log.append(serde_json::to_vec(&f)?).await?;
         let resp = home.post(&url).json(&f).send().await?.error_for_status()?;
         let receipt: Signed<Receipt> = resp.json().await?;

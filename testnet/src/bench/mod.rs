@@ -233,6 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.shutdown_timeout(Duration::from_secs(5));
 
     let seconds = started.elapsed().as_secs_f64();
+    let failed = errors.len();
     println!("{}", table(&rows, args.quick));
     for e in &errors {
         println!("FAILED {e}");
@@ -242,6 +243,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let report = Report { quick: args.quick, sizes, started_unix, seconds, machine: machine(), rows, errors };
         let text = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of the figures did not run to the end (see FAILED above)");
     }
     Ok(())
 }

@@ -179,16 +179,7 @@ pub async fn run(sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
         let result = tokio::time::timeout(limit, real(n, changes))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("did not finish in {limit:?}")));
-        let ms = match result {
-            Ok(v) => sorted_ms(&v),
-            Err(e) => {
-                eprintln!("  {n} real nodes FAILED: {e:#}");
-                let mut row = Row::new("5 roster", &format!("{n} real nodes: FAILED ({e})"), 0.0, "ms");
-                row.met = Some(false);
-                rows.push(row);
-                continue;
-            }
-        };
+        let ms = sorted_ms(&result.with_context(|| format!("{n} real nodes"))?);
         let max = ms.last().copied().unwrap_or_default();
         let mut row = Row::new(
             "5 roster",
