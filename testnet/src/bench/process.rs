@@ -28,6 +28,9 @@ impl NodeProcess {
     }
 
     fn stop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return; // already stopped (and reaped)
+        }
         let pid = self.0.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         for _ in 0..100 {
@@ -119,6 +122,34 @@ fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Starts `staffpass-node run` on `config`, logging to `log`.
+fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<NodeProcess> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    Ok(NodeProcess(
+        Command::new(bin)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    ))
+}
+
+/// Waits (up to 30 s) until the node's API answers `/readyz`.
+async fn wait_ready(api: &Client, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get_text("/readyz").await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the node did not become ready in 30 s (log: {})", log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// Runs figures 6-8.
 pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec<Row>> {
     let bin = node_binary(node_bin)?;
@@ -130,18 +161,8 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     config.network.listen = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}")];
     config.api.listen = format!("127.0.0.1:{}", free_port()?).parse()?;
     let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
-    let log = std::fs::File::create(dir.path().join("node.log"))?;
-    let mut child = NodeProcess(
-        Command::new(&bin)
-            .args(["run", "--config"])
-            .arg(&report.config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?,
-    );
+    let log_path = dir.path().join("node.log");
+    let mut child = start_node(&bin, &report.config, &log_path)?;
     let pki = Pki::at(paths::tls(&data));
     let api = Client::from_files(
         &format!("https://127.0.0.1:{}", config.api.listen.port()),
@@ -150,13 +171,7 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
         pki.admin_key(),
     )?
     .with_timeout(Duration::from_secs(300));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api.get_text("/readyz").await.is_err() {
-        if Instant::now() > deadline {
-            bail!("the node did not become ready in 30 s (log: {})", dir.path().join("node.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&api, &log_path).await?;
     let (rss_empty, _) = rss(child.pid())?;
 
     // Figure 6: import, beside parse-only.
@@ -178,6 +193,7 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
         bail!("import report: {imported}");
     }
     let disk1 = disk_bytes(&data);
+    let (rss_imported, _) = rss(child.pid())?;
 
     // Members: this node and `peers` bare peers; the first four send passports.
     let codes: Vec<String> = (0..sizes.peers).map(|i| format!("P{i:03}")).collect();
@@ -231,6 +247,7 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
         bail!("only {received} of {} passports received", per * senders);
     }
     let disk2 = disk_bytes(&data);
+    let (rss_received, _) = rss(child.pid())?;
     // Idle: nothing in flight for a while (the idle figure is defined as
     // RSS after a quiet period), every peer still connected.
     tokio::time::sleep(Duration::from_secs(if sizes.peers >= 50 { 10 } else { 3 })).await;
@@ -247,6 +264,12 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     for (t, _) in tasks {
         let _ = t.await;
     }
+    child.stop();
+    // The same node restarted on the same data, before any peer connects:
+    // what it holds at rest, apart from what the import left behind.
+    let mut child = start_node(&bin, &report.config, &log_path)?;
+    wait_ready(&api, &log_path).await?;
+    let (rss_restarted, _) = rss(child.pid())?;
     child.stop();
 
     let (rows_n, pass_n) = (sizes.import_rows, received);
@@ -268,6 +291,9 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
         .baseline(mb(rss_empty), "same node empty, just started")
         .target("<= 60 MB", mb(idle) <= 60.0),
         Row::new("7 memory", "peak RSS (VmHWM)", mb(peak), "MB"),
+        Row::new("7 memory", &format!("RSS just after importing {rows_n} staff"), mb(rss_imported), "MB"),
+        Row::new("7 memory", "RSS of the same node restarted on its data, no peers yet", mb(rss_restarted), "MB"),
+        Row::new("7 memory", &format!("RSS just after receiving {pass_n} passports"), mb(rss_received), "MB"),
         Row::new("8 disk", "bytes on disk per staff record", per_staff, "B"),
         Row::new("8 disk", "bytes on disk per received passport", per_pass, "B"),
     ])
