@@ -246,7 +246,6 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     if received != per * senders {
         bail!("only {received} of {} passports received", per * senders);
     }
-    let disk2 = disk_bytes(&data);
     let (rss_received, _) = rss(child.pid())?;
     // Idle: nothing in flight for a while (the idle figure is defined as
     // RSS after a quiet period), every peer still connected.
@@ -271,6 +270,9 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     wait_ready(&api, &log_path).await?;
     let (rss_restarted, _) = rss(child.pid())?;
     child.stop();
+    // After a clean stop everything is flushed: sled grows its file in
+    // segments, so a reading taken while it runs undercounts.
+    let disk2 = disk_bytes(&data);
 
     let (rows_n, pass_n) = (sizes.import_rows, received);
     let import_s = import.as_secs_f64();
