@@ -90,3 +90,12 @@ pub fn find(no_build: bool) -> Result<Bins> {
     }
     Ok(Bins { node: locate(NODE, &dir)?, admin: locate(ADMIN, &dir)? })
 }
+
+/// Finds (and under `cargo run`, first builds) the node binary alone.
+pub fn find_node() -> Result<PathBuf> {
+    let dir = exe_dir()?;
+    if std::env::var_os(env_name(NODE)).is_none() {
+        cargo_build(&dir)?;
+    }
+    locate(NODE, &dir)
+}

@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long = "only", value_name = "N")]
     pub only: Vec<u8>,
     /// The `staffpass-node` binary for figures 6-8. Default: beside this
-    /// binary (build it with `cargo build --release -p staffpass-node`).
+    /// binary (under `cargo run`, built first with the same profile).
     #[arg(long, value_name = "PATH")]
     pub node_bin: Option<PathBuf>,
 }
