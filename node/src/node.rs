@@ -287,13 +287,24 @@ impl Node {
         r
     }
 
-    /// Applies one roster entry on the blocking pool: the commit waits for
-    /// an fsync while holding the roster lock, which must not stall the
+    /// Runs `f` with this node on the blocking pool. Anything that commits
+    /// to the store goes through here: a commit waits for its fsync (roster
+    /// applies hold the roster lock meanwhile), which must not stall the
     /// runtime's workers (the network, the API and, in benchmarks and
-    /// tests, other nodes in the same process share them).
-    async fn apply_roster_entry(&self, entry: proto::Entry, actor: String) -> Result<Appended, rosters::Error> {
+    /// tests, other nodes in the same process share them); commits that
+    /// arrive together then share one group flush.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, tokio::task::JoinError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Node) -> T + Send + 'static,
+    {
         let node = self.clone();
-        tokio::task::spawn_blocking(move || node.rosters.submit(entry, &actor, now()))
+        tokio::task::spawn_blocking(move || f(&node)).await
+    }
+
+    /// Applies one roster entry durably, on the blocking pool.
+    async fn apply_roster_entry(&self, entry: proto::Entry, actor: String) -> Result<Appended, rosters::Error> {
+        self.blocking(move |n| n.rosters.submit(entry, &actor, now()))
             .await
             .unwrap_or_else(|e| Err(rosters::Error::Interrupted(e.to_string())))
     }

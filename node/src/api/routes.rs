@@ -76,9 +76,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Node) -> Result<T, flows::Error> + Send + 'static,
 {
-    let node = node.clone();
-    let r = tokio::task::spawn_blocking(move || f(&node)).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(r?)
+    Ok(node.blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))??)
 }
 
 impl From<rosters::Error> for ApiError {

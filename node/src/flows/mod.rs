@@ -197,9 +197,9 @@ impl Node {
             report.aborted = true;
             return Ok(report);
         }
-        let node = self.clone();
         let who = actor.to_string();
-        let (report, changed) = tokio::task::spawn_blocking(move || node.store_import(rows, report, &who))
+        let (report, changed) = self
+            .blocking(move |n| n.store_import(rows, report, &who))
             .await
             .map_err(|e| Error::Interrupted(e.to_string()))??;
         for (r, kinds) in changed {

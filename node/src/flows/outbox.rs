@@ -204,8 +204,8 @@ impl Node {
     /// [`Node::accept_receipt`] on the blocking pool (its commit waits for
     /// an fsync; receipts arriving together then share one flush).
     async fn accept_receipt_blocking(&self, key: &[u8], item: &OutboxItem, resp: Response) -> Result<(), String> {
-        let (node, key, item) = (self.clone(), key.to_vec(), item.clone());
-        tokio::task::spawn_blocking(move || node.accept_receipt(&key, &item, resp))
+        let (key, item) = (key.to_vec(), item.clone());
+        self.blocking(move |n| n.accept_receipt(&key, &item, resp))
             .await
             .unwrap_or_else(|e| Err(format!("receipt handler failed: {e}")))
     }

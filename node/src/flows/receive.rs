@@ -30,8 +30,7 @@ use crate::store::{Batch, Tree};
 /// at most one commit per worker could share a flush. On the blocking
 /// pool, offers arriving together share one group commit.
 pub async fn receive(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
-    let node = node.clone();
-    match tokio::task::spawn_blocking(move || receive_blocking(&node, peer, request)).await {
+    match node.blocking(move |n| receive_blocking(n, peer, request)).await {
         Ok(resp) => resp,
         Err(e) => {
             warn!(%peer, error = %e, "exchange handler failed; the sender will retry");

@@ -333,22 +333,16 @@ pub fn fsyncs(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> 
 /// received passport) to a fresh node store in `dir`: what one of a
 /// move's three durable writes costs, beside the raw fsync.
 pub fn store_commits(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
-    use staffpass_node::store::{Batch, OpenMode, SledStore, Store as _, Tree};
-    let store =
-        SledStore::open(&dir.join("commit-probe"), &staffpass_node::keys::DataKey::generate(), OpenMode::Create)?;
+    let log = super::gateway::Log::open(&dir.join("commit-probe"))?;
     let value = vec![0x5au8; 1024];
     let mut out = Vec::with_capacity(n);
     for i in 0..n + 10 {
-        let mut batch = Batch::default();
-        batch.put(Tree::Received, format!("probe/{i:08}").into_bytes(), value.clone());
         let t = Instant::now();
-        let pending = store.apply(batch)?;
-        store.wait_durable(pending)?;
+        log.write(value.clone())?;
         if i >= 10 {
             out.push(t.elapsed());
         }
     }
-    store.close()?;
     Ok(out)
 }
 
@@ -389,9 +383,9 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
     let warmup = 10;
     for i in 0..sizes.moves + warmup {
         let target = *rx.borrow_and_update() + 1;
-        let (n, req) = (home.clone(), request(now().plus_days(30)));
+        let req = request(now().plus_days(30));
         let t = Instant::now();
-        tokio::task::spawn_blocking(move || n.grant_consent(req, "bench")).await??;
+        home.blocking(move |n| n.grant_consent(req, "bench")).await??;
         let granted = t.elapsed();
         tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c >= target))
             .await
