@@ -196,13 +196,7 @@ async fn scenario(name: &str, opts: &Options) -> Result<bool> {
 
 async fn run(cli: Cli) -> Result<bool> {
     match cli.command {
-        Command::Bench(mut args) => {
-            let needs_node = args.only.is_empty() || args.only.iter().any(|n| (6..=8).contains(n));
-            if needs_node && args.node_bin.is_none() {
-                // Under `cargo run`, build the node binary (same profile)
-                // before anything is timed, as the other commands do.
-                args.node_bin = Some(bins::find_node()?);
-            }
+        Command::Bench(args) => {
             // The benchmark drives its own runtimes; keep them off this one.
             tokio::task::spawn_blocking(move || bench::run(args)).await.context("the benchmark task failed")??;
             Ok(true)

@@ -108,11 +108,10 @@ pub fn parse_only(csv: &[u8]) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// The node binary: `given`, or the one beside this program (under `cargo
+/// run`, built first with the same profile, before this figure's timing).
 fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let path = match given {
-        Some(p) => p,
-        None => std::env::current_exe().context("locating this binary")?.with_file_name("staffpass-node"),
-    };
+    let Some(path) = given else { return crate::bins::find_node() };
     if !path.exists() {
         bail!(
             "no staffpass-node binary at {}: build it with `cargo build --release -p staffpass-node` (or pass --node-bin)",
