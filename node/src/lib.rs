@@ -11,6 +11,7 @@ pub mod config;
 pub mod flows;
 pub mod keys;
 pub mod metrics;
+pub mod misbehaviour;
 pub mod network;
 pub mod node;
 pub mod rosters;

@@ -23,6 +23,13 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
+/// Label: why a peer's message was refused as misbehaviour.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A stable reason code.
+    pub reason: String,
+}
+
 /// Labels: a protocol and an outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -72,6 +79,8 @@ pub struct Metrics {
     pub outbox_pending: Gauge,
     /// API requests by outcome class.
     pub api_requests: Family<OutcomeLabel, Counter>,
+    /// Messages from member peers refused as hostile, by reason.
+    pub peer_misbehaviour: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -97,6 +106,7 @@ impl Metrics {
             exchange_messages: Family::default(),
             outbox_pending: Gauge::default(),
             api_requests: Family::default(),
+            peer_misbehaviour: Family::default(),
         };
         registry.register("connected_peers", "Peers with at least one open connection", m.connected_peers.clone());
         registry.register(
@@ -121,6 +131,11 @@ impl Metrics {
         );
         registry.register("outbox_pending", "Messages waiting in the outbox", m.outbox_pending.clone());
         registry.register("api_requests", "Local API requests, by status class", m.api_requests.clone());
+        registry.register(
+            "peer_misbehaviour",
+            "Messages from member peers refused as hostile (the peer is disconnected), by reason",
+            m.peer_misbehaviour.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -121,6 +121,8 @@ pub struct Inner {
     /// How many receipts this node has stored for its outgoing messages;
     /// observers (benchmarks, tests) wait on it instead of polling.
     pub receipts_stored: watch::Sender<u64>,
+    /// Member peers caught misbehaving.
+    pub misbehaviour: crate::misbehaviour::Misbehaviour,
     ready: AtomicBool,
 }
 
@@ -202,6 +204,7 @@ impl Node {
             staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
             outbox_wake: tokio::sync::Notify::new(),
             receipts_stored: watch::Sender::new(0),
+            misbehaviour: Default::default(),
             ready: AtomicBool::new(false),
             config,
         }));
@@ -263,7 +266,7 @@ impl Node {
         let agreement = entry.body.agreement.clone();
         let bytes = staffpass_protocol::encoding::to_bytes(&entry);
         let is_genesis = entry.body.seq == 0;
-        let r = self.apply_roster_entry(entry, actor.to_string()).await;
+        let r = self.apply_roster_entry(entry, rosters::Origin::Admin(actor.to_string())).await;
         match &r {
             Ok(Appended::Applied) => {
                 if is_genesis {
@@ -303,8 +306,12 @@ impl Node {
     }
 
     /// Applies one roster entry durably, on the blocking pool.
-    async fn apply_roster_entry(&self, entry: proto::Entry, actor: String) -> Result<Appended, rosters::Error> {
-        self.blocking(move |n| n.rosters.submit(entry, &actor, now()))
+    async fn apply_roster_entry(
+        &self,
+        entry: proto::Entry,
+        origin: rosters::Origin,
+    ) -> Result<Appended, rosters::Error> {
+        self.blocking(move |n| n.rosters.submit(entry, &origin, now()))
             .await
             .unwrap_or_else(|e| Err(rosters::Error::Interrupted(e.to_string())))
     }
@@ -373,8 +380,7 @@ impl Node {
             Ok(e) if e.body.agreement == agreement => e,
             _ => return Verdict::Reject,
         };
-        let actor = format!("peer:{source}");
-        match self.apply_roster_entry(entry, actor).await {
+        match self.apply_roster_entry(entry, rosters::Origin::Peer(source)).await {
             Ok(Appended::Applied) => {
                 self.refresh_members().await;
                 Verdict::Accept
@@ -389,6 +395,10 @@ impl Node {
                 // both entries; the relaying peer did nothing wrong.
                 self.refresh_members().await;
                 Verdict::Accept
+            }
+            Err(rosters::Error::Refused(e @ proto::Error::GenesisMismatch { .. })) => {
+                self.misbehaved(source, "foreign-genesis", &e).await;
+                Verdict::Reject
             }
             Err(rosters::Error::Refused(proto::Error::Halted { .. }))
             | Err(rosters::Error::UnknownAgreement { .. })
@@ -429,8 +439,13 @@ impl Node {
         }
     }
 
+    /// Fetches entries `from ..= until` of `agreement` from `peer` and
+    /// applies them. An answer counts only for the agreement and seq range
+    /// asked for: one that holds anything else is refused whole, and so is a
+    /// different genesis; the peer is then counted as misbehaving and
+    /// disconnected.
     async fn fetch(&self, peer: PeerId, agreement: &AgreementId, mut from: u64, until: u64) -> bool {
-        let actor = format!("peer:{peer}");
+        let origin = rosters::Origin::Peer(peer);
         let mut changed = false;
         while from <= until {
             let req = wire_roster::Request::Fetch { agreement: agreement.clone(), from, limit: MAX_ENTRIES };
@@ -438,18 +453,33 @@ impl Node {
                 Ok(wire_roster::Response::Entries(e)) if !e.is_empty() => e,
                 _ => return changed,
             };
-            let n = entries.len() as u64;
+            if let Err(e) = wire_roster::check_fetched(agreement, from, MAX_ENTRIES, &entries) {
+                self.misbehaved(peer, "unasked-roster-entries", &e).await;
+                return changed;
+            }
+            let last = entries.last().map_or(from, |e| e.body.seq);
             for e in entries {
-                match self.apply_roster_entry(e, actor.clone()).await {
+                match self.apply_roster_entry(e, origin.clone()).await {
                     Ok(Appended::Applied) => changed = true,
                     Ok(Appended::AlreadyHave) => {}
                     Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => return true,
+                    Err(rosters::Error::Refused(e @ proto::Error::GenesisMismatch { .. })) => {
+                        self.misbehaved(peer, "foreign-genesis", &e).await;
+                        return changed;
+                    }
                     Err(_) => return changed,
                 }
             }
-            from += n;
+            from = last + 1;
         }
         changed
+    }
+
+    /// A member peer sent something no honest node sends: count it, log it
+    /// (rate-limited) and hang up on it.
+    async fn misbehaved(&self, peer: PeerId, reason: &'static str, detail: &(dyn std::fmt::Display + Sync)) {
+        self.misbehaviour.record(&self.metrics, &peer, reason, detail);
+        let _ = self.network.disconnect(peer).await;
     }
 
     async fn anti_entropy_loop(self, mut stop: watch::Receiver<bool>) {

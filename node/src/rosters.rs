@@ -85,6 +85,7 @@ impl Error {
                 P::BelowThreshold { .. } => "below-threshold",
                 P::Invalid(_) => "invalid-change",
                 P::Equivocation { .. } => "equivocation",
+                P::GenesisMismatch { .. } => "genesis-mismatch",
                 P::Halted { .. } => "halted",
             },
             Error::UnknownAgreement { .. } => "unknown-agreement",
@@ -103,6 +104,26 @@ fn entry_key(agreement: &AgreementId, seq: u64) -> Vec<u8> {
 
 fn halt_key(agreement: &AgreementId) -> Vec<u8> {
     format!("h/{agreement}").into_bytes()
+}
+
+/// Where a roster entry came from. Only the node's own admin can install a
+/// chain (a genesis); a peer can only extend a chain the node holds.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// The local admin API (or `roster submit`), as the named client.
+    Admin(String),
+    /// A peer, by gossip or anti-entropy.
+    Peer(libp2p::PeerId),
+}
+
+impl Origin {
+    /// The actor named in logs and the audit.
+    fn actor(&self) -> String {
+        match self {
+            Origin::Admin(who) => who.clone(),
+            Origin::Peer(peer) => format!("peer:{peer}"),
+        }
+    }
 }
 
 /// An alarm raised by a roster.
@@ -164,12 +185,15 @@ impl Rosters {
 
     /// Submits one entry (from the API or a peer). On `Applied` the entry is
     /// durable; the caller then refreshes the member set and spreads it.
-    pub fn submit(&self, entry: Entry, actor: &str, now: Timestamp) -> Result<Appended, Error> {
+    /// A chain the node does not hold is created only from `Origin::Admin`.
+    pub fn submit(&self, entry: Entry, origin: &Origin, now: Timestamp) -> Result<Appended, Error> {
         let agreement = entry.body.agreement.clone();
+        let actor = origin.actor();
+        let actor = actor.as_str();
         let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
         let result = match chains.get_mut(&agreement) {
             None => {
-                if entry.body.seq != 0 {
+                if entry.body.seq != 0 || matches!(origin, Origin::Peer(_)) {
                     return Err(Error::UnknownAgreement { agreement });
                 }
                 let chain = Chain::new(entry.clone())?;
@@ -372,5 +396,37 @@ pub fn change_name(e: &Entry) -> &'static str {
         SetStewards { .. } => "set-stewards",
         SetTerms(_) => "set-terms",
         Resign { .. } => "resign",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+    use staffpass_protocol::testkit;
+
+    fn rosters() -> Rosters {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let audit = Arc::new(Audit::open(store.clone()).expect("audit"));
+        Rosters::load(testkit::org("RJZ"), store, audit, Arc::new(Metrics::new())).expect("rosters")
+    }
+
+    #[test]
+    fn only_the_admin_installs_a_chain_a_peer_only_extends_one() {
+        let r = rosters();
+        let chain = testkit::roster().chain;
+        let genesis = chain.entries()[0].clone();
+        let peer = Origin::Peer(libp2p::PeerId::random());
+        let err = r.submit(genesis.clone(), &peer, testkit::now()).expect_err("a peer cannot create a chain");
+        assert_eq!(err.code(), "unknown-agreement");
+        assert!(r.read().is_empty());
+
+        let admin = Origin::Admin("admin".into());
+        assert_eq!(r.submit(genesis, &admin, testkit::now()).expect("admin installs"), Appended::Applied);
+        assert_eq!(
+            r.submit(chain.entries()[1].clone(), &peer, testkit::now()).expect("peer extends"),
+            Appended::Applied
+        );
+        assert_eq!(r.read().get(chain.agreement()).map(Chain::seq), Some(1));
     }
 }

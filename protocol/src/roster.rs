@@ -300,6 +300,18 @@ pub enum Error {
         /// The conflicting entry.
         conflicting: Box<Entry>,
     },
+    /// A genesis other than the one this chain started from. A chain is
+    /// the one its node's admin installed; another genesis for the same
+    /// agreement id is another chain, never an equivocation.
+    #[error(
+        "a different genesis for this agreement (held {held}, offered {found}): refused; a chain is only ever installed by its node's admin"
+    )]
+    GenesisMismatch {
+        /// The held genesis.
+        held: Hash,
+        /// The one offered.
+        found: Hash,
+    },
     /// The chain is halted after an equivocation.
     #[error("the roster chain is halted after an equivocation at seq {seq}; stewards must resolve it")]
     Halted {
@@ -915,6 +927,9 @@ impl Chain {
             };
             if existing.hash() == entry.hash() {
                 return Ok(Appended::AlreadyHave);
+            }
+            if seq == 0 {
+                return Err(Error::GenesisMismatch { held: existing.hash(), found: entry.hash() });
             }
             // A different entry at a taken seq: equivocation if it is valid
             // against the state before that seq, otherwise just invalid.

@@ -164,6 +164,73 @@ pub mod roster {
         }
     }
 
+    /// Why an `Entries` answer is not an answer to the `Fetch` that was sent.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum Unasked {
+        /// An entry of another agreement.
+        #[error("an entry of agreement {found} in an answer about {asked}")]
+        ForeignAgreement {
+            /// The agreement asked about.
+            asked: AgreementId,
+            /// The one found.
+            found: AgreementId,
+        },
+        /// An entry outside `from .. from + limit`.
+        #[error("an entry at seq {seq}, outside the {from}..{end} asked for")]
+        OutOfRange {
+            /// Its seq.
+            seq: u64,
+            /// First seq asked for.
+            from: u64,
+            /// One past the last seq asked for.
+            end: u64,
+        },
+        /// Entries not in seq order.
+        #[error("entries out of seq order ({seq} after {previous})")]
+        OutOfOrder {
+            /// The previous entry's seq.
+            previous: u64,
+            /// This entry's seq.
+            seq: u64,
+        },
+        /// More entries than asked for (a halted chain may add its two pieces of evidence).
+        #[error("{count} entries where at most {limit} were asked for")]
+        TooMany {
+            /// How many came.
+            count: usize,
+            /// How many were asked for.
+            limit: u16,
+        },
+    }
+
+    /// Checks that `entries` answer `Fetch { agreement, from, limit }` and
+    /// nothing else: every entry is of that agreement, at a seq in
+    /// `from .. from + limit`, in seq order (one seq may repeat: a halted
+    /// chain serves both entries of its equivocation), and there are at most
+    /// `limit` (+ 1 for that evidence). A peer's answer counts only for what
+    /// was asked; anything else is refused whole.
+    pub fn check_fetched(agreement: &AgreementId, from: u64, limit: u16, entries: &[Entry]) -> Result<(), Unasked> {
+        if entries.len() > usize::from(limit) + 1 {
+            return Err(Unasked::TooMany { count: entries.len(), limit });
+        }
+        let end = from.saturating_add(u64::from(limit));
+        let mut previous: Option<u64> = None;
+        for e in entries {
+            if &e.body.agreement != agreement {
+                return Err(Unasked::ForeignAgreement { asked: agreement.clone(), found: e.body.agreement.clone() });
+            }
+            let seq = e.body.seq;
+            if seq < from || seq >= end {
+                return Err(Unasked::OutOfRange { seq, from, end });
+            }
+            if let Some(previous) = previous.filter(|p| seq < *p) {
+                return Err(Unasked::OutOfOrder { previous, seq });
+            }
+            previous = Some(seq);
+        }
+        Ok(())
+    }
+
     /// Decodes one roster entry (a gossip message or a file), within [`MAX_ENTRY`].
     pub fn decode_entry(b: &[u8]) -> Result<Entry, Error> {
         encoding::from_canonical_bytes(b, MAX_ENTRY, "roster entry")

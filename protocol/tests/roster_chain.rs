@@ -574,6 +574,30 @@ fn equivocation_below_the_head_rolls_back_to_before_it() {
 }
 
 #[test]
+fn a_different_genesis_is_another_chain_not_an_equivocation() {
+    // A genesis for the same agreement id, signed by stewards of the
+    // signer's own choosing, is valid in itself; a chain is the one its
+    // node's admin installed, so this is refused and never halts it.
+    let mut r = roster();
+    r.push(resign(&r));
+    let mut other = r.chain.entries()[0].clone();
+    let rogue = steward(9);
+    if let Change::Genesis { stewards, threshold, .. } = &mut other.body.change {
+        *stewards = [rogue.public()].into_iter().collect();
+        *threshold = 1;
+    }
+    other.signatures.clear();
+    other.sign(&rogue);
+    assert!(roster::apply(None, &other).is_ok(), "the foreign genesis is itself valid");
+    let err = r.chain.append(other.clone()).unwrap_err();
+    assert_eq!(err, Error::GenesisMismatch { held: r.chain.entries()[0].hash(), found: other.hash() });
+    assert!(r.chain.halted().is_none());
+    assert_eq!(r.chain.seq(), 3);
+    // The held genesis is still recognised.
+    assert_eq!(r.chain.append(r.chain.entries()[0].clone()), Ok(Appended::AlreadyHave));
+}
+
+#[test]
 fn an_invalid_entry_at_a_taken_seq_is_refused_without_halting() {
     let mut r = roster();
     // Different body at seq 2, but only one signature: not an equivocation.
@@ -823,4 +847,56 @@ fn a_stored_chain_that_does_not_hold_together_is_refused_not_panicked_on() {
     assert!(broken.append(old).is_err());
     let other = conflicting(&r.chain, 2, &r.stewards[0..2]);
     assert!(broken.append(other).is_err());
+}
+
+// ------------------------------------------------- answers to a fetch
+
+mod fetched {
+    use super::*;
+    use staffpass_protocol::wire::roster::{Unasked, check_fetched};
+
+    fn entries() -> Vec<Entry> {
+        let mut r = roster();
+        r.push(resign(&r));
+        r.chain.entries().to_vec()
+    }
+
+    #[test]
+    fn the_range_asked_for_passes() {
+        let e = entries();
+        assert_eq!(check_fetched(&agreement(), 0, 128, &e), Ok(()));
+        assert_eq!(check_fetched(&agreement(), 2, 2, &e[2..]), Ok(()));
+        assert_eq!(check_fetched(&agreement(), 5, 128, &[]), Ok(()));
+        // A halted chain's two pieces of evidence share a seq.
+        let other = conflicting(&roster().chain, 2, &roster().stewards[1..3]);
+        assert_eq!(check_fetched(&agreement(), 1, 2, &[e[1].clone(), e[2].clone(), other]), Ok(()));
+    }
+
+    #[test]
+    fn another_agreement_is_refused() {
+        let mut other = RosterBuilder::new("rogue-pact".parse().unwrap(), 1, 1);
+        other.add_member("RJZ");
+        let e = other.chain.entries().to_vec();
+        assert!(matches!(check_fetched(&agreement(), 0, 128, &e), Err(Unasked::ForeignAgreement { .. })));
+    }
+
+    #[test]
+    fn seqs_before_from_or_past_the_limit_are_refused() {
+        let e = entries();
+        assert_eq!(check_fetched(&agreement(), 1, 128, &e), Err(Unasked::OutOfRange { seq: 0, from: 1, end: 129 }));
+        assert_eq!(check_fetched(&agreement(), 0, 2, &e[..3]), Err(Unasked::OutOfRange { seq: 2, from: 0, end: 2 }));
+        assert_eq!(
+            check_fetched(&agreement(), u64::MAX - 1, 128, &e[..1]),
+            Err(Unasked::OutOfRange { seq: 0, from: u64::MAX - 1, end: u64::MAX })
+        );
+    }
+
+    #[test]
+    fn disorder_and_excess_are_refused() {
+        let e = entries();
+        let backwards: Vec<Entry> = e.iter().rev().cloned().collect();
+        assert!(matches!(check_fetched(&agreement(), 0, 128, &backwards), Err(Unasked::OutOfOrder { .. })));
+        let many = vec![e[0].clone(); 4];
+        assert_eq!(check_fetched(&agreement(), 0, 2, &many), Err(Unasked::TooMany { count: 4, limit: 2 }));
+    }
 }

@@ -247,3 +247,50 @@ pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
         .iter()
         .any(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
 }
+
+/// A raw peer registered in the roster as `org`'s node, with testkit's
+/// issuer key for `org`: a real member of `r`'s agreement with keys of
+/// its own, that a test can make misbehave on the wire.
+pub async fn raw_member(home: &TestNode, r: &mut RosterBuilder, org: &str) -> raw::RawPeer {
+    let raw = raw::RawPeer::new(libp2p::identity::Keypair::generate_ed25519()).expect("raw peer");
+    let e = r.entry(
+        Change::AddMember(MemberSpec {
+            org: org.parse().expect("org code"),
+            name: format!("{org} test trust"),
+            issuer_keys: vec![staffpass_protocol::testkit::issuer(org, 0).public()],
+            nodes: vec![staffpass_node::network::node_of(&raw.peer_id()).expect("ed25519 peer id")],
+            addresses: vec![],
+        }),
+        2,
+    );
+    r.chain.append(e.clone()).expect("the member entry extends the chain");
+    submit_entry(home, &e).await.expect("the member entry is accepted");
+    raw
+}
+
+/// A roster for `agreement` whose genesis is signed by one steward key of
+/// an attacker's choosing (threshold 1): valid in itself, but not the
+/// chain any honest node's admin installed.
+pub fn self_signed_roster(agreement: &str) -> RosterBuilder {
+    let mut r = RosterBuilder::with_valid_until(agreement.parse().expect("agreement id"), 1, 1, now().plus_days(30));
+    r.stewards = vec![staffpass_protocol::StewardSecretKey::from_bytes(&[7; 32])];
+    let mut genesis = r.chain.entries()[0].clone();
+    if let Change::Genesis { stewards, .. } = &mut genesis.body.change {
+        *stewards = [r.stewards[0].public()].into_iter().collect();
+    }
+    genesis.signatures.clear();
+    genesis.sign(&r.stewards[0]);
+    r.chain = staffpass_protocol::roster::Chain::new(genesis).expect("a self-signed genesis");
+    r.clock = now().plus_secs(-3600);
+    r
+}
+
+/// A separate agreement, `rogue-pact`, made by other stewards, that lists
+/// the outsider and `members`: the outsider believes they are its peers,
+/// but they never signed it.
+pub fn forged_agreement(outsider: &TestNode, members: &[&TestNode]) -> Vec<Entry> {
+    let mut r = self_signed_roster("rogue-pact");
+    let mut all = vec![outsider];
+    all.extend_from_slice(members);
+    add_members(&mut r, &all)
+}

@@ -1,6 +1,8 @@
 //! A bare libp2p peer for tests that must misbehave on the wire: it speaks
 //! `/staffpass/exchange/1` with the node's own codec (to send forged or
-//! tampered bundles from a chosen identity) or writes arbitrary bytes on it.
+//! tampered bundles from a chosen identity) or writes arbitrary bytes on it,
+//! and answers `/staffpass/roster/1` with whatever a test tells it to (a
+//! hostile member's roster answers).
 
 use std::io;
 use std::time::Duration;
@@ -9,8 +11,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
-use staffpass_node::network::codec::ExchangeCodec;
-use staffpass_protocol::wire::exchange;
+use staffpass_node::network::codec::{ExchangeCodec, RosterCodec};
+use staffpass_protocol::wire::{exchange, roster};
+use tokio::sync::mpsc;
 
 /// Writes the request bytes as they are; reads the response to the end.
 #[derive(Clone, Default)]
@@ -66,6 +69,16 @@ impl request_response::Codec for RawCodec {
 pub struct RawBehaviour {
     exchange: request_response::Behaviour<ExchangeCodec>,
     raw: request_response::Behaviour<RawCodec>,
+    roster: request_response::Behaviour<RosterCodec>,
+}
+
+/// What a raw peer serving roster requests saw.
+#[derive(Debug)]
+pub enum Seen {
+    /// A roster request arrived (and was answered).
+    Request(roster::Request),
+    /// The connection to `peer` was closed (by either side).
+    Closed(PeerId),
 }
 
 /// A bare peer.
@@ -84,6 +97,10 @@ impl RawPeer {
             .with_behaviour(|_| RawBehaviour {
                 exchange: request_response::Behaviour::new(proto(), cfg()),
                 raw: request_response::Behaviour::new(proto(), cfg()),
+                roster: request_response::Behaviour::new(
+                    [(StreamProtocol::new(roster::PROTOCOL), ProtocolSupport::Full)],
+                    cfg(),
+                ),
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
@@ -154,5 +171,35 @@ impl RawPeer {
                 _ => {}
             }
         }
+    }
+
+    /// Hands the peer to a task that answers every roster request with
+    /// `answer` and reports what it sees; the task ends when the receiver
+    /// is dropped.
+    pub fn serve_roster<F>(mut self, mut answer: F) -> mpsc::Receiver<Seen>
+    where
+        F: FnMut(&roster::Request) -> roster::Response + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let seen = match self.swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(RawBehaviourEvent::Roster(request_response::Event::Message {
+                        message: request_response::Message::Request { request, channel, .. },
+                        ..
+                    })) => {
+                        let response = answer(&request);
+                        let _ = self.swarm.behaviour_mut().roster.send_response(channel, response);
+                        Seen::Request(request)
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => Seen::Closed(peer_id),
+                    _ => continue,
+                };
+                if tx.send(seen).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 }

@@ -6,13 +6,13 @@
 use serde_json::{Value, json};
 use staffpass_node::node::paths;
 use staffpass_protocol::bundle::Rejection;
-use staffpass_protocol::roster::{Change, MemberSpec};
+use staffpass_protocol::roster::Change;
 use staffpass_protocol::testkit::{self, RosterBuilder};
 use staffpass_protocol::wire::exchange;
 use staffpass_protocol::{MessageId, Timestamp};
 use staffpass_tests::raw::RawPeer;
 use staffpass_tests::{
-    TestNode, add_members, any_file_contains, now, roster, staff_csv, submit, submit_entry, wait_until,
+    TestNode, add_members, any_file_contains, now, raw_member, roster, staff_csv, submit, submit_entry, wait_until,
 };
 
 const ALEX: (&str, &str, &str) = ("12345678-1", "Alex Testperson", "ZZ123456A");
@@ -283,24 +283,6 @@ async fn revocation_with_every_reason_reaches_every_receiver() {
         })
         .await;
     }
-}
-
-/// A raw peer registered in the roster as `org`'s node, with testkit's issuer key for `org`.
-async fn raw_member(home: &TestNode, r: &mut RosterBuilder, org: &str) -> RawPeer {
-    let raw = RawPeer::new(libp2p::identity::Keypair::generate_ed25519()).unwrap();
-    let e = r.entry(
-        Change::AddMember(MemberSpec {
-            org: org.parse().unwrap(),
-            name: format!("{org} test trust"),
-            issuer_keys: vec![testkit::issuer(org, 0).public()],
-            nodes: vec![staffpass_node::network::node_of(&raw.peer_id()).unwrap()],
-            addresses: vec![],
-        }),
-        2,
-    );
-    r.chain.append(e.clone()).unwrap();
-    submit_entry(home, &e).await.unwrap();
-    raw
 }
 
 /// A valid bundle from `org` (the raw peer's trust) to `to`, on the real clock.

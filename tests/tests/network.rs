@@ -9,7 +9,7 @@ use staffpass_protocol::roster::{Change, Entry};
 use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::exchange;
 use staffpass_tests::raw::RawPeer;
-use staffpass_tests::{TestNode, add_members, now, roster, submit, submit_entry, wait_until};
+use staffpass_tests::{TestNode, add_members, forged_agreement, now, roster, submit, submit_entry, wait_until};
 
 fn agreement() -> staffpass_protocol::AgreementId {
     "london-mou".parse().unwrap()
@@ -42,25 +42,6 @@ async fn three_nodes_mesh_and_a_roster_change_reaches_all() {
         wait_until("the change reaches the other nodes", || async move { n.roster_seq(&agreement()) == Some(seq) })
             .await;
     }
-}
-
-/// A separate agreement, made by other stewards, that lists the outsider
-/// and the three members: the outsider believes they are its peers, but
-/// they never signed it.
-fn forged_agreement(outsider: &TestNode, members: &[&TestNode]) -> Vec<Entry> {
-    let mut r = RosterBuilder::with_valid_until("rogue-pact".parse().unwrap(), 1, 1, now().plus_days(30));
-    r.stewards = vec![staffpass_protocol::StewardSecretKey::from_bytes(&[7; 32])];
-    let mut genesis = r.chain.entries()[0].clone();
-    if let Change::Genesis { stewards, .. } = &mut genesis.body.change {
-        *stewards = [r.stewards[0].public()].into_iter().collect();
-    }
-    genesis.signatures.clear();
-    genesis.sign(&r.stewards[0]);
-    r.chain = staffpass_protocol::roster::Chain::new(genesis).unwrap();
-    r.clock = now().plus_secs(-3600);
-    let mut all = vec![outsider];
-    all.extend_from_slice(members);
-    add_members(&mut r, &all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,7 +85,12 @@ impl From<rosters::Error> for ApiError {
         let status = match &e {
             rosters::Error::UnknownAgreement { .. } => StatusCode::NOT_FOUND,
             rosters::Error::Refused(
-                P::WrongSeq { .. } | P::Gap { .. } | P::BadPrev { .. } | P::Equivocation { .. } | P::Halted { .. },
+                P::WrongSeq { .. }
+                | P::Gap { .. }
+                | P::BadPrev { .. }
+                | P::Equivocation { .. }
+                | P::GenesisMismatch { .. }
+                | P::Halted { .. },
             ) => StatusCode::CONFLICT,
             rosters::Error::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

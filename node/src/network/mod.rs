@@ -142,6 +142,7 @@ enum Command {
     Publish { agreement: AgreementId, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
     ReportGossip { id: gossipsub::MessageId, source: PeerId, verdict: Verdict },
     Info(oneshot::Sender<Info>),
+    Disconnect(PeerId),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -299,6 +300,12 @@ impl Network {
         rx.await.map_err(|_| Error::Stopped)
     }
 
+    /// Closes every connection to `peer` (a member that misbehaved). It
+    /// stays allowed: an honest node that was wrongly suspected reconnects.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), Error> {
+        self.send(Command::Disconnect(peer)).await
+    }
+
     /// Stops the network task, closing every connection.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
@@ -421,6 +428,9 @@ impl Driver {
                     connected,
                     allowed: self.swarm.behaviour().gate.allowed_peers().len(),
                 });
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Shutdown(_) => {}
         }

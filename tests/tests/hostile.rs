@@ -1,0 +1,147 @@
+//! A signatory that turns bad (issue 13): each test drives a raw peer that
+//! is a real member of one agreement, speaks the wire protocol with its own
+//! keys, and lies; the victim is a real node on real sockets. Each asserts
+//! the safe outcome: refused, unchanged, disconnected, counted.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use staffpass_protocol::AgreementId;
+use staffpass_protocol::roster::Entry;
+use staffpass_protocol::signing::Hash;
+use staffpass_protocol::testkit::RosterBuilder;
+use staffpass_protocol::wire::roster::{Head, Request, Response};
+use staffpass_tests::raw::Seen;
+use staffpass_tests::{
+    STEP, TestNode, add_members, forged_agreement, raw_member, roster, self_signed_roster, submit, wait_until,
+};
+use tokio::sync::mpsc;
+
+fn london() -> AgreementId {
+    "london-mou".parse().unwrap()
+}
+
+/// A victim node (RJZ) in `london-mou`, with a raw member RJ2 connected to it.
+async fn victim() -> (TestNode, RosterBuilder, staffpass_tests::raw::RawPeer, libp2p::PeerId) {
+    let v = TestNode::start_new("RJZ").await.unwrap();
+    let mut r = roster("london-mou");
+    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
+    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.expect("the member is admitted");
+    (v, r, x, peer)
+}
+
+/// Waits until the raw peer has answered a `Fetch`.
+async fn fetched(seen: &mut mpsc::Receiver<Seen>) {
+    tokio::time::timeout(STEP, async {
+        while let Some(s) = seen.recv().await {
+            if let Seen::Request(Request::Fetch { .. }) = s {
+                return;
+            }
+        }
+        panic!("the raw peer's task ended");
+    })
+    .await
+    .expect("the victim fetches from the lying peer");
+}
+
+/// The victim's count of misbehaviour of `reason` by peers.
+fn misbehaviour(v: &TestNode, reason: &str) -> bool {
+    v.node().metrics.render().lines().any(|l| {
+        l.starts_with("staffpass_peer_misbehaviour_total{")
+            && l.contains(&format!("reason=\"{reason}\""))
+            && !l.ends_with(" 0")
+    })
+}
+
+/// The first answer a lying member gives: a head one ahead of the victim's.
+fn head_ahead(v: &TestNode) -> Head {
+    Head { agreement: london(), seq: v.roster_seq(&london()).unwrap() + 1, hash: Hash([0xAA; 32]) }
+}
+
+fn answering(head: Head, entries: Vec<Entry>) -> impl FnMut(&Request) -> Response + Send + 'static {
+    move |req| match req {
+        Request::Heads(_) => Response::Heads(vec![head.clone()]),
+        Request::Fetch { .. } => Response::Entries(entries.clone()),
+    }
+}
+
+/// F1: a member answers a fetch for `london-mou` with the genesis of a new
+/// agreement that lists the victim and an outsider. The victim must not
+/// create the chain, must not admit the outsider, must hang up on the liar
+/// and count it; the genuine agreement of that id can still be installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_answer_cannot_plant_an_agreement() {
+    let (v, _r, x, peer) = victim().await;
+    let outsider = TestNode::start_new("RAX").await.unwrap();
+    let forged = forged_agreement(&outsider, &[&v]);
+    submit(&outsider, &forged).await.unwrap();
+    let rogue: AgreementId = "rogue-pact".parse().unwrap();
+
+    let mut seen = x.serve_roster(answering(head_ahead(&v), forged));
+    fetched(&mut seen).await;
+    let (vr, rogue2) = (&v, &rogue);
+    wait_until("the victim plants the chain or counts the lie", || async move {
+        vr.roster_seq(rogue2).is_some() || misbehaviour(vr, "unasked-roster-entries")
+    })
+    .await;
+    assert_eq!(v.roster_seq(&rogue), None, "a peer created a chain at the victim");
+    wait_until("the victim hangs up on the liar", || async { !v.connected_to(&peer).await }).await;
+    assert!(!v.connected_to(&outsider.peer_id).await, "the victim connected to a non-signatory");
+    assert!(
+        v.admin().get_json::<serde_json::Value>("/v1/agreements").await.unwrap().to_string().contains("london-mou")
+    );
+    assert!(
+        !v.admin().get_json::<serde_json::Value>("/v1/agreements").await.unwrap().to_string().contains("rogue-pact")
+    );
+
+    // Squatting: the genuine agreement of that id is not halted by the
+    // forgery; its own admin installs it.
+    let mut genuine = roster("rogue-pact");
+    let chain = add_members(&mut genuine, &[&v]);
+    submit(&v, &chain).await.expect("the genuine genesis is accepted");
+    assert_eq!(v.roster_seq(&rogue), Some(chain.len() as u64 - 1));
+    assert!(v.node().rosters.alarms().is_empty(), "no equivocation alarm");
+}
+
+/// A member answers a fetch at seq 0 with a different, self-signed genesis
+/// of the same agreement id: that is not an equivocation (a chain is the
+/// one its admin installed), so the chain must not halt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_genesis_does_not_halt_the_chain() {
+    let (v, _r, x, peer) = victim().await;
+    let seq = v.roster_seq(&london()).unwrap();
+    let fake = self_signed_roster("london-mou").chain.entries().to_vec();
+    let junk = Head { agreement: london(), seq: 0, hash: Hash([0xBB; 32]) };
+    let mut seen = x.serve_roster(answering(junk, fake));
+    fetched(&mut seen).await;
+    let vr = &v;
+    wait_until("the victim halts or counts the lie", || async move {
+        !vr.node().rosters.alarms().is_empty() || misbehaviour(vr, "foreign-genesis")
+    })
+    .await;
+    assert!(v.node().rosters.alarms().is_empty(), "a self-signed genesis halted the chain");
+    assert_eq!(v.roster_seq(&london()), Some(seq));
+    wait_until("the victim hangs up on the liar", || async { !v.connected_to(&peer).await }).await;
+}
+
+/// A member answers a fetch with entries outside the range asked for
+/// (here an old entry before `from`, then a valid next one): the whole
+/// answer is refused and the peer dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_outside_the_asked_range_are_refused() {
+    let (v, mut r, x, peer) = victim().await;
+    let seq = v.roster_seq(&london()).unwrap();
+    let next =
+        r.entry(staffpass_protocol::roster::Change::Resign { valid_until: staffpass_tests::now().plus_days(40) }, 2);
+    r.chain.append(next.clone()).unwrap();
+    let answer = vec![r.chain.entries()[0].clone(), next];
+    let mut seen = x.serve_roster(answering(head_ahead(&v), answer));
+    fetched(&mut seen).await;
+    let vr = &v;
+    wait_until("the victim applies the answer or counts the lie", || async move {
+        vr.roster_seq(&london()) != Some(seq) || misbehaviour(vr, "unasked-roster-entries")
+    })
+    .await;
+    assert_eq!(v.roster_seq(&london()), Some(seq), "entries from an unasked-for answer were applied");
+    wait_until("the victim hangs up on the liar", || async { !v.connected_to(&peer).await }).await;
+}
