@@ -210,6 +210,22 @@ pub enum Propose {
         #[arg(long, value_name = "KEY")]
         retire: Option<String>,
     },
+    /// Revoke a member's issuer key as compromised: everything it signs
+    /// claiming a time at or after --since is refused (a rotation only
+    /// retires a key from the change's own time).
+    RevokeKey {
+        #[command(flatten)]
+        target: Target,
+        /// The member.
+        #[arg(long)]
+        org: OrgId,
+        /// The compromised issuer public key (issuer-pk:...).
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// From when the key is not to be trusted (an RFC 3339 timestamp, e.g. 2026-11-30T09:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: staffpass_protocol::Timestamp,
+    },
     /// Replace the stewards and the threshold (signed by the current stewards).
     SetStewards {
         #[command(flatten)]
@@ -466,6 +482,9 @@ pub fn describe(change: &Change) -> String {
         ),
         Change::SetTerms(t) => format!("replace the terms: {}", describe_terms(t)),
         Change::Resign { valid_until } => format!("re-sign the roster: valid until {valid_until}"),
+        Change::RevokeKey { org, key, compromised_since } => {
+            format!("revoke {org}'s issuer key {key} as compromised since {compromised_since}")
+        }
     }
 }
 
@@ -494,6 +513,7 @@ pub fn kind_name(change: &Change) -> &'static str {
         Change::SetStewards { .. } => "set-stewards",
         Change::SetTerms(_) => "set-terms",
         Change::Resign { .. } => "resign",
+        Change::RevokeKey { .. } => "revoke-key",
     }
 }
 
@@ -524,6 +544,10 @@ fn propose(p: Propose, format: Format) -> Result<()> {
             let add = Issuer::public_arg(&add)?;
             let retire = retire.as_deref().map(Issuer::public_arg).transpose()?;
             (target, Change::RotateKey { org, add, retire })
+        }
+        Propose::RevokeKey { target, org, key, since } => {
+            let key = Issuer::public_arg(&key)?;
+            (target, Change::RevokeKey { org, key, compromised_since: since })
         }
         Propose::SetStewards { target, stewards, threshold } => {
             let stewards = stewards.iter().map(|s| Steward::public_arg(s)).collect::<Result<_>>()?;

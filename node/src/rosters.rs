@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use libp2p::Multiaddr;
 use serde::Serialize;
-use staffpass_protocol::roster::{self as proto, Appended, Chain, Entry, Equivocation, MemberStatus};
+use staffpass_protocol::roster::{self as proto, Appended, Chain, Entry, Equivocation, MemberStatus, Prepared};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::wire::roster::Head;
 use staffpass_protocol::{AgreementId, NodeId, OrgId, Timestamp, encoding};
@@ -86,6 +86,8 @@ impl Error {
                 P::Invalid(_) => "invalid-change",
                 P::Equivocation { .. } => "equivocation",
                 P::GenesisMismatch { .. } => "genesis-mismatch",
+                P::FormerStewards { .. } => "former-stewards",
+                P::FromTheFuture { .. } => "from-the-future",
                 P::Halted { .. } => "halted",
             },
             Error::UnknownAgreement { .. } => "unknown-agreement",
@@ -105,6 +107,16 @@ fn entry_key(agreement: &AgreementId, seq: u64) -> Vec<u8> {
 fn halt_key(agreement: &AgreementId) -> Vec<u8> {
     format!("h/{agreement}").into_bytes()
 }
+
+fn evidence_key(agreement: &AgreementId, seq: u64, hash: &Hash) -> Vec<u8> {
+    let mut k = format!("f/{agreement}/").into_bytes();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&hash.0);
+    k
+}
+
+/// Most pieces of former-steward evidence kept per agreement.
+const MAX_EVIDENCE: usize = 32;
 
 /// Where a roster entry came from. Only the node's own admin can install a
 /// chain (a genesis); a peer can only extend a chain the node holds.
@@ -129,7 +141,9 @@ impl Origin {
 /// An alarm raised by a roster.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alarm {
-    /// `equivocation`.
+    /// `equivocation` (the chain is halted) or `former-stewards` (evidence
+    /// only: stewards no longer in office signed another entry at a taken
+    /// seq; the chain goes on).
     pub kind: &'static str,
     /// The agreement.
     pub agreement: AgreementId,
@@ -145,6 +159,12 @@ pub struct Alarm {
 pub struct Rosters {
     org: OrgId,
     chains: RwLock<BTreeMap<AgreementId, Chain>>,
+    /// One writer at a time: it decides under the read lock, makes the
+    /// outcome durable holding only this, then takes the write lock just
+    /// to commit it in memory (readers never wait for an fsync).
+    writer: Mutex<()>,
+    /// Entries at taken seqs signed by former stewards, by agreement.
+    evidence: RwLock<BTreeMap<AgreementId, Vec<Entry>>>,
     audit: Arc<Audit>,
     metrics: Arc<Metrics>,
 }
@@ -157,6 +177,12 @@ impl Rosters {
             let e = encoding::from_bytes::<Entry>(&v, usize::MAX, "stored roster entry")
                 .map_err(|source| Error::Undecodable { key: String::from_utf8_lossy(&k).into_owned(), source })?;
             entries.entry(e.body.agreement.to_string()).or_default().push(e);
+        }
+        let mut evidence: BTreeMap<AgreementId, Vec<Entry>> = BTreeMap::new();
+        for (k, v) in store.scan_prefix(Tree::Rosters, b"f/")? {
+            let e = encoding::from_bytes::<Entry>(&v, usize::MAX, "stored roster evidence")
+                .map_err(|source| Error::Undecodable { key: String::from_utf8_lossy(&k).into_owned(), source })?;
+            evidence.entry(e.body.agreement.clone()).or_default().push(e);
         }
         let mut chains = BTreeMap::new();
         for (agreement, list) in entries {
@@ -173,7 +199,14 @@ impl Rosters {
             let chain = Chain::restore(list, halted).map_err(|source| Error::Corrupt { agreement, source })?;
             chains.insert(chain.agreement().clone(), chain);
         }
-        let r = Rosters { org, chains: RwLock::new(chains), audit, metrics };
+        let r = Rosters {
+            org,
+            chains: RwLock::new(chains),
+            writer: Mutex::new(()),
+            evidence: RwLock::new(evidence),
+            audit,
+            metrics,
+        };
         r.update_metrics(Timestamp::default());
         Ok(r)
     }
@@ -188,43 +221,14 @@ impl Rosters {
     /// A chain the node does not hold is created only from `Origin::Admin`.
     pub fn submit(&self, entry: Entry, origin: &Origin, now: Timestamp) -> Result<Appended, Error> {
         let agreement = entry.body.agreement.clone();
+        let seq = entry.body.seq;
         let actor = origin.actor();
         let actor = actor.as_str();
-        let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
-        let result = match chains.get_mut(&agreement) {
-            None => {
-                if entry.body.seq != 0 || matches!(origin, Origin::Peer(_)) {
-                    return Err(Error::UnknownAgreement { agreement });
-                }
-                let chain = Chain::new(entry.clone())?;
-                self.persist(&entry, actor, now, "genesis")?;
-                chains.insert(agreement.clone(), chain);
-                Ok(Appended::Applied)
-            }
-            Some(chain) => {
-                let mut next = chain.clone();
-                match next.append(entry.clone()) {
-                    Ok(Appended::Applied) => {
-                        self.persist(&entry, actor, now, change_name(&entry))?;
-                        *chain = next;
-                        Ok(Appended::Applied)
-                    }
-                    Ok(Appended::AlreadyHave) => Ok(Appended::AlreadyHave),
-                    Err(e @ proto::Error::Equivocation { .. }) => {
-                        if let Some(eq) = next.halted() {
-                            self.persist_halt(eq, actor, now)?;
-                            *chain = next;
-                        }
-                        Err(Error::Refused(e))
-                    }
-                    Err(e) => Err(Error::Refused(e)),
-                }
-            }
-        };
-        drop(chains);
+        let change = entry.body.change.clone();
+        let result = self.decide_and_commit(entry, origin, actor, now);
         match &result {
             Ok(Appended::Applied) => {
-                info!(%agreement, seq = entry.body.seq, change = change_name(&entry), %actor, "roster entry applied");
+                info!(%agreement, seq, change = change_name_of(&change), %actor, "roster entry applied");
                 Metrics::count(&self.metrics.roster_entries, "applied");
             }
             Ok(Appended::AlreadyHave) => Metrics::count(&self.metrics.roster_entries, "duplicate"),
@@ -232,13 +236,85 @@ impl Rosters {
                 error!(%agreement, seq, %actor, "EQUIVOCATION: two different validly signed roster entries at one seq; both refused, roster halted until its stewards resolve it");
                 Metrics::count(&self.metrics.roster_entries, "equivocation");
             }
+            Err(e @ Error::Refused(proto::Error::FormerStewards { .. })) => {
+                warn!(%agreement, seq, %actor, reason = e.code(), "roster entry signed by former stewards at a taken seq: refused, kept as evidence");
+                Metrics::count(&self.metrics.roster_entries, "former-stewards");
+            }
             Err(e) => {
-                warn!(%agreement, seq = entry.body.seq, %actor, reason = e.code(), "roster entry refused");
+                warn!(%agreement, seq, %actor, reason = e.code(), "roster entry refused");
                 Metrics::count(&self.metrics.roster_entries, "refused");
             }
         }
         self.update_metrics(now);
         result
+    }
+
+    /// Decides under the read lock, makes the outcome durable holding only
+    /// the writer lock, then commits it in memory under the write lock.
+    fn decide_and_commit(&self, entry: Entry, origin: &Origin, actor: &str, now: Timestamp) -> Result<Appended, Error> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        proto::check_clock(&entry, now)?;
+        let agreement = entry.body.agreement.clone();
+        let decided = {
+            let chains = self.read();
+            match chains.get(&agreement) {
+                None if entry.body.seq != 0 || matches!(origin, Origin::Peer(_)) => {
+                    return Err(Error::UnknownAgreement { agreement });
+                }
+                None => None,
+                Some(chain) => Some(chain.prepare(entry.clone())),
+            }
+        };
+        match decided {
+            None => {
+                let chain = Chain::new(entry.clone())?;
+                self.persist(&entry, actor, now, "genesis")?;
+                self.chains.write().unwrap_or_else(|p| p.into_inner()).insert(agreement, chain);
+                Ok(Appended::Applied)
+            }
+            Some(Err(e @ proto::Error::FormerStewards { .. })) => {
+                self.keep_evidence(entry, actor, now)?;
+                Err(Error::Refused(e))
+            }
+            Some(Err(e)) => Err(Error::Refused(e)),
+            Some(Ok(prepared)) => {
+                match &prepared {
+                    Prepared::AlreadyHave => {}
+                    Prepared::Apply { entry, .. } => self.persist(entry, actor, now, change_name(entry))?,
+                    Prepared::Halt(eq) => self.persist_halt(eq, actor, now)?,
+                }
+                let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
+                let chain = chains.get_mut(&agreement).ok_or(Error::UnknownAgreement { agreement })?;
+                Ok(chain.commit(prepared)?)
+            }
+        }
+    }
+
+    /// Keeps an entry signed by former stewards as evidence (at most
+    /// [`MAX_EVIDENCE`] per agreement) and audits it; it raises an alarm.
+    fn keep_evidence(&self, entry: Entry, actor: &str, now: Timestamp) -> Result<(), Error> {
+        let agreement = entry.body.agreement.clone();
+        let hash = entry.hash();
+        {
+            let held = self.evidence.read().unwrap_or_else(|p| p.into_inner());
+            let list = held.get(&agreement).map(Vec::as_slice).unwrap_or_default();
+            if list.len() >= MAX_EVIDENCE || list.iter().any(|e| e.hash() == hash) {
+                return Ok(());
+            }
+        }
+        let mut batch = Batch::default();
+        batch.put(Tree::Rosters, evidence_key(&agreement, entry.body.seq, &hash), encoding::to_bytes(&entry));
+        let event = audit::Event {
+            actor: actor.to_string(),
+            action: Action::RosterChange,
+            staff: None,
+            org: None,
+            object: Some(format!("{}#{}", agreement, entry.body.seq)),
+            reason: Some("former-stewards".into()),
+        };
+        self.audit.commit(batch, vec![event], now)?;
+        self.evidence.write().unwrap_or_else(|p| p.into_inner()).entry(agreement).or_default().push(entry);
+        Ok(())
     }
 
     fn persist(&self, entry: &Entry, actor: &str, now: Timestamp, change: &str) -> Result<(), Error> {
@@ -349,9 +425,11 @@ impl Rosters {
         c.entries().get(usize::try_from(seq).ok()?).map(Entry::hash)
     }
 
-    /// Alarms: every halted chain.
+    /// Alarms: every halted chain, and every entry signed by former
+    /// stewards at a taken seq (evidence; the chain goes on).
     pub fn alarms(&self) -> Vec<Alarm> {
-        self.read()
+        let chains = self.read();
+        let mut out: Vec<Alarm> = chains
             .values()
             .filter_map(|c| c.halted())
             .map(|eq| Alarm {
@@ -361,7 +439,21 @@ impl Rosters {
                 hashes: [eq.existing.hash(), eq.conflicting.hash()],
                 message: "two different validly signed roster entries at one seq; exchanges under this agreement are stopped until its stewards resolve it".into(),
             })
-            .collect()
+            .collect();
+        for (agreement, list) in self.evidence.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            let Some(chain) = chains.get(agreement) else { continue };
+            for e in list {
+                let held = chain.hash_at(e.body.seq).unwrap_or_default();
+                out.push(Alarm {
+                    kind: "former-stewards",
+                    agreement: agreement.clone(),
+                    seq: e.body.seq,
+                    hashes: [held, e.hash()],
+                    message: "stewards no longer in office signed a different entry at a taken seq; refused and kept as evidence, the chain goes on; tell the agreement's stewards (their old keys may be compromised)".into(),
+                });
+            }
+        }
+        out
     }
 }
 
@@ -384,8 +476,12 @@ fn evidence_marker(eq: &Equivocation) -> Hash {
 
 /// A short name for a change, for logs and the audit.
 pub fn change_name(e: &Entry) -> &'static str {
+    change_name_of(&e.body.change)
+}
+
+fn change_name_of(change: &proto::Change) -> &'static str {
     use proto::Change::*;
-    match &e.body.change {
+    match change {
         Genesis { .. } => "genesis",
         AddMember(_) => "add-member",
         UpdateMember { .. } => "update-member",
@@ -396,6 +492,7 @@ pub fn change_name(e: &Entry) -> &'static str {
         SetStewards { .. } => "set-stewards",
         SetTerms(_) => "set-terms",
         Resign { .. } => "resign",
+        RevokeKey { .. } => "revoke-key",
     }
 }
 
@@ -428,5 +525,41 @@ mod tests {
             Appended::Applied
         );
         assert_eq!(r.read().get(chain.agreement()).map(Chain::seq), Some(1));
+    }
+
+    #[test]
+    fn future_dated_entries_are_refused_and_former_stewards_raise_an_alarm_not_a_halt() {
+        let r = rosters();
+        let mut b = testkit::roster();
+        let admin = Origin::Admin("admin".into());
+        for e in b.chain.entries() {
+            r.submit(e.clone(), &admin, b.clock).expect("chain installs");
+        }
+        // Dated a year after this node's clock.
+        let late = b.entry(proto::Change::Resign { valid_until: b.clock.plus_days(500) }, 2);
+        let mut late = late;
+        late.body.issued_at = b.clock.plus_days(365);
+        late.signatures.clear();
+        late.sign(&b.stewards[0]);
+        late.sign(&b.stewards[1]);
+        let err = r.submit(late, &admin, b.clock).expect_err("from the future");
+        assert_eq!(err.code(), "from-the-future");
+
+        // Stewards 1 and 2 are replaced; then they sign another entry at seq 2.
+        let new = [testkit::steward(0).public(), testkit::steward(5).public()].into_iter().collect();
+        b.push(proto::Change::SetStewards { stewards: new, threshold: 2 });
+        r.submit(b.chain.entries()[3].clone(), &admin, b.clock).expect("steward change applies");
+        let mut fork = b.chain.entries()[2].clone();
+        fork.body.issued_at = fork.body.issued_at.plus_secs(1);
+        fork.signatures.clear();
+        fork.sign(&testkit::steward(1));
+        fork.sign(&testkit::steward(2));
+        let peer = Origin::Peer(libp2p::PeerId::random());
+        let err = r.submit(fork, &peer, b.clock).expect_err("former stewards");
+        assert_eq!(err.code(), "former-stewards");
+        let alarms = r.alarms();
+        assert_eq!(alarms.len(), 1);
+        assert_eq!((alarms[0].kind, alarms[0].seq), ("former-stewards", 2));
+        assert!(r.read().values().all(|c| c.halted().is_none()));
     }
 }

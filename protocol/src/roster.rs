@@ -143,6 +143,17 @@ pub enum Change {
         /// The new end of validity.
         valid_until: Timestamp,
     },
+    /// An issuer key known or feared compromised: every signature claiming
+    /// a time at or after `compromised_since` is invalid (unlike a
+    /// rotation, which retires a key only from the entry's own time).
+    RevokeKey {
+        /// Which member.
+        org: OrgId,
+        /// The key.
+        key: IssuerPublicKey,
+        /// From when it is not to be trusted.
+        compromised_since: Timestamp,
+    },
 }
 
 /// The signed part of an entry.
@@ -311,6 +322,32 @@ pub enum Error {
         held: Hash,
         /// The one offered.
         found: Hash,
+    },
+    /// A different entry at a taken seq, validly signed for its place, but
+    /// only with the help of stewards who are no longer stewards: it cannot
+    /// halt or fork the chain; it is refused and kept as evidence.
+    #[error(
+        "a different entry at seq {seq} signed by former stewards ({current} current signer(s), {need} needed): refused, kept as evidence; the chain goes on"
+    )]
+    FormerStewards {
+        /// The seq.
+        seq: u64,
+        /// Signers among the current stewards.
+        current: usize,
+        /// The threshold at that seq.
+        need: usize,
+    },
+    /// An entry dated further in the future than the allowed clock skew.
+    #[error(
+        "the entry is dated {issued_at}, more than {skew_secs} s after this node's clock ({now}); check the steward's clock"
+    )]
+    FromTheFuture {
+        /// The entry's time.
+        issued_at: Timestamp,
+        /// This node's clock.
+        now: Timestamp,
+        /// The allowed skew.
+        skew_secs: i64,
     },
     /// The chain is halted after an equivocation.
     #[error("the roster chain is halted after an equivocation at seq {seq}; stewards must resolve it")]
@@ -609,6 +646,15 @@ fn check_signatures(entry: &Entry, stewards: &BTreeSet<StewardPublicKey>, thresh
     Ok(())
 }
 
+/// Refuses an entry dated more than the allowed clock skew after `now`.
+pub fn check_clock(entry: &Entry, now: Timestamp) -> Result<(), Error> {
+    let skew_secs = crate::bundle::MAX_CLOCK_SKEW_SECS;
+    if entry.body.issued_at > now.plus_secs(skew_secs) {
+        return Err(Error::FromTheFuture { issued_at: entry.body.issued_at, now, skew_secs });
+    }
+    Ok(())
+}
+
 /// Applies `entry` to `state` (`None` for a new chain), returning the new
 /// state, or why the entry is refused. Pure: the input is not changed.
 pub fn apply(state: Option<&State>, entry: &Entry) -> Result<State, Error> {
@@ -793,7 +839,24 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             set_status(member_mut(s, org)?, &[Active], Suspended, at)?;
         }
         Change::Reinstate { org } => set_status(member_mut(s, org)?, &[Suspended], Active, at)?,
-        Change::Remove { org } => set_status(member_mut(s, org)?, &[Active, Suspended], Removed, at)?,
+        Change::Remove { org } => {
+            let m = member_mut(s, org)?;
+            set_status(m, &[Active, Suspended], Removed, at)?;
+            // Removal retires every key: a member re-added later starts
+            // with the keys its new entry names, not its old ones.
+            for k in m.keys.iter_mut().filter(|k| k.retired_at.is_none()) {
+                k.retired_at = Some(at);
+            }
+        }
+        Change::RevokeKey { org, key, compromised_since } => {
+            let m = member_mut(s, org)?;
+            let rec = m
+                .keys
+                .iter_mut()
+                .find(|k| k.key == *key)
+                .ok_or_else(|| ChangeError::UnknownKey { org: org.clone(), key: *key })?;
+            rec.retired_at = Some(rec.retired_at.map_or(*compromised_since, |r| r.min(*compromised_since)));
+        }
         Change::SetStewards { stewards, threshold } => {
             check_stewards(stewards, *threshold)?;
             s.stewards = stewards.clone();
@@ -824,6 +887,22 @@ pub struct Equivocation {
     pub conflicting: Entry,
 }
 
+/// What appending an entry will do, decided by [`Chain::prepare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Apply it: the state it makes.
+    Apply {
+        /// The entry.
+        entry: Box<Entry>,
+        /// The state after it.
+        state: Box<State>,
+    },
+    /// Already held.
+    AlreadyHave,
+    /// A valid different entry at a taken seq: halt.
+    Halt(Box<Equivocation>),
+}
+
 /// What [`Chain::append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -833,10 +912,57 @@ pub enum Appended {
     AlreadyHave,
 }
 
-/// An agreement's chain: its entries and the state they make.
+/// The steward set that judges the entries from `from` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Epoch {
+    from: u64,
+    stewards: BTreeSet<StewardPublicKey>,
+    threshold: u8,
+}
+
+/// The steward sets of a chain, from its entries (no checks: the entries
+/// are the chain's own, already checked or being restored).
+fn epochs_of(entries: &[Entry]) -> Vec<Epoch> {
+    let mut out = Vec::new();
+    for e in entries {
+        match &e.body.change {
+            Change::Genesis { stewards, threshold, .. } | Change::SetStewards { stewards, threshold } => out
+                .push(Epoch { from: e.body.seq.saturating_add(1), stewards: stewards.clone(), threshold: *threshold }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How a chain is stored: its entries, state and halt; the per-seq hashes
+/// and steward sets are rebuilt from the entries when it is read back.
+#[derive(Deserialize)]
+struct StoredChain {
+    entries: Vec<Entry>,
+    state: State,
+    halted: Option<Equivocation>,
+}
+
+impl From<StoredChain> for Chain {
+    fn from(c: StoredChain) -> Self {
+        let hashes = c.entries.iter().map(Entry::hash).collect();
+        let epochs = epochs_of(&c.entries);
+        Chain { entries: c.entries, hashes, epochs, state: c.state, halted: c.halted }
+    }
+}
+
+/// An agreement's chain: its entries and the state they make, with the
+/// hash of every seq and the steward set of every stretch, so judging an
+/// entry at a taken seq costs the same on a chain of 100 entries and of
+/// 10,000 (no replay from genesis).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredChain")]
 pub struct Chain {
     entries: Vec<Entry>,
+    #[serde(skip)]
+    hashes: Vec<Hash>,
+    #[serde(skip)]
+    epochs: Vec<Epoch>,
     state: State,
     halted: Option<Equivocation>,
 }
@@ -845,7 +971,9 @@ impl Chain {
     /// A chain from its genesis entry.
     pub fn new(genesis: Entry) -> Result<Self, Error> {
         let state = apply(None, &genesis)?;
-        Ok(Chain { entries: vec![genesis], state, halted: None })
+        let hashes = vec![genesis.hash()];
+        let epochs = epochs_of(std::slice::from_ref(&genesis));
+        Ok(Chain { entries: vec![genesis], hashes, epochs, state, halted: None })
     }
 
     /// A chain from all its entries, checking each.
@@ -894,6 +1022,26 @@ impl Chain {
         self.halted.as_ref()
     }
 
+    /// The hash of the held entry at `seq`.
+    pub fn hash_at(&self, seq: u64) -> Option<Hash> {
+        self.hashes.get(usize::try_from(seq).ok()?).copied()
+    }
+
+    /// The steward set that judges an entry at `seq`.
+    fn epoch_for(&self, seq: u64) -> Option<&Epoch> {
+        let i = self.epochs.partition_point(|e| e.from <= seq);
+        self.epochs.get(i.checked_sub(1)?)
+    }
+
+    /// [`Chain::append`], after refusing an entry dated more than
+    /// [`MAX_CLOCK_SKEW_SECS`](crate::bundle::MAX_CLOCK_SKEW_SECS) after
+    /// `now`: a steward machine with a wrong clock must not push every
+    /// later entry's date (or a key's validity) into the future.
+    pub fn append_at(&mut self, entry: Entry, now: Timestamp) -> Result<Appended, Error> {
+        check_clock(&entry, now)?;
+        self.append(entry)
+    }
+
     /// The state after entries `0..=seq`, replayed.
     pub fn state_at(&self, seq: u64) -> Option<State> {
         let mut st: Option<State> = None;
@@ -907,10 +1055,19 @@ impl Chain {
     /// it is already held, and halts the chain if it is a different valid
     /// entry at a seq already taken (equivocation).
     pub fn append(&mut self, entry: Entry) -> Result<Appended, Error> {
+        let prepared = self.prepare(entry)?;
+        self.commit(prepared)
+    }
+
+    /// Decides what appending `entry` would do, without changing the chain
+    /// (so a node can make the outcome durable first, then
+    /// [`commit`](Chain::commit) it; nothing is cloned but the state the
+    /// entry makes).
+    pub fn prepare(&self, entry: Entry) -> Result<Prepared, Error> {
         if let Some(eq) = &self.halted {
             if entry.body.seq == eq.seq && (entry.hash() == eq.existing.hash() || entry.hash() == eq.conflicting.hash())
             {
-                return Ok(Appended::AlreadyHave);
+                return Ok(Prepared::AlreadyHave);
             }
             return Err(Error::Halted { seq: eq.seq });
         }
@@ -922,51 +1079,95 @@ impl Chain {
             let idx = usize::try_from(seq).unwrap_or(usize::MAX);
             // A chain read back from storage may hold fewer entries than its
             // state says: refuse rather than index past them.
-            let Some(existing) = self.entries.get(idx) else {
+            let (Some(existing), Some(held)) = (self.entries.get(idx), self.hashes.get(idx)) else {
                 return Err(Error::Gap { from: self.entries.len() as u64, to: seq });
             };
-            if existing.hash() == entry.hash() {
-                return Ok(Appended::AlreadyHave);
+            let hash = entry.hash();
+            if *held == hash {
+                return Ok(Prepared::AlreadyHave);
             }
             if seq == 0 {
-                return Err(Error::GenesisMismatch { held: existing.hash(), found: entry.hash() });
+                return Err(Error::GenesisMismatch { held: *held, found: hash });
             }
-            // A different entry at a taken seq: equivocation if it is valid
-            // against the state before that seq, otherwise just invalid.
-            let valid = match seq.checked_sub(1) {
-                None => apply(None, &entry).is_ok(),
-                Some(prev) => self.state_at(prev).is_some_and(|st| apply(Some(&st), &entry).is_ok()),
-            };
-            if !valid {
-                // Not a valid alternative at its position. A signature or
-                // content fault is reported as such; one that does not even
-                // link there is just an entry for a seq already taken.
-                let st = seq.checked_sub(1).and_then(|p| self.state_at(p));
-                let taken = Error::WrongSeq { expected: self.state.seq + 1, found: seq };
-                return Err(match apply(st.as_ref(), &entry) {
-                    Err(Error::BadPrev { .. } | Error::IssuedBeforePrevious { .. } | Error::NotGenesis) | Ok(_) => {
-                        taken
-                    }
-                    Err(e) => e,
-                });
-            }
-            let eq = Equivocation { seq, existing: existing.clone(), conflicting: entry };
-            // Refuse both: fall back to the state before the seq, keep the
-            // evidence, accept nothing more.
-            if let Some(prev) = seq.checked_sub(1).and_then(|p| self.state_at(p)) {
-                self.state = prev;
-            }
-            self.halted = Some(eq.clone());
-            return Err(Error::Equivocation {
-                seq,
-                existing: Box::new(eq.existing),
-                conflicting: Box::new(eq.conflicting),
-            });
+            // A different entry at a taken seq: an equivocation if it links
+            // there and a threshold of the stewards of that seq, still
+            // stewards now, signed it (two entries signed by M stewards at
+            // one seq is the stewards' fault, whatever the change says);
+            // judged from the stored hashes and steward sets, never by
+            // replaying the chain.
+            self.check_alternative(&entry)?;
+            let equivocation = Equivocation { seq, existing: existing.clone(), conflicting: entry };
+            return Ok(Prepared::Halt(Box::new(equivocation)));
         }
-        let next = apply(Some(&self.state), &entry)?;
-        self.state = next;
+        let state = apply(Some(&self.state), &entry)?;
+        Ok(Prepared::Apply { entry: Box::new(entry), state: Box::new(state) })
+    }
+
+    /// Carries out what [`prepare`](Chain::prepare) decided (on this
+    /// chain, unchanged since). A halt falls back to the state before the
+    /// seq (replayed once: only a threshold of current stewards can cause
+    /// it), keeps the evidence, accepts nothing more, and is returned as
+    /// [`Error::Equivocation`].
+    pub fn commit(&mut self, prepared: Prepared) -> Result<Appended, Error> {
+        match prepared {
+            Prepared::AlreadyHave => Ok(Appended::AlreadyHave),
+            Prepared::Apply { entry, state } => {
+                self.state = *state;
+                self.push(*entry);
+                Ok(Appended::Applied)
+            }
+            Prepared::Halt(eq) => {
+                if let Some(prev) = eq.seq.checked_sub(1).and_then(|p| self.state_at(p)) {
+                    self.state = prev;
+                }
+                self.halted = Some((*eq).clone());
+                Err(Error::Equivocation {
+                    seq: eq.seq,
+                    existing: Box::new(eq.existing),
+                    conflicting: Box::new(eq.conflicting),
+                })
+            }
+        }
+    }
+
+    /// Records an applied entry.
+    fn push(&mut self, entry: Entry) {
+        if let Change::SetStewards { stewards, threshold } = &entry.body.change {
+            let from = entry.body.seq.saturating_add(1);
+            self.epochs.push(Epoch { from, stewards: stewards.clone(), threshold: *threshold });
+        }
+        self.hashes.push(entry.hash());
         self.entries.push(entry);
-        Ok(Appended::Applied)
+    }
+
+    /// Judges a different entry at the taken `seq >= 1`: `Ok` if it is a
+    /// valid alternative there (an equivocation); otherwise why not.
+    fn check_alternative(&self, entry: &Entry) -> Result<(), Error> {
+        let seq = entry.body.seq;
+        if entry.version != EntryBody::VERSION {
+            return Err(Error::UnsupportedVersion { found: entry.version, supported: EntryBody::VERSION });
+        }
+        let taken = Error::WrongSeq { expected: self.state.seq + 1, found: seq };
+        let prev = usize::try_from(seq - 1).ok().and_then(|i| Some((self.hashes.get(i)?, self.entries.get(i)?)));
+        let Some((prev_hash, prev_entry)) = prev else { return Err(taken) };
+        // One that does not even link there is just an entry for a seq
+        // already taken.
+        if entry.body.prev != *prev_hash || entry.body.issued_at < prev_entry.body.issued_at {
+            return Err(taken);
+        }
+        if matches!(entry.body.change, Change::Genesis { .. }) {
+            return Err(ChangeError::LateGenesis.into());
+        }
+        let Some(epoch) = self.epoch_for(seq) else { return Err(taken) };
+        check_signatures(entry, &epoch.stewards, epoch.threshold)?;
+        // Former stewards cannot halt or fork the chain: only signers who
+        // are still stewards count.
+        let current = entry.signatures.iter().filter(|s| self.state.stewards.contains(&s.steward)).count();
+        let need = usize::from(epoch.threshold);
+        if current < need {
+            return Err(Error::FormerStewards { seq, current, need });
+        }
+        Ok(())
     }
 
     /// Restores a halted chain as it was stored (entries, evidence).

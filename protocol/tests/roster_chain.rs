@@ -598,6 +598,102 @@ fn a_different_genesis_is_another_chain_not_an_equivocation() {
 }
 
 #[test]
+fn former_stewards_cannot_halt_the_chain() {
+    // Stewards 0,1,2 (M = 2) hand over to 0,3,4; then 1 and 2, no longer
+    // stewards, sign with 0 an alternative entry at seq 2. Only one of its
+    // signers is a steward now: refused as evidence, the chain goes on.
+    let mut r = roster();
+    let new: BTreeSet<_> = [steward(0).public(), steward(3).public(), steward(4).public()].into_iter().collect();
+    r.push(Change::SetStewards { stewards: new, threshold: 2 });
+    let head = r.chain.seq();
+    let old = conflicting(&r.chain, 2, &[steward(1), steward(2)]);
+    assert_eq!(r.chain.append(old), Err(Error::FormerStewards { seq: 2, current: 0, need: 2 }));
+    let mixed = conflicting(&r.chain, 2, &[steward(0), steward(1)]);
+    assert_eq!(r.chain.append(mixed), Err(Error::FormerStewards { seq: 2, current: 1, need: 2 }));
+    assert!(r.chain.halted().is_none());
+    assert_eq!(r.chain.seq(), head);
+    // The new stewards go on.
+    r.stewards = vec![steward(0), steward(3), steward(4)];
+    r.push(resign(&r));
+    assert_eq!(r.chain.seq(), head + 1);
+    // Stewards still in office who sign twice at one seq do halt it.
+    let twice = conflicting(&r.chain, head + 1, &[steward(3), steward(4)]);
+    assert!(matches!(r.chain.append(twice), Err(Error::Equivocation { .. })));
+}
+
+#[test]
+fn an_entry_from_the_future_is_refused() {
+    let r = roster();
+    let now = r.clock;
+    let early = next(&r.chain, resign(&r), now.plus_days(3650), &[&r.stewards[0], &r.stewards[1]]);
+    let mut chain = r.chain.clone();
+    assert!(matches!(chain.append_at(early, now), Err(Error::FromTheFuture { .. })));
+    assert_eq!(chain.seq(), r.chain.seq());
+    let skewed = next(&r.chain, resign(&r), now.plus_secs(299), &[&r.stewards[0], &r.stewards[1]]);
+    assert_eq!(chain.append_at(skewed, now), Ok(Appended::Applied));
+}
+
+#[test]
+fn prepare_changes_nothing_and_commit_does_what_it_said() {
+    let r = roster();
+    let e = next(&r.chain, resign(&r), r.clock, &[&r.stewards[0], &r.stewards[1]]);
+    let mut chain = r.chain.clone();
+    let prepared = chain.prepare(e.clone()).unwrap();
+    assert_eq!(chain, r.chain, "prepare left the chain as it was");
+    assert_eq!(chain.commit(prepared), Ok(Appended::Applied));
+    assert_eq!(chain.hash_at(chain.seq()), Some(e.hash()));
+    assert_eq!(chain.prepare(e), Ok(roster::Prepared::AlreadyHave));
+}
+
+#[test]
+fn removal_retires_every_key_and_a_rejoin_does_not_revive_them() {
+    let mut r = roster();
+    let rjz = org("RJZ");
+    let k1 = issuer("RJZ", 0).public();
+    r.push(Change::Remove { org: rjz.clone() });
+    let removed_at = r.chain.state().issued_at;
+    assert_eq!(r.chain.state().key_validity(&rjz, &k1, removed_at), KeyValidity::Retired);
+    assert_eq!(r.chain.state().key_validity(&rjz, &k1, removed_at.plus_secs(-1)), KeyValidity::Valid);
+    let k2 = issuer("RJZ", 1).public();
+    r.push(Change::AddMember(MemberSpec {
+        org: rjz.clone(),
+        name: "RJZ again".into(),
+        issuer_keys: vec![k2],
+        nodes: vec![node("RJZ")],
+        addresses: vec![],
+    }));
+    let now = r.chain.state().issued_at.plus_secs(60);
+    assert_eq!(r.chain.state().key_validity(&rjz, &k1, now), KeyValidity::Retired);
+    assert_eq!(r.chain.state().key_validity(&rjz, &k2, now), KeyValidity::Valid);
+}
+
+#[test]
+fn a_revoked_key_signs_nothing_from_its_compromise_on() {
+    let mut r = roster();
+    let rjz = org("RJZ");
+    let k1 = issuer("RJZ", 0).public();
+    let added = r.chain.state().members[&rjz].keys[0].added_at;
+    let since = added.plus_secs(10);
+    r.push(Change::RevokeKey { org: rjz.clone(), key: k1, compromised_since: since });
+    let st = r.chain.state();
+    assert_eq!(st.key_validity(&rjz, &k1, since.plus_secs(-1)), KeyValidity::Valid);
+    assert_eq!(st.key_validity(&rjz, &k1, since), KeyValidity::Retired);
+    // Backdating cannot get round it, and a later revocation does not
+    // move an earlier one forward.
+    r.push(Change::RevokeKey { org: rjz.clone(), key: k1, compromised_since: since.plus_days(1) });
+    assert_eq!(r.chain.state().key_validity(&rjz, &k1, since), KeyValidity::Retired);
+    let unknown = issuer("RV5", 0).public();
+    let st = r.chain.state();
+    let e = next(
+        &r.chain,
+        Change::RevokeKey { org: rjz, key: unknown, compromised_since: since },
+        r.clock,
+        &[&r.stewards[0], &r.stewards[1]],
+    );
+    assert!(matches!(roster::apply(Some(st), &e), Err(Error::Invalid(ChangeError::UnknownKey { .. }))));
+}
+
+#[test]
 fn an_invalid_entry_at_a_taken_seq_is_refused_without_halting() {
     let mut r = roster();
     // Different body at seq 2, but only one signature: not an equivocation.
@@ -847,6 +943,12 @@ fn a_stored_chain_that_does_not_hold_together_is_refused_not_panicked_on() {
     assert!(broken.append(old).is_err());
     let other = conflicting(&r.chain, 2, &r.stewards[0..2]);
     assert!(broken.append(other).is_err());
+    // Read back whole, it works as before: per-seq hashes and steward sets
+    // are rebuilt from the entries.
+    let mut whole: Chain = serde_json::from_value(serde_json::to_value(&r.chain).unwrap()).unwrap();
+    assert_eq!(whole, r.chain);
+    let other = conflicting(&r.chain, 2, &r.stewards[0..2]);
+    assert!(matches!(whole.append(other), Err(Error::Equivocation { seq: 2, .. })));
 }
 
 // ------------------------------------------------- answers to a fetch
