@@ -363,7 +363,9 @@ impl Node {
             }
             wire_roster::Request::Fetch { agreement, from, limit } => {
                 let limit = usize::from(limit.min(MAX_ENTRIES));
-                match self.rosters.entries_for(&agreement, from, limit, &node) {
+                // Room for the frame and the enum tag within the response bound.
+                let budget = wire_roster::MAX_RESPONSE - 1024;
+                match self.rosters.entries_for(&agreement, from, limit, budget, &node) {
                     Some(entries) => wire_roster::Response::Entries(entries),
                     None => wire_roster::Response::Unknown,
                 }
@@ -412,7 +414,10 @@ impl Node {
     /// Anti-entropy with one peer: compare heads, fetch what is missing,
     /// and fetch any entry whose hash differs (so equivocation is seen).
     pub async fn sync_with(self, peer: PeerId) {
-        let request = wire_roster::Request::Heads(self.rosters.heads());
+        // Only the heads of chains the peer belongs to: it learns nothing
+        // of this node's other agreements.
+        let Some(node) = network::node_of(&peer) else { return };
+        let request = wire_roster::Request::Heads(self.rosters.heads_for(&node));
         let theirs = match self.network.roster(peer, request).await {
             Ok(wire_roster::Response::Heads(h)) => h,
             Ok(_) => return,

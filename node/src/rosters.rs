@@ -390,26 +390,41 @@ impl Rosters {
         self.read().values().map(head).collect()
     }
 
-    /// The heads of the chains `node` is a member of (rosters are not shown
-    /// to outsiders).
+    /// The heads of the chains `node` belongs to as an active or suspended
+    /// member (nothing about any other agreement is shown to it, not even
+    /// its id).
     pub fn heads_for(&self, node: &NodeId) -> Vec<Head> {
-        self.read().values().filter(|c| c.state().org_of_node(node).is_some()).map(head).collect()
+        self.read().values().filter(|c| may_read(c, node)).map(head).collect()
     }
 
-    /// Entries of a chain from `from`, at most `limit`, if `node` belongs to
-    /// one of its members. A halted chain serves both conflicting entries
-    /// at the seq of the equivocation, and nothing after it.
-    pub fn entries_for(&self, agreement: &AgreementId, from: u64, limit: usize, node: &NodeId) -> Option<Vec<Entry>> {
+    /// Entries of a chain from `from`, at most `limit` and at most `budget`
+    /// encoded bytes (at least one entry), if `node` belongs to an active
+    /// or suspended member of it; `None` otherwise, the same answer as for
+    /// a chain this node does not hold. A halted chain serves both
+    /// conflicting entries at the seq of the equivocation, and nothing
+    /// after it.
+    pub fn entries_for(
+        &self,
+        agreement: &AgreementId,
+        from: u64,
+        limit: usize,
+        budget: usize,
+        node: &NodeId,
+    ) -> Option<Vec<Entry>> {
         let chains = self.read();
-        let c = chains.get(agreement)?;
-        c.state().org_of_node(node)?;
-        let mut out: Vec<Entry> = c.entries_from(from).iter().take(limit).cloned().collect();
-        if let Some(eq) = c.halted() {
-            out.retain(|e| e.body.seq < eq.seq);
-            if from <= eq.seq {
-                out.push(eq.existing.clone());
-                out.push(eq.conflicting.clone());
+        let c = chains.get(agreement).filter(|c| may_read(c, node))?;
+        let halt = c.halted().map(|eq| eq.seq);
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        let evidence = c.halted().filter(|eq| from <= eq.seq).map(|eq| [&eq.existing, &eq.conflicting]);
+        let held = c.entries_from(from).iter().take_while(|e| halt.is_none_or(|h| e.body.seq < h)).take(limit);
+        for e in held.chain(evidence.into_iter().flatten()) {
+            let len = encoding::to_bytes(e).len();
+            if !out.is_empty() && used + len > budget {
+                break;
             }
+            used += len;
+            out.push(e.clone());
         }
         Some(out)
     }
@@ -455,6 +470,13 @@ impl Rosters {
         }
         out
     }
+}
+
+/// True if `node` belongs to an active or suspended member of the chain: a
+/// removed member reads nothing added after its removal, an outsider
+/// nothing at all.
+fn may_read(c: &Chain, node: &NodeId) -> bool {
+    c.state().org_of_node(node).is_some_and(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Suspended))
 }
 
 /// A chain's head as reported to peers.
@@ -561,5 +583,30 @@ mod tests {
         assert_eq!(alarms.len(), 1);
         assert_eq!((alarms[0].kind, alarms[0].seq), ("former-stewards", 2));
         assert!(r.read().values().all(|c| c.halted().is_none()));
+    }
+
+    #[test]
+    fn a_fetch_answer_is_filled_by_byte_budget() {
+        let r = rosters();
+        let mut b = testkit::roster();
+        for _ in 0..20 {
+            let until = b.chain.state().valid_until.plus_days(1);
+            b.push(proto::Change::Resign { valid_until: until });
+        }
+        let admin = Origin::Admin("admin".into());
+        for e in b.chain.entries() {
+            r.submit(e.clone(), &admin, b.clock).expect("chain installs");
+        }
+        let member = testkit::node("RJZ");
+        let size = encoding::to_bytes(&b.chain.entries()[5]).len();
+        let some = r.entries_for(b.chain.agreement(), 3, 128, size * 4, &member).expect("a member reads");
+        assert!(!some.is_empty() && some.len() <= 4, "{} entries", some.len());
+        let used: usize = some.iter().map(|e| encoding::to_bytes(e).len()).sum();
+        assert!(used <= size * 4);
+        assert_eq!(some[0].body.seq, 3);
+        // One entry is always served, however small the budget.
+        assert_eq!(r.entries_for(b.chain.agreement(), 3, 128, 1, &member).map(|e| e.len()), Some(1));
+        // An outsider gets nothing.
+        assert!(r.entries_for(b.chain.agreement(), 0, 128, usize::MAX, &testkit::node("RV5")).is_none());
     }
 }

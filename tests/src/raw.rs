@@ -154,6 +154,25 @@ impl RawPeer {
         }
     }
 
+    /// Sends a roster request and waits for the answer.
+    pub async fn roster(&mut self, peer: PeerId, req: roster::Request) -> Result<roster::Response, String> {
+        let id = self.swarm.behaviour_mut().roster.send_request(&peer, req);
+        loop {
+            match self.swarm.select_next_some().await {
+                SwarmEvent::Behaviour(RawBehaviourEvent::Roster(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response },
+                    ..
+                })) if request_id == id => return Ok(response),
+                SwarmEvent::Behaviour(RawBehaviourEvent::Roster(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                })) if request_id == id => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    }
+
     /// Writes `bytes` raw on the exchange protocol and returns what comes back.
     pub async fn raw(&mut self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         let id = self.swarm.behaviour_mut().raw.send_request(&peer, bytes);

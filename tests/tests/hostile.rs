@@ -145,3 +145,73 @@ async fn entries_outside_the_asked_range_are_refused() {
     assert_eq!(v.roster_seq(&london()), Some(seq), "entries from an unasked-for answer were applied");
     wait_until("the victim hangs up on the liar", || async { !v.connected_to(&peer).await }).await;
 }
+
+/// F8: a member of `london-mou` alone learns nothing of the victim's other
+/// agreement: not in the heads the victim sends or answers, not by fetch;
+/// and a member removed from an agreement reads nothing of it any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_learns_nothing_of_other_agreements() {
+    let v = TestNode::start_new("RJZ").await.unwrap();
+    let mut london_roster = roster("london-mou");
+    submit(&v, &add_members(&mut london_roster, &[&v])).await.unwrap();
+    let mut kent_roster = roster("kent-mou");
+    submit(&v, &add_members(&mut kent_roster, &[&v])).await.unwrap();
+    let kent: AgreementId = "kent-mou".parse().unwrap();
+    let mut x = raw_member(&v, &mut london_roster, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.unwrap();
+
+    let all = vec![
+        Head { agreement: london(), seq: 0, hash: Hash([0; 32]) },
+        Head { agreement: kent.clone(), seq: 0, hash: Hash([0; 32]) },
+    ];
+    let Response::Heads(heads) = x.roster(peer, Request::Heads(all)).await.unwrap() else { panic!("heads") };
+    assert_eq!(heads.iter().map(|h| h.agreement.clone()).collect::<Vec<_>>(), vec![london()]);
+    let fetch = Request::Fetch { agreement: kent.clone(), from: 0, limit: 128 };
+    assert_eq!(x.roster(peer, fetch).await.unwrap(), Response::Unknown);
+    let fetch = Request::Fetch { agreement: london(), from: 0, limit: 128 };
+    assert!(matches!(x.roster(peer, fetch).await.unwrap(), Response::Entries(e) if !e.is_empty()));
+
+    // The heads the victim itself sends name only the shared agreement.
+    let mut seen = x.serve_roster(|_| Response::Heads(vec![]));
+    let sent = tokio::time::timeout(STEP, async {
+        loop {
+            if let Some(Seen::Request(Request::Heads(h))) = seen.recv().await {
+                return h;
+            }
+        }
+    })
+    .await
+    .expect("the victim syncs with the member");
+    assert_eq!(sent.iter().map(|h| h.agreement.clone()).collect::<Vec<_>>(), vec![london()]);
+}
+
+/// F8: a member removed from an agreement (still connected through
+/// another) cannot fetch it any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_reads_nothing_more() {
+    let v = TestNode::start_new("RJZ").await.unwrap();
+    let mut london_roster = roster("london-mou");
+    submit(&v, &add_members(&mut london_roster, &[&v])).await.unwrap();
+    let mut kent_roster = roster("kent-mou");
+    submit(&v, &add_members(&mut kent_roster, &[&v])).await.unwrap();
+    let kent: AgreementId = "kent-mou".parse().unwrap();
+    let mut x = raw_member(&v, &mut london_roster, "RJ2").await;
+    let spec = staffpass_protocol::roster::MemberSpec {
+        org: "RJ2".parse().unwrap(),
+        name: "RJ2 test trust".into(),
+        issuer_keys: vec![staffpass_protocol::testkit::issuer("RJ2", 1).public()],
+        nodes: vec![staffpass_node::network::node_of(&x.peer_id()).unwrap()],
+        addresses: vec![],
+    };
+    let add = kent_roster.entry(staffpass_protocol::roster::Change::AddMember(spec), 2);
+    kent_roster.chain.append(add.clone()).unwrap();
+    staffpass_tests::submit_entry(&v, &add).await.unwrap();
+    let peer = x.connect(&v.p2p).await.unwrap();
+    let fetch = || Request::Fetch { agreement: kent.clone(), from: 0, limit: 128 };
+    assert!(matches!(x.roster(peer, fetch()).await.unwrap(), Response::Entries(e) if !e.is_empty()));
+
+    let remove = kent_roster.entry(staffpass_protocol::roster::Change::Remove { org: "RJ2".parse().unwrap() }, 2);
+    kent_roster.chain.append(remove.clone()).unwrap();
+    staffpass_tests::submit_entry(&v, &remove).await.unwrap();
+    assert_eq!(x.roster(peer, fetch()).await.unwrap(), Response::Unknown);
+}
