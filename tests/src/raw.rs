@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, kad, noise, tcp, yamux};
 use staffpass_node::network::codec::{ExchangeCodec, RosterCodec};
 use staffpass_protocol::wire::{exchange, roster};
 use tokio::sync::mpsc;
@@ -70,6 +70,8 @@ pub struct RawBehaviour {
     exchange: request_response::Behaviour<ExchangeCodec>,
     raw: request_response::Behaviour<RawCodec>,
     roster: request_response::Behaviour<RosterCodec>,
+    /// A Kademlia client on the node's former private DHT protocol.
+    kad: kad::Behaviour<kad::store::MemoryStore>,
 }
 
 /// What a raw peer serving roster requests saw.
@@ -94,7 +96,13 @@ impl RawPeer {
         let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
-            .with_behaviour(|_| RawBehaviour {
+            .with_behaviour(|k| RawBehaviour {
+                kad: {
+                    let id = k.public().to_peer_id();
+                    let mut c = kad::Config::new(StreamProtocol::new("/staffpass/kad/1"));
+                    c.set_query_timeout(Duration::from_secs(5));
+                    kad::Behaviour::with_config(id, kad::store::MemoryStore::new(id), c)
+                },
                 exchange: request_response::Behaviour::new(proto(), cfg()),
                 raw: request_response::Behaviour::new(proto(), cfg()),
                 roster: request_response::Behaviour::new(
@@ -169,6 +177,31 @@ impl RawPeer {
                     ..
                 })) if request_id == id => return Err(error.to_string()),
                 _ => {}
+            }
+        }
+    }
+
+    /// Asks `peer` (reached at `addr`) over Kademlia for the peers closest
+    /// to a random key; returns the PeerIds it names.
+    pub async fn closest_peers(&mut self, peer: PeerId, addr: Multiaddr) -> Vec<PeerId> {
+        self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        let id = self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+        loop {
+            if let SwarmEvent::Behaviour(RawBehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id: qid,
+                result: kad::QueryResult::GetClosestPeers(r),
+                step,
+                ..
+            })) = self.swarm.select_next_some().await
+                && qid == id
+                && step.last
+            {
+                return match r {
+                    Ok(ok) => ok.peers.into_iter().map(|p| p.peer_id).collect(),
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => {
+                        peers.into_iter().map(|p| p.peer_id).collect()
+                    }
+                };
             }
         }
     }

@@ -215,3 +215,23 @@ async fn a_removed_member_reads_nothing_more() {
     staffpass_tests::submit_entry(&v, &remove).await.unwrap();
     assert_eq!(x.roster(peer, fetch()).await.unwrap(), Response::Unknown);
 }
+
+/// F8: there is no DHT to ask. A member of `london-mou` alone asks the
+/// victim over Kademlia for peers: it learns nobody (before, the victim's
+/// routing table named every member of every agreement it held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_dht_names_members_of_other_agreements() {
+    let v = TestNode::start_new("RJZ").await.unwrap();
+    let y = TestNode::start_new("RV5").await.unwrap();
+    let mut london_roster = roster("london-mou");
+    submit(&v, &add_members(&mut london_roster, &[&v])).await.unwrap();
+    let mut kent_roster = roster("kent-mou");
+    let kent = add_members(&mut kent_roster, &[&v, &y]);
+    submit(&v, &kent).await.unwrap();
+    submit(&y, &kent).await.unwrap();
+    wait_until("the victim and its kent-mou peer connect", || async { v.connected_to(&y.peer_id).await }).await;
+    let mut x = raw_member(&v, &mut london_roster, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.unwrap();
+    let named = x.closest_peers(peer, v.p2p.clone()).await;
+    assert!(!named.contains(&y.peer_id), "the victim named a member of another agreement");
+}

@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, identity, kad, mdns, ping, request_response};
+use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, identity, mdns, ping, request_response};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::wire;
 
 use super::codec::{ExchangeCodec, RosterCodec};
 use crate::config;
 
-/// The private Kademlia protocol: keeps nodes off the public DHT.
-pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/staffpass/kad/1");
 /// The identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/staffpass/id/1";
 
@@ -27,8 +25,6 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     /// Liveness.
     pub ping: ping::Behaviour,
-    /// Private DHT among members, for peer routing.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// Roster entries, one topic per agreement.
     pub gossipsub: gossipsub::Behaviour,
     /// LAN discovery (testnets), off by default.
@@ -54,11 +50,6 @@ impl Behaviour {
     /// Builds the behaviour for `key` with `cfg`.
     pub fn new(key: &identity::Keypair, cfg: &config::Network) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
-
-        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
-        kad_cfg.set_query_timeout(Duration::from_secs(cfg.request_timeout_secs));
-        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
-        kad.set_mode(Some(kad::Mode::Server));
 
         let gossip_cfg = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
@@ -86,7 +77,6 @@ impl Behaviour {
                     .with_agent_version(format!("staffpass-node/{}", env!("CARGO_PKG_VERSION"))),
             ),
             ping: ping::Behaviour::default(),
-            kad,
             gossipsub,
             mdns: mdns.into(),
             roster: request_response::Behaviour::new(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, identity, kad, mdns, noise, request_response, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, identity, mdns, noise, request_response, tcp, yamux};
 use staffpass_protocol::wire::{exchange, roster};
 use staffpass_protocol::{AgreementId, NodeId};
 use tokio::sync::{mpsc, oneshot};
@@ -316,7 +316,10 @@ impl Network {
 }
 
 struct MemberState {
+    /// Address hints from the roster.
     addresses: Vec<Multiaddr>,
+    /// Addresses found by mDNS (LAN testnets only).
+    discovered: Vec<Multiaddr>,
     next_dial: Instant,
     backoff: Duration,
 }
@@ -444,7 +447,6 @@ impl Driver {
             if !wanted.contains(&p) {
                 // Closes any live connection to it.
                 self.swarm.behaviour_mut().gate.disallow_peer(p);
-                self.swarm.behaviour_mut().kad.remove_peer(&p);
                 self.members.remove(&p);
                 info!(peer = %p, "peer is no longer an active signatory; disconnecting");
             }
@@ -452,11 +454,9 @@ impl Driver {
         let now = Instant::now();
         for m in members.into_iter().filter(|m| m.peer != me) {
             self.swarm.behaviour_mut().gate.allow_peer(m.peer);
-            for a in &m.addresses {
-                self.swarm.behaviour_mut().kad.add_address(&m.peer, a.clone());
-            }
             let st = self.members.entry(m.peer).or_insert(MemberState {
                 addresses: Vec::new(),
+                discovered: Vec::new(),
                 next_dial: now,
                 backoff: INITIAL_BACKOFF,
             });
@@ -475,12 +475,11 @@ impl Driver {
             .members
             .iter()
             .filter(|(p, m)| m.next_dial <= now && !self.swarm.is_connected(p))
-            .map(|(p, m)| (*p, m.addresses.clone()))
+            .map(|(p, m)| (*p, m.addresses.iter().chain(&m.discovered).cloned().collect()))
             .collect();
         for (peer, addresses) in due {
             let opts = DialOpts::peer_id(peer)
                 .addresses(addresses)
-                .extend_addresses_through_behaviour()
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
             if let Err(e) = self.swarm.dial(opts) {
@@ -532,22 +531,24 @@ impl Driver {
 
     async fn behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
-                if self.members.contains_key(&peer_id) =>
-            {
-                for a in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
-                }
+            // Where members are is the roster's word (address hints), not
+            // a peer's: identify's self-reported addresses are not used to
+            // dial, so no member can point this node at arbitrary hosts.
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                debug!(peer = %peer_id, addresses = info.listen_addrs.len(), "identify received");
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     // Only members are dialled; discovery never widens who may connect.
-                    if self.members.contains_key(&peer) {
-                        self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    if let Some(m) = self.members.get_mut(&peer)
+                        && !m.discovered.contains(&addr)
+                        && m.discovered.len() < 16
+                    {
+                        m.discovered.push(addr);
+                        m.next_dial = Instant::now();
                     }
                 }
             }
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. }) => {}
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
                 emit(
                     &self.events,
