@@ -181,7 +181,7 @@ impl Rosters {
                 let mut next = chain.clone();
                 match next.append(entry.clone()) {
                     Ok(Appended::Applied) => {
-                        self.persist(&entry, actor, now, change_name(&entry))?;
+                        self.persist(&entry, actor, now, entry.body.change.name())?;
                         *chain = next;
                         Ok(Appended::Applied)
                     }
@@ -200,7 +200,7 @@ impl Rosters {
         drop(chains);
         match &result {
             Ok(Appended::Applied) => {
-                info!(%agreement, seq = entry.body.seq, change = change_name(&entry), %actor, "roster entry applied");
+                info!(%agreement, seq = entry.body.seq, change = entry.body.change.name(), %actor, "roster entry applied");
                 Metrics::count(&self.metrics.roster_entries, "applied");
             }
             Ok(Appended::AlreadyHave) => Metrics::count(&self.metrics.roster_entries, "duplicate"),
@@ -356,21 +356,4 @@ fn evidence_marker(eq: &Equivocation) -> Hash {
     let (a, b) = (eq.existing.hash(), eq.conflicting.hash());
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     Hash::of(&[b"staffpass/equivocation\0".as_slice(), &lo.0, &hi.0].concat())
-}
-
-/// A short name for a change, for logs and the audit.
-pub fn change_name(e: &Entry) -> &'static str {
-    use proto::Change::*;
-    match &e.body.change {
-        Genesis { .. } => "genesis",
-        AddMember(_) => "add-member",
-        UpdateMember { .. } => "update-member",
-        RotateKey { .. } => "rotate-key",
-        Suspend { .. } => "suspend",
-        Reinstate { .. } => "reinstate",
-        Remove { .. } => "remove",
-        SetStewards { .. } => "set-stewards",
-        SetTerms(_) => "set-terms",
-        Resign { .. } => "resign",
-    }
 }

@@ -145,6 +145,25 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The change's stable name, as its kind is spelled in JSON
+    /// (`add-member`, `rotate-key`, ...): for logs, audit and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Genesis { .. } => "genesis",
+            Change::AddMember(_) => "add-member",
+            Change::UpdateMember { .. } => "update-member",
+            Change::RotateKey { .. } => "rotate-key",
+            Change::Suspend { .. } => "suspend",
+            Change::Reinstate { .. } => "reinstate",
+            Change::Remove { .. } => "remove",
+            Change::SetStewards { .. } => "set-stewards",
+            Change::SetTerms(_) => "set-terms",
+            Change::Resign { .. } => "resign",
+        }
+    }
+}
+
 /// The signed part of an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryBody {

@@ -824,3 +824,35 @@ fn a_stored_chain_that_does_not_hold_together_is_refused_not_panicked_on() {
     let other = conflicting(&r.chain, 2, &r.stewards[0..2]);
     assert!(broken.append(other).is_err());
 }
+
+#[test]
+fn every_change_is_named_as_its_json_kind() {
+    let s = roster().chain.state().clone();
+    let keys: BTreeSet<_> = s.stewards.clone();
+    let changes = [
+        roster().chain.entries()[0].body.change.clone(),
+        Change::AddMember(MemberSpec {
+            org: org("RV5"),
+            name: "RV5".into(),
+            issuer_keys: vec![issuer("RV5", 0).public()],
+            nodes: vec![],
+            addresses: vec![],
+        }),
+        Change::UpdateMember { org: org("RJZ"), name: None, nodes: None, addresses: None },
+        Change::RotateKey { org: org("RJZ"), add: issuer("RJZ", 1).public(), retire: None },
+        Change::Suspend { org: org("RJZ"), reason: "audit".into() },
+        Change::Reinstate { org: org("RJZ") },
+        Change::Remove { org: org("RJZ") },
+        Change::SetStewards { stewards: keys, threshold: 2 },
+        Change::SetTerms(testkit::terms()),
+        Change::Resign { valid_until: s.valid_until },
+    ];
+    let mut names = BTreeSet::new();
+    for c in &changes {
+        let json = serde_json::to_value(c).unwrap();
+        let kind = json.as_object().and_then(|o| o.keys().next().cloned()).unwrap();
+        assert_eq!(c.name(), kind, "{json}");
+        names.insert(c.name());
+    }
+    assert_eq!(names.len(), changes.len(), "one name per kind");
+}
