@@ -44,6 +44,18 @@ async fn three_nodes_mesh_and_a_roster_change_reaches_all() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_peers_are_the_other_members_never_itself() {
+    let (a, b, c, _r) = trio().await;
+    let peers: Vec<serde_json::Value> = a.admin().get_json("/v1/peers").await.unwrap();
+    let mut ids: Vec<&str> = peers.iter().map(|p| p["peer_id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want = vec![b.peer_id.to_string(), c.peer_id.to_string()];
+    want.sort();
+    assert_eq!(ids, want, "{peers:?}");
+    assert!(peers.iter().all(|p| p["connected"] == true), "{peers:?}");
+}
+
 /// A separate agreement, made by other stewards, that lists the outsider
 /// and the three members: the outsider believes they are its peers, but
 /// they never signed it.
