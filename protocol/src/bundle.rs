@@ -232,6 +232,47 @@ fn check_membership(state: &State, org: &OrgId, not_member: Rejection, suspended
     }
 }
 
+/// One exchange under an agreement, as its terms must allow it: who
+/// sends to whom, for which move, which claims.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The agreement.
+    pub agreement: &'a AgreementId,
+    /// The issuing (home) organisation.
+    pub issuer: &'a OrgId,
+    /// The receiving organisation.
+    pub receiver: &'a OrgId,
+    /// The move.
+    pub move_kind: MoveKind,
+    /// The claims shared.
+    pub claims: &'a BTreeSet<ClaimKind>,
+}
+
+/// The agreement's terms for one exchange at `now`: its roster held, not
+/// halted and fresh; the issuer and the receiver active members; the move
+/// covered and every claim accepted. Returns the roster state it judged
+/// by. The one terms check: the home runs it when a consent is granted and
+/// before an offer is sent, the receiver in [`verify_bundle`].
+pub fn check_terms<'r>(rosters: &'r impl Rosters, x: &Exchange<'_>, now: Timestamp) -> Result<&'r State, Rejection> {
+    let chain = rosters.roster(x.agreement).ok_or(Rejection::UnknownAgreement)?;
+    if chain.halted().is_some() {
+        return Err(Rejection::RosterHalted);
+    }
+    let state = chain.state();
+    if !state.is_fresh(now) {
+        return Err(Rejection::RosterStale);
+    }
+    check_membership(state, x.issuer, Rejection::IssuerNotMember, Rejection::IssuerSuspended)?;
+    check_membership(state, x.receiver, Rejection::ReceiverNotMember, Rejection::ReceiverSuspended)?;
+    if !state.terms.moves.contains(&x.move_kind) {
+        return Err(Rejection::MoveNotCovered);
+    }
+    if !x.claims.is_subset(&state.terms.accepts) {
+        return Err(Rejection::ClaimNotAccepted);
+    }
+    Ok(state)
+}
+
 /// Checks `sig` over `body` with an already decoded key: what
 /// [`IssuerPublicKey::verify`] does, without decoding the key again.
 fn verify_sig<T: Signable>(
@@ -271,19 +312,19 @@ pub fn verify_bundle(
         return Err(Rejection::TooManyClaims);
     }
 
-    // The agreement's roster: present, not halted, fresh.
-    let chain = rosters.roster(&consent.agreement).ok_or(Rejection::UnknownAgreement)?;
-    if chain.halted().is_some() {
-        return Err(Rejection::RosterHalted);
-    }
-    let state = chain.state();
-    if !state.is_fresh(now) {
-        return Err(Rejection::RosterStale);
-    }
-
-    // Both organisations active members; the sender one of the issuer's nodes.
-    check_membership(state, &cred.issuer, Rejection::IssuerNotMember, Rejection::IssuerSuspended)?;
-    check_membership(state, receiver, Rejection::ReceiverNotMember, Rejection::ReceiverSuspended)?;
+    // The agreement's terms: roster usable, both organisations active,
+    // the move covered, the claims accepted; the sender one of the issuer's nodes.
+    let state = check_terms(
+        rosters,
+        &Exchange {
+            agreement: &consent.agreement,
+            issuer: &cred.issuer,
+            receiver,
+            move_kind: consent.move_kind,
+            claims: &consent.claims,
+        },
+        now,
+    )?;
     if !state.nodes_of(&cred.issuer).contains(sender) {
         return Err(Rejection::SenderNotIssuer);
     }
@@ -308,15 +349,9 @@ pub fn verify_bundle(
         verify_staff(consent, staff_key, bundle.consent.staff_signature.as_ref())?;
     }
 
-    // The consent: for this receiver, a covered move, accepted claims, in its window, not withdrawn.
+    // The consent: for this receiver, in its window, not withdrawn.
     if consent.receiver != *receiver {
         return Err(Rejection::ConsentForOtherReceiver);
-    }
-    if !state.terms.moves.contains(&consent.move_kind) {
-        return Err(Rejection::MoveNotCovered);
-    }
-    if !consent.claims.is_subset(&state.terms.accepts) {
-        return Err(Rejection::ClaimNotAccepted);
     }
     if now < consent.not_before {
         return Err(Rejection::ConsentNotYetValid);

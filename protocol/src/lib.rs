@@ -4,7 +4,8 @@
 //! functions over bytes and time: typed identifiers, role-separated keys,
 //! domain-separated canonical signing, the roster chain state machine, the
 //! claim catalogue, passport credentials with selective disclosure,
-//! consents, withdrawals, revocations, receipts, the receiver's acceptance
+//! consents, withdrawals, revocations, receipts, the terms of an agreement
+//! for one exchange ([`bundle::check_terms`]), the receiver's acceptance
 //! rules ([`bundle::verify_bundle`]) and the wire messages.
 //!
 //! No I/O, no async, no clock: time is always an argument. The node, the
@@ -26,7 +27,7 @@ pub mod signing;
 pub mod testkit;
 pub mod wire;
 
-pub use bundle::{Bundle, Rejection, VerifiedPassport, verify_bundle};
+pub use bundle::{Bundle, Rejection, VerifiedPassport, check_terms, verify_bundle};
 pub use claims::{Claim, ClaimKind};
 pub use datetime::{Date, Timestamp};
 pub use ids::{AgreementId, ConsentId, CredentialId, MessageId, NodeId, OrgId, StaffRef};

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use staffpass_protocol::bundle::Rejection;
+use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
 use staffpass_protocol::receipt::Outcome;
-use staffpass_protocol::roster::{KeyValidity, MemberStatus};
+use staffpass_protocol::roster::KeyValidity;
 use staffpass_protocol::wire::exchange::{Request, Response};
-use staffpass_protocol::{MessageId, encoding};
+use staffpass_protocol::{Bundle, MessageId, encoding};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, info, warn};
 
@@ -103,8 +103,8 @@ impl Node {
                 return;
             }
         };
-        if item.kind == OutKind::Offer
-            && let Some(reason) = self.offer_blocked(&item)
+        if let Request::Offer { bundle, .. } = &request
+            && let Err(reason) = self.offer_allowed(bundle)
         {
             self.refuse_locally(&key, &item, reason);
             return;
@@ -148,29 +148,19 @@ impl Node {
         }
     }
 
-    /// Why an offer can no longer go out under its agreement, by this
-    /// node's own roster: the roster halted or stale, or either
-    /// organisation no longer an active member. Fails closed.
-    fn offer_blocked(&self, item: &OutboxItem) -> Option<Rejection> {
-        let chains = self.rosters.read();
-        let Some(chain) = chains.get(&item.agreement) else { return Some(Rejection::UnknownAgreement) };
-        if chain.halted().is_some() {
-            return Some(Rejection::RosterHalted);
-        }
-        let st = chain.state();
-        if !st.is_fresh(now()) {
-            return Some(Rejection::RosterStale);
-        }
-        match st.status(&self.org) {
-            Some(MemberStatus::Active) => {}
-            Some(MemberStatus::Suspended) => return Some(Rejection::IssuerSuspended),
-            _ => return Some(Rejection::IssuerNotMember),
-        }
-        match st.status(&item.to) {
-            Some(MemberStatus::Active) => None,
-            Some(MemberStatus::Suspended) => Some(Rejection::ReceiverSuspended),
-            _ => Some(Rejection::ReceiverNotMember),
-        }
+    /// Whether an offer may still go out, by this node's own roster and
+    /// the agreement's terms now (the same check as at grant and at the
+    /// receiver). Fails closed.
+    fn offer_allowed(&self, bundle: &Bundle) -> Result<(), Rejection> {
+        let consent = bundle.consent.consent();
+        let exchange = Exchange {
+            agreement: &consent.agreement,
+            issuer: &self.org,
+            receiver: &consent.receiver,
+            move_kind: consent.move_kind,
+            claims: &consent.claims,
+        };
+        check_terms(&*self.rosters.read(), &exchange, now()).map(|_| ())
     }
 
     /// Gives up an offer the roster no longer allows: the consent shows the
