@@ -6,7 +6,8 @@
 //! claim catalogue, passport credentials with selective disclosure,
 //! consents, withdrawals, revocations, receipts, the terms of an agreement
 //! for one exchange ([`bundle::check_terms`]), the receiver's acceptance
-//! rules ([`bundle::verify_bundle`]) and the wire messages.
+//! rules ([`bundle::verify_bundle`]), the sender's check of a receipt
+//! ([`receipt::verify_receipt`]) and the wire messages.
 //!
 //! No I/O, no async, no clock: time is always an argument. The node, the
 //! admin CLI and the tests all use these same rules.
@@ -32,4 +33,5 @@ pub use claims::{Claim, ClaimKind};
 pub use datetime::{Date, Timestamp};
 pub use ids::{AgreementId, ConsentId, CredentialId, MessageId, NodeId, OrgId, StaffRef};
 pub use keys::{IssuerPublicKey, IssuerSecretKey, StaffPublicKey, StaffSecretKey, StewardPublicKey, StewardSecretKey};
+pub use receipt::verify_receipt;
 pub use signing::{Hash, Signable, Signature, Signed};

@@ -1,5 +1,5 @@
 //! The rules for the messages about a record: the agreement's terms for an
-//! exchange ([`check_terms`]).
+//! exchange ([`check_terms`]) and receipts ([`verify_receipt`]).
 //!
 //! As in `verify_bundle.rs`, each case starts from a valid exchange and
 //! breaks one thing.
@@ -10,12 +10,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use staffpass_protocol::bundle::{Exchange, check_terms};
+use staffpass_protocol::bundle::{Exchange, MAX_CLOCK_SKEW_SECS, check_terms};
 use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::keys::IssuerSecretKey;
+use staffpass_protocol::receipt::{self, Expected, Outcome, Receipt, verify_receipt};
 use staffpass_protocol::roster::{Chain, Change, MemberSpec, MoveKind};
 use staffpass_protocol::testkit::{self, RosterBuilder, agreement, issuer, node, org};
-use staffpass_protocol::{AgreementId, NodeId, Rejection, Timestamp};
+use staffpass_protocol::wire::exchange::Kind;
+use staffpass_protocol::{AgreementId, ConsentId, CredentialId, MessageId, NodeId, Rejection, Signed, Timestamp};
 
 fn now() -> Timestamp {
     testkit::now()
@@ -50,6 +52,24 @@ fn kent_with(org_code: &str, nodes: Vec<NodeId>, key: &IssuerSecretKey) -> Roste
 
 fn rosters(chains: &[&RosterBuilder]) -> BTreeMap<AgreementId, Chain> {
     chains.iter().map(|r| (r.chain.agreement().clone(), r.chain.clone())).collect()
+}
+
+/// Retires `org`'s generation-0 key two days before [`now`].
+fn rotate(r: &mut RosterBuilder, org_code: &str) {
+    r.clock = now().plus_days(-2);
+    r.push(Change::RotateKey {
+        org: org(org_code),
+        add: issuer(org_code, 1).public(),
+        retire: Some(issuer(org_code, 0).public()),
+    });
+}
+
+fn consent_id() -> ConsentId {
+    ConsentId::from_bytes([7; 16])
+}
+
+fn credential_id() -> CredentialId {
+    CredentialId::from_bytes([8; 16])
 }
 
 // ---------------------------------------------------------------- terms
@@ -137,5 +157,128 @@ mod terms {
         r.push(Change::SetTerms(t));
         assert_eq!(ok(&r), Err(Rejection::ClaimNotAccepted));
         assert_eq!(run(&r, "RJZ", "RJ1", MoveKind::Rotation, &[ClaimKind::Identity]), Ok(()));
+    }
+}
+
+// -------------------------------------------------------------- receipts
+
+mod receipts {
+    use super::*;
+
+    fn body(outcome: Outcome, at: Timestamp) -> Receipt {
+        Receipt {
+            message: MessageId::from_bytes([0x11; 16]),
+            receiver: org("RJ1"),
+            outcome,
+            at,
+            issuer_key: issuer("RJ1", 0).public(),
+        }
+    }
+
+    fn received() -> Outcome {
+        Outcome::Received { consent: consent_id(), credential: credential_id(), claims: BTreeSet::new() }
+    }
+
+    fn sign(b: Receipt, key: &IssuerSecretKey) -> Signed<Receipt> {
+        Signed::new(b, |b| key.sign(b))
+    }
+
+    fn valid() -> Signed<Receipt> {
+        sign(body(received(), now()), &issuer("RJ1", 0))
+    }
+
+    fn judge(r: &Signed<Receipt>, kind: Kind, chain: &RosterBuilder) -> Result<(), &'static str> {
+        let (to, agreement) = (org("RJ1"), agreement());
+        let expect =
+            Expected { message: MessageId::from_bytes([0x11; 16]), kind, receiver: &to, agreement: &agreement };
+        verify_receipt(r, &expect, &rosters(&[chain]), now()).map(|_| ()).map_err(|e: receipt::Error| e.code())
+    }
+
+    #[test]
+    fn a_valid_receipt_passes() {
+        assert_eq!(judge(&valid(), Kind::Offer, &london()), Ok(()));
+    }
+
+    #[test]
+    fn unsupported_version() {
+        let mut r = valid();
+        r.version += 1;
+        assert_eq!(judge(&r, Kind::Offer, &london()), Err("unsupported-version"));
+    }
+
+    #[test]
+    fn other_message() {
+        let mut b = body(received(), now());
+        b.message = MessageId::from_bytes([0x12; 16]);
+        assert_eq!(judge(&sign(b, &issuer("RJ1", 0)), Kind::Offer, &london()), Err("other-message"));
+    }
+
+    #[test]
+    fn other_receiver() {
+        let mut b = body(received(), now());
+        b.receiver = org("RJ2");
+        b.issuer_key = issuer("RJ2", 0).public();
+        assert_eq!(judge(&sign(b, &issuer("RJ2", 0)), Kind::Offer, &london()), Err("other-receiver"));
+    }
+
+    #[test]
+    fn unknown_agreement() {
+        let kent = kent_with("RJZ", vec![node("RJZ")], &issuer("RJZ", 0));
+        assert_eq!(judge(&valid(), Kind::Offer, &kent), Err("unknown-agreement"));
+    }
+
+    #[test]
+    fn issued_in_future() {
+        let r = sign(body(received(), now().plus_secs(MAX_CLOCK_SKEW_SECS + 1)), &issuer("RJ1", 0));
+        assert_eq!(judge(&r, Kind::Offer, &london()), Err("issued-in-future"));
+    }
+
+    #[test]
+    fn issuer_keys() {
+        let mut b = body(received(), now());
+        b.issuer_key = issuer("RJ2", 0).public();
+        assert_eq!(judge(&sign(b, &issuer("RJ2", 0)), Kind::Offer, &london()), Err("unknown-issuer-key"));
+        let mut l = london();
+        rotate(&mut l, "RJ1");
+        assert_eq!(judge(&valid(), Kind::Offer, &l), Err("issuer-key-retired"));
+        let mut b = body(received(), now().plus_days(-3));
+        b.issuer_key = issuer("RJ1", 1).public();
+        assert_eq!(judge(&sign(b, &issuer("RJ1", 1)), Kind::Offer, &l), Err("issuer-key-not-yet-valid"));
+    }
+
+    #[test]
+    fn bad_signature() {
+        let mut r = valid();
+        r.signature.0[3] ^= 1;
+        assert_eq!(judge(&r, Kind::Offer, &london()), Err("bad-receipt-signature"));
+    }
+
+    #[test]
+    fn outcome_mismatch() {
+        assert_eq!(judge(&valid(), Kind::Withdraw, &london()), Err("outcome-mismatch"));
+        let erased = sign(body(Outcome::Erased { consent: consent_id() }, now()), &issuer("RJ1", 0));
+        assert_eq!(judge(&erased, Kind::Revoke, &london()), Err("outcome-mismatch"));
+        assert_eq!(judge(&erased, Kind::Withdraw, &london()), Ok(()));
+    }
+
+    #[test]
+    fn outcomes_fit_their_kinds_and_a_rejection_fits_any() {
+        let rejected = Outcome::Rejected { reason: Rejection::ConsentExpired };
+        let acked = Outcome::RevocationAcknowledged { credential: credential_id() };
+        let erased = Outcome::Erased { consent: consent_id() };
+        for kind in [Kind::Offer, Kind::Withdraw, Kind::Revoke] {
+            assert!(rejected.fits(kind));
+            assert_eq!(received().fits(kind), kind == Kind::Offer);
+            assert_eq!(erased.fits(kind), kind == Kind::Withdraw);
+            assert_eq!(acked.fits(kind), kind == Kind::Revoke);
+        }
+    }
+
+    #[test]
+    fn a_removed_receiver_still_confirms_erasure() {
+        let mut l = london();
+        l.push(Change::Remove { org: org("RJ1") });
+        let erased = sign(body(Outcome::Erased { consent: consent_id() }, now()), &issuer("RJ1", 0));
+        assert_eq!(judge(&erased, Kind::Withdraw, &l), Ok(()));
     }
 }

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
-use staffpass_protocol::receipt::Outcome;
-use staffpass_protocol::roster::KeyValidity;
+use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
 use staffpass_protocol::wire::exchange::{Request, Response};
 use staffpass_protocol::{Bundle, MessageId, encoding};
 use tokio::sync::{Semaphore, watch};
@@ -200,24 +199,15 @@ impl Node {
             .unwrap_or_else(|e| Err(format!("receipt handler failed: {e}")))
     }
 
-    /// Checks a receipt (for this message, from the receiver, signed by one
-    /// of its issuer keys valid at the receipt's time) and records it with
-    /// the consent, removing the message from the outbox, in one commit.
+    /// Checks a receipt by the protocol's rules ([`verify_receipt`]) and
+    /// records it with the consent, removing the message from the outbox,
+    /// in one commit.
     fn accept_receipt(&self, key: &[u8], item: &OutboxItem, resp: Response) -> Result<(), String> {
-        let r = &resp.receipt;
-        let b = &r.body;
-        if !r.version_ok() || b.message != item.id || b.receiver != item.to {
-            return Err("receipt does not match the message".into());
-        }
-        let key_ok = {
+        let expect = Expected { message: item.id, kind: item.kind, receiver: &item.to, agreement: &item.agreement };
+        let b = {
             let chains = self.rosters.read();
-            chains
-                .get(&item.agreement)
-                .is_some_and(|c| c.state().key_validity(&item.to, &b.issuer_key, b.at) == KeyValidity::Valid)
+            verify_receipt(&resp.receipt, &expect, &*chains, now()).map_err(|e| e.to_string())?
         };
-        if !key_ok || b.issuer_key.verify(b, &r.signature).is_err() {
-            return Err("receipt signature does not verify against the receiver's issuer keys".into());
-        }
         let mut consent = self.consent(&item.consent).map_err(|e| e.to_string())?;
         let at = now();
         let (action, reason) = match (&b.outcome, item.kind) {
@@ -242,7 +232,9 @@ impl Node {
             (Outcome::RevocationAcknowledged { .. }, OutKind::Revoke) => {
                 (Action::Receipt, Some("revocation-acknowledged".into()))
             }
-            _ => return Err("receipt outcome does not fit the message kind".into()),
+            (outcome, kind) => {
+                return Err(receipt::Error::OutcomeMismatch { kind, outcome: outcome.name() }.to_string());
+            }
         };
         consent.receipts.push(resp.receipt.clone());
         let mut batch = Batch::default();

@@ -41,11 +41,7 @@ pub async fn receive(node: &Node, peer: PeerId, request: Request) -> Option<Resp
 
 fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
     let id = request.id();
-    let kind = match &request {
-        Request::Offer { .. } => "offer",
-        Request::Withdraw { .. } => "withdraw",
-        Request::Revoke { .. } => "revoke",
-    };
+    let kind = request.kind();
     // Replay: answer with the stored receipt.
     match node.store.get(Tree::Inbox, id.as_bytes()) {
         Ok(Some(bytes)) => {
@@ -68,13 +64,11 @@ fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Respo
         Ok(resp) => {
             let outcome = match &resp.receipt.body.outcome {
                 Outcome::Rejected { reason } => format!("rejected:{}", reason.code()),
-                Outcome::Received { .. } => "received".into(),
-                Outcome::Erased { .. } => "erased".into(),
-                Outcome::RevocationAcknowledged { .. } => "revocation-acknowledged".into(),
+                o => o.name().into(),
             };
             node.metrics
                 .exchange_messages
-                .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.into(), outcome })
+                .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.as_str().into(), outcome })
                 .inc();
             Some(resp)
         }

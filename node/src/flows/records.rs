@@ -106,28 +106,8 @@ pub struct ConsentRecord {
     pub receipts: Vec<Signed<Receipt>>,
 }
 
-/// What an outbox message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutKind {
-    /// A bundle.
-    Offer,
-    /// A withdrawal.
-    Withdraw,
-    /// A revocation.
-    Revoke,
-}
-
-impl OutKind {
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutKind::Offer => "offer",
-            OutKind::Withdraw => "withdraw",
-            OutKind::Revoke => "revoke",
-        }
-    }
-}
+/// What an outbox message is: the kind of its request (stored as such).
+pub use staffpass_protocol::wire::exchange::Kind as OutKind;
 
 /// A message that must arrive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
