@@ -77,7 +77,8 @@ rejections! {
     ReceiverSuspended => "receiver-suspended",
     /// The sending node does not belong to the issuing organisation.
     SenderNotIssuer => "sender-not-issuer",
-    /// The consent is for another staff member or another home trust.
+    /// The consent is for another staff member or another home trust, or
+    /// what is held under it was issued by another organisation.
     ConsentMismatch => "consent-mismatch",
     /// The consent names another receiving organisation.
     ConsentForOtherReceiver => "consent-for-other-receiver",
@@ -140,7 +141,9 @@ impl Rejection {
             ReceiverNotMember => "the receiving organisation is not a member of the agreement",
             ReceiverSuspended => "the receiving organisation is suspended from the agreement",
             SenderNotIssuer => "the sending node is not one of the issuing organisation's nodes",
-            ConsentMismatch => "the consent is for another staff member or home trust than the credential",
+            ConsentMismatch => {
+                "the consent is for another staff member or home trust than the credential, or what is held under it was issued by another organisation"
+            }
             ConsentForOtherReceiver => "the consent names another receiving organisation",
             MoveNotCovered => "the agreement does not cover this kind of move",
             ClaimNotAccepted => "a claim is not among the checks the agreement accepts",
@@ -271,6 +274,81 @@ pub fn check_terms<'r>(rosters: &'r impl Rosters, x: &Exchange<'_>, now: Timesta
         return Err(Rejection::ClaimNotAccepted);
     }
     Ok(state)
+}
+
+/// A record at the receiver that a withdrawal or revocation touches: who
+/// issued it, and the agreement it came under (unknown for an erasure
+/// tombstone, which keeps ids only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held<'a> {
+    /// The issuing (home) organisation.
+    pub issuer: &'a OrgId,
+    /// The agreement it was received under, if still known.
+    pub agreement: Option<&'a AgreementId>,
+}
+
+/// What is held under a consent belongs to the organisation that issued
+/// it: a message from any other organisation about it (an offer that would
+/// replace it, a withdrawal that would erase it) is refused as
+/// `consent-mismatch`.
+pub fn check_held_by(held: Option<Held<'_>>, org: &OrgId) -> Result<(), Rejection> {
+    match held {
+        Some(h) if h.issuer != org => Err(Rejection::ConsentMismatch),
+        _ => Ok(()),
+    }
+}
+
+/// Who signed a message about a record (a withdrawal or revocation):
+/// `org`, through node `sender`, with `key`, at `signed_at`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signer<'a> {
+    pub org: &'a OrgId,
+    pub sender: &'a NodeId,
+    pub key: &'a IssuerPublicKey,
+    pub signed_at: Timestamp,
+}
+
+/// The signer judged in one agreement's roster: a member there that is not
+/// removed (a suspended home may still withdraw and revoke), the sender one
+/// of its nodes, the time not in the future, the key valid for it then.
+fn check_signer_in(state: &State, s: &Signer<'_>, now: Timestamp) -> Result<(), Rejection> {
+    match state.status(s.org) {
+        Some(MemberStatus::Active | MemberStatus::Suspended) => {}
+        Some(MemberStatus::Removed) | None => return Err(Rejection::IssuerNotMember),
+    }
+    if !state.nodes_of(s.org).contains(s.sender) {
+        return Err(Rejection::SenderNotIssuer);
+    }
+    if s.signed_at > now.plus_secs(MAX_CLOCK_SKEW_SECS) {
+        return Err(Rejection::IssuedInFuture);
+    }
+    check_key(state, s.org, s.key, s.signed_at)
+}
+
+/// The signer of a message about `held`, judged in the chain of the
+/// agreement the record came under. With no agreement known (nothing held,
+/// or only a tombstone) it is judged chain by chain, every rule in one
+/// chain, and passes if one chain passes it; never in the union of chains.
+pub(crate) fn check_signer(
+    rosters: &impl Rosters,
+    held: Option<Held<'_>>,
+    s: &Signer<'_>,
+    now: Timestamp,
+) -> Result<(), Rejection> {
+    if let Some(agreement) = held.and_then(|h| h.agreement) {
+        let chain = rosters.roster(agreement).ok_or(Rejection::UnknownAgreement)?;
+        return check_signer_in(chain.state(), s, now);
+    }
+    let mut verdict = Err(Rejection::IssuerNotMember);
+    for chain in rosters.each() {
+        match check_signer_in(chain.state(), s, now) {
+            Ok(()) => return Ok(()),
+            // The first refusal by a chain the org is a member of says most.
+            Err(r) if verdict == Err(Rejection::IssuerNotMember) => verdict = Err(r),
+            Err(_) => {}
+        }
+    }
+    verdict
 }
 
 /// Checks `sig` over `body` with an already decoded key: what

@@ -6,7 +6,9 @@
 //! claim catalogue, passport credentials with selective disclosure,
 //! consents, withdrawals, revocations, receipts, the terms of an agreement
 //! for one exchange ([`bundle::check_terms`]), the receiver's acceptance
-//! rules ([`bundle::verify_bundle`]), the sender's check of a receipt
+//! rules for bundles, withdrawals and revocations
+//! ([`bundle::verify_bundle`], [`consent::verify_withdrawal`],
+//! [`revocation::verify_revocation`]), the sender's check of a receipt
 //! ([`receipt::verify_receipt`]) and the wire messages.
 //!
 //! No I/O, no async, no clock: time is always an argument. The node, the
@@ -30,8 +32,10 @@ pub mod wire;
 
 pub use bundle::{Bundle, Rejection, VerifiedPassport, check_terms, verify_bundle};
 pub use claims::{Claim, ClaimKind};
+pub use consent::verify_withdrawal;
 pub use datetime::{Date, Timestamp};
 pub use ids::{AgreementId, ConsentId, CredentialId, MessageId, NodeId, OrgId, StaffRef};
 pub use keys::{IssuerPublicKey, IssuerSecretKey, StaffPublicKey, StaffSecretKey, StewardPublicKey, StewardSecretKey};
 pub use receipt::verify_receipt;
+pub use revocation::verify_revocation;
 pub use signing::{Hash, Signable, Signature, Signed};

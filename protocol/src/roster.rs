@@ -990,11 +990,16 @@ impl Chain {
 pub trait Rosters {
     /// The chain, if this node holds it.
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain>;
+    /// Every chain held, each to be judged on its own (never their union).
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_>;
 }
 
 impl Rosters for BTreeMap<AgreementId, Chain> {
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
         self.get(agreement)
+    }
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
+        Box::new(self.values())
     }
 }
 
@@ -1002,10 +1007,16 @@ impl Rosters for std::collections::HashMap<AgreementId, Chain> {
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
         self.get(agreement)
     }
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
+        Box::new(self.values())
+    }
 }
 
 impl Rosters for Chain {
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
         (self.agreement() == agreement).then_some(self)
+    }
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
+        Box::new(std::iter::once(self))
     }
 }
