@@ -75,6 +75,15 @@ impl Outcome {
         }
     }
 
+    /// Its label in metrics and logs: the name, and for a rejection its
+    /// code too (`rejected:consent-expired`).
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Rejected { reason } => format!("rejected:{}", reason.code()),
+            other => other.name().to_string(),
+        }
+    }
+
     /// True if it can answer a message of this kind: an offer is received,
     /// a withdrawal erased, a revocation acknowledged; any may be rejected.
     pub fn fits(&self, kind: Kind) -> bool {

@@ -592,6 +592,15 @@ mod receipts {
     }
 
     #[test]
+    fn outcome_labels() {
+        assert_eq!(received().label(), "received");
+        assert_eq!(Outcome::Erased { consent: consent_id() }.label(), "erased");
+        let acked = Outcome::RevocationAcknowledged { credential: credential_id() };
+        assert_eq!(acked.label(), "revocation-acknowledged");
+        assert_eq!(Outcome::Rejected { reason: Rejection::ConsentExpired }.label(), "rejected:consent-expired");
+    }
+
+    #[test]
     fn a_removed_receiver_still_confirms_erasure() {
         let mut l = london();
         l.push(Change::Remove { org: org("RJ1") });

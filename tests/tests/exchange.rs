@@ -283,6 +283,17 @@ async fn revocation_with_every_reason_reaches_every_receiver() {
         })
         .await;
     }
+    // The home counts each acknowledged revocation as delivered, not as a rejection.
+    let admin = a.admin();
+    wait_until("every revocation is acknowledged", || {
+        let admin = admin.clone();
+        async move { admin.get_json::<Vec<Value>>("/v1/outbox").await.map(|o| o.is_empty()).unwrap_or(false) }
+    })
+    .await;
+    let text = a.admin().get_text("/metrics").await.unwrap();
+    let revokes: Vec<&str> = text.lines().filter(|l| l.contains("kind=\"revoke\"")).collect();
+    assert!(revokes.iter().any(|l| l.contains("outcome=\"delivered\"")), "{revokes:?}");
+    assert!(!revokes.iter().any(|l| l.contains("rejected")), "{revokes:?}");
 }
 
 /// A raw peer registered in the roster as `org`'s node, with testkit's issuer key for `org`.

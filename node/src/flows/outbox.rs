@@ -246,7 +246,11 @@ impl Node {
         ev.object = Some(format!("{}/{}", item.consent, item.id));
         ev.reason = reason.clone();
         self.audit.commit(batch, vec![ev], at).map_err(|e| e.to_string())?;
-        let outcome = reason.map(|r| format!("rejected:{r}")).unwrap_or_else(|| "delivered".into());
+        // A revocation's acknowledgement is a delivery, not a rejection.
+        let outcome = match &b.outcome {
+            Outcome::Rejected { .. } => b.outcome.label(),
+            _ => "delivered".into(),
+        };
         self.metrics
             .exchange_messages
             .get_or_create(&ExchangeLabels {

@@ -61,10 +61,7 @@ fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Respo
     };
     match result {
         Ok(resp) => {
-            let outcome = match &resp.receipt.body.outcome {
-                Outcome::Rejected { reason } => format!("rejected:{}", reason.code()),
-                o => o.name().into(),
-            };
+            let outcome = resp.receipt.body.outcome.label();
             node.metrics
                 .exchange_messages
                 .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.as_str().into(), outcome })
