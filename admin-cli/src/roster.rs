@@ -500,23 +500,6 @@ fn accepts_text(t: &Terms) -> String {
     if t.accepts.len() == staffpass_protocol::ClaimKind::all().len() { "all checks".into() } else { join(&t.accepts) }
 }
 
-/// The change kind's stable name (as in the JSON).
-pub fn kind_name(change: &Change) -> &'static str {
-    match change {
-        Change::Genesis { .. } => "genesis",
-        Change::AddMember(_) => "add-member",
-        Change::UpdateMember { .. } => "update-member",
-        Change::RotateKey { .. } => "rotate-key",
-        Change::Suspend { .. } => "suspend",
-        Change::Reinstate { .. } => "reinstate",
-        Change::Remove { .. } => "remove",
-        Change::SetStewards { .. } => "set-stewards",
-        Change::SetTerms(_) => "set-terms",
-        Change::Resign { .. } => "resign",
-        Change::RevokeKey { .. } => "revoke-key",
-    }
-}
-
 // ----------------------------------------------------------------- propose
 
 fn propose(p: Propose, format: Format) -> Result<()> {
@@ -610,7 +593,7 @@ fn change_json(entry: &Entry) -> serde_json::Value {
         "prev": entry.body.prev,
         "issued_at": entry.body.issued_at,
         "hash": entry.hash(),
-        "change": kind_name(&entry.body.change),
+        "change": entry.body.change.name(),
         "summary": describe(&entry.body.change),
         "signed_by": entry.signatures.iter().map(|s| s.steward).collect::<Vec<_>>(),
         "entry": entry,
@@ -811,7 +794,7 @@ fn entry_lines(entries: &[Entry]) -> Vec<EntryLine> {
             seq: e.body.seq,
             issued_at: e.body.issued_at,
             hash: e.hash(),
-            change: kind_name(&e.body.change),
+            change: e.body.change.name(),
             summary: describe(&e.body.change),
             signatures: e.signatures.len(),
         })
@@ -1114,6 +1097,6 @@ mod tests {
         let g = genesis(&[&a], 1);
         let d = describe(&g.body.change);
         assert!(d.contains("London MOU") && d.contains("1 of 1"), "{d}");
-        assert_eq!(kind_name(&g.body.change), "genesis");
+        assert_eq!(g.body.change.name(), "genesis");
     }
 }

@@ -228,7 +228,7 @@ impl Rosters {
         let result = self.decide_and_commit(entry, origin, actor, now);
         match &result {
             Ok(Appended::Applied) => {
-                info!(%agreement, seq, change = change_name_of(&change), %actor, "roster entry applied");
+                info!(%agreement, seq, change = change.name(), %actor, "roster entry applied");
                 Metrics::count(&self.metrics.roster_entries, "applied");
             }
             Ok(Appended::AlreadyHave) => Metrics::count(&self.metrics.roster_entries, "duplicate"),
@@ -280,7 +280,7 @@ impl Rosters {
             Some(Ok(prepared)) => {
                 match &prepared {
                     Prepared::AlreadyHave => {}
-                    Prepared::Apply { entry, .. } => self.persist(entry, actor, now, change_name(entry))?,
+                    Prepared::Apply { entry, .. } => self.persist(entry, actor, now, entry.body.change.name())?,
                     Prepared::Halt(eq) => self.persist_halt(eq, actor, now)?,
                 }
                 let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
@@ -494,28 +494,6 @@ fn evidence_marker(eq: &Equivocation) -> Hash {
     let (a, b) = (eq.existing.hash(), eq.conflicting.hash());
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     Hash::of(&[b"staffpass/equivocation\0".as_slice(), &lo.0, &hi.0].concat())
-}
-
-/// A short name for a change, for logs and the audit.
-pub fn change_name(e: &Entry) -> &'static str {
-    change_name_of(&e.body.change)
-}
-
-fn change_name_of(change: &proto::Change) -> &'static str {
-    use proto::Change::*;
-    match change {
-        Genesis { .. } => "genesis",
-        AddMember(_) => "add-member",
-        UpdateMember { .. } => "update-member",
-        RotateKey { .. } => "rotate-key",
-        Suspend { .. } => "suspend",
-        Reinstate { .. } => "reinstate",
-        Remove { .. } => "remove",
-        SetStewards { .. } => "set-stewards",
-        SetTerms(_) => "set-terms",
-        Resign { .. } => "resign",
-        RevokeKey { .. } => "revoke-key",
-    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use staffpass_node::keys::DataKey;
-use staffpass_node::store::{Batch, Error, MemStore, OpenMode, Pending, SledStore, Store, Tree};
+use staffpass_node::store::{Batch, Config, Error, MemStore, OpenMode, Pending, SledStore, Store, Tree};
 
 fn key() -> DataKey {
     DataKey::from_bytes([0x5a; 32])
@@ -175,14 +176,37 @@ fn another_schema_is_refused() {
     assert!(matches!(err, Error::SchemaMismatch { found: 99, expected: 1, .. }), "{err}");
 }
 
+/// Opening waits at most this long for the lock in these tests.
+fn short_lock_wait() -> Config {
+    Config { lock_wait: Duration::from_millis(300), ..Config::default() }
+}
+
 #[test]
-fn a_store_in_use_is_refused() {
+fn a_store_in_use_is_refused_once_the_wait_for_its_lock_runs_out() {
     let dir = tempfile::tempdir().unwrap();
     let first = open(dir.path());
-    let err = SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap_err();
-    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    let started = Instant::now();
+    let err = SledStore::open_with(dir.path(), &key(), OpenMode::Existing, &short_lock_wait()).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(300), "gave up after {:?}", started.elapsed());
+    assert!(matches!(err, Error::Locked { waited, .. } if waited == Duration::from_millis(300)), "{err}");
+    assert!(err.to_string().contains("still locked after waiting 300ms"), "{err}");
     drop(first);
     SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap();
+}
+
+#[test]
+fn opening_waits_for_a_lock_released_while_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    // The store is locked when the second open starts; it is closed a
+    // little later on another thread (the late release this wait is for).
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(first);
+    });
+    let second = SledStore::open(dir.path(), &key(), OpenMode::Existing);
+    closer.join().unwrap();
+    assert!(second.is_ok(), "{:?}", second.err());
 }
 
 #[test]

@@ -77,7 +77,8 @@ rejections! {
     ReceiverSuspended => "receiver-suspended",
     /// The sending node does not belong to the issuing organisation.
     SenderNotIssuer => "sender-not-issuer",
-    /// The consent is for another staff member or another home trust.
+    /// The consent is for another staff member or another home trust, or
+    /// what is held under it was issued by another organisation.
     ConsentMismatch => "consent-mismatch",
     /// The consent names another receiving organisation.
     ConsentForOtherReceiver => "consent-for-other-receiver",
@@ -140,7 +141,9 @@ impl Rejection {
             ReceiverNotMember => "the receiving organisation is not a member of the agreement",
             ReceiverSuspended => "the receiving organisation is suspended from the agreement",
             SenderNotIssuer => "the sending node is not one of the issuing organisation's nodes",
-            ConsentMismatch => "the consent is for another staff member or home trust than the credential",
+            ConsentMismatch => {
+                "the consent is for another staff member or home trust than the credential, or what is held under it was issued by another organisation"
+            }
             ConsentForOtherReceiver => "the consent names another receiving organisation",
             MoveNotCovered => "the agreement does not cover this kind of move",
             ClaimNotAccepted => "a claim is not among the checks the agreement accepts",
@@ -232,6 +235,122 @@ fn check_membership(state: &State, org: &OrgId, not_member: Rejection, suspended
     }
 }
 
+/// One exchange under an agreement, as its terms must allow it: who
+/// sends to whom, for which move, which claims.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The agreement.
+    pub agreement: &'a AgreementId,
+    /// The issuing (home) organisation.
+    pub issuer: &'a OrgId,
+    /// The receiving organisation.
+    pub receiver: &'a OrgId,
+    /// The move.
+    pub move_kind: MoveKind,
+    /// The claims shared.
+    pub claims: &'a BTreeSet<ClaimKind>,
+}
+
+/// The agreement's terms for one exchange at `now`: its roster held, not
+/// halted and fresh; the issuer and the receiver active members; the move
+/// covered and every claim accepted. Returns the roster state it judged
+/// by. The one terms check: the home runs it when a consent is granted and
+/// before an offer is sent, the receiver in [`verify_bundle`].
+pub fn check_terms<'r>(rosters: &'r impl Rosters, x: &Exchange<'_>, now: Timestamp) -> Result<&'r State, Rejection> {
+    let chain = rosters.roster(x.agreement).ok_or(Rejection::UnknownAgreement)?;
+    if chain.halted().is_some() {
+        return Err(Rejection::RosterHalted);
+    }
+    let state = chain.state();
+    if !state.is_fresh(now) {
+        return Err(Rejection::RosterStale);
+    }
+    check_membership(state, x.issuer, Rejection::IssuerNotMember, Rejection::IssuerSuspended)?;
+    check_membership(state, x.receiver, Rejection::ReceiverNotMember, Rejection::ReceiverSuspended)?;
+    if !state.terms.moves.contains(&x.move_kind) {
+        return Err(Rejection::MoveNotCovered);
+    }
+    if !x.claims.is_subset(&state.terms.accepts) {
+        return Err(Rejection::ClaimNotAccepted);
+    }
+    Ok(state)
+}
+
+/// A record at the receiver that a withdrawal or revocation touches: who
+/// issued it, and the agreement it came under (unknown for an erasure
+/// tombstone, which keeps ids only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held<'a> {
+    /// The issuing (home) organisation.
+    pub issuer: &'a OrgId,
+    /// The agreement it was received under, if still known.
+    pub agreement: Option<&'a AgreementId>,
+}
+
+/// What is held under a consent belongs to the organisation that issued
+/// it: a message from any other organisation about it (an offer that would
+/// replace it, a withdrawal that would erase it) is refused as
+/// `consent-mismatch`.
+pub fn check_held_by(held: Option<Held<'_>>, org: &OrgId) -> Result<(), Rejection> {
+    match held {
+        Some(h) if h.issuer != org => Err(Rejection::ConsentMismatch),
+        _ => Ok(()),
+    }
+}
+
+/// Who signed a message about a record (a withdrawal or revocation):
+/// `org`, through node `sender`, with `key`, at `signed_at`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signer<'a> {
+    pub org: &'a OrgId,
+    pub sender: &'a NodeId,
+    pub key: &'a IssuerPublicKey,
+    pub signed_at: Timestamp,
+}
+
+/// The signer judged in one agreement's roster: a member there that is not
+/// removed (a suspended home may still withdraw and revoke), the sender one
+/// of its nodes, the time not in the future, the key valid for it then.
+fn check_signer_in(state: &State, s: &Signer<'_>, now: Timestamp) -> Result<(), Rejection> {
+    match state.status(s.org) {
+        Some(MemberStatus::Active | MemberStatus::Suspended) => {}
+        Some(MemberStatus::Removed) | None => return Err(Rejection::IssuerNotMember),
+    }
+    if !state.nodes_of(s.org).contains(s.sender) {
+        return Err(Rejection::SenderNotIssuer);
+    }
+    if s.signed_at > now.plus_secs(MAX_CLOCK_SKEW_SECS) {
+        return Err(Rejection::IssuedInFuture);
+    }
+    check_key(state, s.org, s.key, s.signed_at)
+}
+
+/// The signer of a message about `held`, judged in the chain of the
+/// agreement the record came under. With no agreement known (nothing held,
+/// or only a tombstone) it is judged chain by chain, every rule in one
+/// chain, and passes if one chain passes it; never in the union of chains.
+pub(crate) fn check_signer(
+    rosters: &impl Rosters,
+    held: Option<Held<'_>>,
+    s: &Signer<'_>,
+    now: Timestamp,
+) -> Result<(), Rejection> {
+    if let Some(agreement) = held.and_then(|h| h.agreement) {
+        let chain = rosters.roster(agreement).ok_or(Rejection::UnknownAgreement)?;
+        return check_signer_in(chain.state(), s, now);
+    }
+    let mut verdict = Err(Rejection::IssuerNotMember);
+    for chain in rosters.each() {
+        match check_signer_in(chain.state(), s, now) {
+            Ok(()) => return Ok(()),
+            // The first refusal by a chain the org is a member of says most.
+            Err(r) if verdict == Err(Rejection::IssuerNotMember) => verdict = Err(r),
+            Err(_) => {}
+        }
+    }
+    verdict
+}
+
 /// Checks `sig` over `body` with an already decoded key: what
 /// [`IssuerPublicKey::verify`] does, without decoding the key again.
 fn verify_sig<T: Signable>(
@@ -271,19 +390,19 @@ pub fn verify_bundle(
         return Err(Rejection::TooManyClaims);
     }
 
-    // The agreement's roster: present, not halted, fresh.
-    let chain = rosters.roster(&consent.agreement).ok_or(Rejection::UnknownAgreement)?;
-    if chain.halted().is_some() {
-        return Err(Rejection::RosterHalted);
-    }
-    let state = chain.state();
-    if !state.is_fresh(now) {
-        return Err(Rejection::RosterStale);
-    }
-
-    // Both organisations active members; the sender one of the issuer's nodes.
-    check_membership(state, &cred.issuer, Rejection::IssuerNotMember, Rejection::IssuerSuspended)?;
-    check_membership(state, receiver, Rejection::ReceiverNotMember, Rejection::ReceiverSuspended)?;
+    // The agreement's terms: roster usable, both organisations active,
+    // the move covered, the claims accepted; the sender one of the issuer's nodes.
+    let state = check_terms(
+        rosters,
+        &Exchange {
+            agreement: &consent.agreement,
+            issuer: &cred.issuer,
+            receiver,
+            move_kind: consent.move_kind,
+            claims: &consent.claims,
+        },
+        now,
+    )?;
     if !state.nodes_of(&cred.issuer).contains(sender) {
         return Err(Rejection::SenderNotIssuer);
     }
@@ -308,15 +427,9 @@ pub fn verify_bundle(
         verify_staff(consent, staff_key, bundle.consent.staff_signature.as_ref())?;
     }
 
-    // The consent: for this receiver, a covered move, accepted claims, in its window, not withdrawn.
+    // The consent: for this receiver, in its window, not withdrawn.
     if consent.receiver != *receiver {
         return Err(Rejection::ConsentForOtherReceiver);
-    }
-    if !state.terms.moves.contains(&consent.move_kind) {
-        return Err(Rejection::MoveNotCovered);
-    }
-    if !consent.claims.is_subset(&state.terms.accepts) {
-        return Err(Rejection::ClaimNotAccepted);
     }
     if now < consent.not_before {
         return Err(Rejection::ConsentNotYetValid);

@@ -9,11 +9,12 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::{Held, Rejection, Signer, check_held_by, check_signer};
 use crate::claims::ClaimKind;
 use crate::datetime::Timestamp;
-use crate::ids::{AgreementId, ConsentId, OrgId, StaffRef};
+use crate::ids::{AgreementId, ConsentId, NodeId, OrgId, StaffRef};
 use crate::keys::{IssuerPublicKey, StaffPublicKey};
-use crate::roster::MoveKind;
+use crate::roster::{MoveKind, Rosters};
 use crate::signing::{Signable, Signature, Signed};
 
 /// A sharing consent (unsigned body).
@@ -88,4 +89,40 @@ pub struct Withdrawal {
 impl Signable for Withdrawal {
     const TAG: &'static str = "withdrawal";
     const VERSION: u16 = 1;
+}
+
+/// Decides whether `receiver` may act on withdrawal `w`, sent by node
+/// `sender` at `now`, given what it holds under the consent named
+/// (`held`: a passport or its tombstone, or nothing yet). Each refusal has
+/// its own [`Rejection`]:
+///
+/// - `unsupported-version`: the withdrawal's version is not spoken here;
+/// - `consent-for-other-receiver`: it names another receiver;
+/// - `consent-mismatch`: what is held was issued by another organisation
+///   (a member may withdraw only its own consents);
+/// - the signer's rules, in the chain of the held record's agreement (see
+///   [`Held`]): `unknown-agreement`, `issuer-not-member` (not a member
+///   there, or removed), `sender-not-issuer`, `issued-in-future`,
+///   `unknown-issuer-key`, `issuer-key-not-yet-valid`, `issuer-key-retired`;
+/// - `bad-consent-signature`: the home's signature does not verify.
+pub fn verify_withdrawal<'w>(
+    w: &'w Signed<Withdrawal>,
+    sender: &NodeId,
+    receiver: &OrgId,
+    held: Option<Held<'_>>,
+    rosters: &impl Rosters,
+    now: Timestamp,
+) -> Result<&'w Withdrawal, Rejection> {
+    if !w.version_ok() {
+        return Err(Rejection::UnsupportedVersion);
+    }
+    let b = &w.body;
+    if b.receiver != *receiver {
+        return Err(Rejection::ConsentForOtherReceiver);
+    }
+    check_held_by(held, &b.home)?;
+    let signer = Signer { org: &b.home, sender, key: &b.issuer_key, signed_at: b.withdrawn_at };
+    check_signer(rosters, held, &signer, now)?;
+    b.issuer_key.verify(b, &w.signature).map_err(|_| Rejection::BadConsentSignature)?;
+    Ok(b)
 }

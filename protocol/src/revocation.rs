@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::{Held, Rejection, Signer, check_signer};
 use crate::claims::named_enum;
 use crate::datetime::Timestamp;
-use crate::ids::{ConsentId, CredentialId, OrgId};
+use crate::ids::{ConsentId, CredentialId, NodeId, OrgId};
 use crate::keys::IssuerPublicKey;
-use crate::signing::Signable;
+use crate::roster::Rosters;
+use crate::signing::{Signable, Signed};
 
 named_enum!(
     /// Why a credential was revoked (the Digital Staff Passport reason codes).
@@ -49,6 +51,48 @@ pub struct Revocation {
 impl Signable for Revocation {
     const TAG: &'static str = "revocation";
     const VERSION: u16 = 1;
+}
+
+impl Revocation {
+    /// True if it revokes `credential` as issued by `issuer`: an issuer
+    /// revokes only its own credentials, whoever else uses the same id.
+    pub fn covers(&self, issuer: &OrgId, credential: &CredentialId) -> bool {
+        self.issuer == *issuer && self.credential == *credential
+    }
+}
+
+/// Decides whether a receiver may act on revocation `r`, sent by node
+/// `sender` at `now`, for one record it holds (`held`, which the
+/// revocation must [cover](Revocation::covers)) or for none (then it only
+/// blocks later offers of that credential from that issuer). Each refusal
+/// has its own [`Rejection`]:
+///
+/// - `unsupported-version`: the revocation's version is not spoken here;
+/// - `sender-not-issuer`: the held record was issued by another
+///   organisation;
+/// - the signer's rules, in the chain of the held record's agreement (see
+///   [`Held`]): `unknown-agreement`, `issuer-not-member` (not a member
+///   there, or removed), `sender-not-issuer`, `issued-in-future`,
+///   `unknown-issuer-key`, `issuer-key-not-yet-valid`, `issuer-key-retired`;
+/// - `bad-credential-signature`: the issuer's signature does not verify.
+pub fn verify_revocation<'r>(
+    r: &'r Signed<Revocation>,
+    sender: &NodeId,
+    held: Option<Held<'_>>,
+    rosters: &impl Rosters,
+    now: Timestamp,
+) -> Result<&'r Revocation, Rejection> {
+    if !r.version_ok() {
+        return Err(Rejection::UnsupportedVersion);
+    }
+    let b = &r.body;
+    if held.is_some_and(|h| *h.issuer != b.issuer) {
+        return Err(Rejection::SenderNotIssuer);
+    }
+    let signer = Signer { org: &b.issuer, sender, key: &b.issuer_key, signed_at: b.revoked_at };
+    check_signer(rosters, held, &signer, now)?;
+    b.issuer_key.verify(b, &r.signature).map_err(|_| Rejection::BadCredentialSignature)?;
+    Ok(b)
 }
 
 /// What a node knows to be revoked or withdrawn.

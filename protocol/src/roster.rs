@@ -156,6 +156,26 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The change's stable name, as its kind is spelled in JSON
+    /// (`add-member`, `rotate-key`, ...): for logs, audit and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Genesis { .. } => "genesis",
+            Change::AddMember(_) => "add-member",
+            Change::UpdateMember { .. } => "update-member",
+            Change::RotateKey { .. } => "rotate-key",
+            Change::Suspend { .. } => "suspend",
+            Change::Reinstate { .. } => "reinstate",
+            Change::Remove { .. } => "remove",
+            Change::SetStewards { .. } => "set-stewards",
+            Change::SetTerms(_) => "set-terms",
+            Change::Resign { .. } => "resign",
+            Change::RevokeKey { .. } => "revoke-key",
+        }
+    }
+}
+
 /// The signed part of an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryBody {
@@ -762,7 +782,14 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
                 Some(m) => Some(m.clone()),
                 None => None,
             };
+            // A member re-added starts with the keys its new entry names:
+            // every old key is retired from now (a removed member's keys
+            // stay valid until then, so it can still sign the erasure
+            // receipts it owes).
             let mut keys = rejoining.as_ref().map(|m| m.keys.clone()).unwrap_or_default();
+            for k in keys.iter_mut().filter(|k| k.retired_at.is_none()) {
+                k.retired_at = Some(at);
+            }
             for k in &spec.issuer_keys {
                 if key_in_use(s, k) || keys.iter().any(|r| r.key == *k) {
                     return Err(ChangeError::DuplicateKey { key: *k });
@@ -839,15 +866,7 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             set_status(member_mut(s, org)?, &[Active], Suspended, at)?;
         }
         Change::Reinstate { org } => set_status(member_mut(s, org)?, &[Suspended], Active, at)?,
-        Change::Remove { org } => {
-            let m = member_mut(s, org)?;
-            set_status(m, &[Active, Suspended], Removed, at)?;
-            // Removal retires every key: a member re-added later starts
-            // with the keys its new entry names, not its old ones.
-            for k in m.keys.iter_mut().filter(|k| k.retired_at.is_none()) {
-                k.retired_at = Some(at);
-            }
-        }
+        Change::Remove { org } => set_status(member_mut(s, org)?, &[Active, Suspended], Removed, at)?,
         Change::RevokeKey { org, key, compromised_since } => {
             let m = member_mut(s, org)?;
             let rec = m
@@ -1187,11 +1206,16 @@ impl Chain {
 pub trait Rosters {
     /// The chain, if this node holds it.
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain>;
+    /// Every chain held, each to be judged on its own (never their union).
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_>;
 }
 
 impl Rosters for BTreeMap<AgreementId, Chain> {
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
         self.get(agreement)
+    }
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
+        Box::new(self.values())
     }
 }
 
@@ -1199,10 +1223,16 @@ impl Rosters for std::collections::HashMap<AgreementId, Chain> {
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
         self.get(agreement)
     }
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
+        Box::new(self.values())
+    }
 }
 
 impl Rosters for Chain {
     fn roster(&self, agreement: &AgreementId) -> Option<&Chain> {
         (self.agreement() == agreement).then_some(self)
+    }
+    fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
+        Box::new(std::iter::once(self))
     }
 }

@@ -53,7 +53,44 @@ pub mod exchange {
         },
     }
 
+    /// What kind of message a request is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Kind {
+        /// A bundle.
+        Offer,
+        /// A withdrawal.
+        Withdraw,
+        /// A revocation.
+        Revoke,
+    }
+
+    impl Kind {
+        /// Its name (`offer`, `withdraw`, `revoke`).
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Kind::Offer => "offer",
+                Kind::Withdraw => "withdraw",
+                Kind::Revoke => "revoke",
+            }
+        }
+    }
+
+    impl std::fmt::Display for Kind {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+
     impl Request {
+        /// Its kind.
+        pub fn kind(&self) -> Kind {
+            match self {
+                Request::Offer { .. } => Kind::Offer,
+                Request::Withdraw { .. } => Kind::Withdraw,
+                Request::Revoke { .. } => Kind::Revoke,
+            }
+        }
         /// The message id.
         pub fn id(&self) -> MessageId {
             match self {

@@ -39,7 +39,8 @@ struct Cli {
 
 #[derive(Debug, Args, Clone)]
 struct Common {
-    /// Directory for the network (default: a new temp dir, removed afterwards).
+    /// Directory for the network (default: a new temp dir, removed afterwards
+    /// unless --keep; `up` always keeps it and prints its path).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Keep the directory (data dirs, node logs, steward files) afterwards.
@@ -221,15 +222,9 @@ async fn run(cli: Cli) -> Result<bool> {
         }
         Command::Scenario { name, docker, common } => scenario(&name, &options(&common, docker, false)?).await,
         Command::Up { common } => {
-            let opts = options(&common, false, true)?;
-            let dir = common.dir.clone().unwrap_or_else(|| PathBuf::from("staffpass-testnet-data"));
-            let opts = Options { dir: Some(dir), detached: true, ..opts };
+            let opts = up_options(options(&common, false, true)?);
             let mut r = Report::new("staffpass testnet up", true);
-            let mut w = {
-                let mut net_opts = opts.clone();
-                net_opts.keep = true;
-                scenarios::bring_up(&net_opts, &mut r).await?
-            };
+            let mut w = scenarios::bring_up(&opts, &mut r).await?;
             w.net.detached = true;
             w.net.save()?;
             print_up(&w.net);
@@ -275,8 +270,15 @@ async fn run(cli: Cli) -> Result<bool> {
     }
 }
 
+/// `up` leaves the network running: its directory (the one given with
+/// `--dir`, or else a new temp dir) is kept after this program exits.
+fn up_options(opts: Options) -> Options {
+    Options { keep: true, detached: true, ..opts }
+}
+
 fn print_up(net: &net::Testnet) {
-    println!("The network is up. Talk to a node with the admin CLI, e.g.:");
+    println!("The network is up, in {} (kept after exit).", net.root.display());
+    println!("Talk to a node with the admin CLI, e.g.:");
     if let Some(n) = net.nodes.get("RJZ") {
         println!("  staffpass-admin node status {}", n.admin_args().join(" "));
     }
@@ -338,6 +340,30 @@ mod tests {
             }
         }
         walk(&cmd);
+    }
+
+    #[test]
+    fn up_without_dir_runs_in_a_new_temp_dir_that_it_keeps() {
+        let cli = Cli::try_parse_from(["staffpass-testnet", "up"]).unwrap();
+        let Command::Up { common } = cli.command else { panic!("parsed as {:?}", cli.command) };
+        let bins = bins::Bins { node: "staffpass-node".into(), admin: "staffpass-admin".into() };
+        let opts = up_options(Options {
+            docker: false,
+            dir: common.dir,
+            keep: common.keep,
+            seed: common.seed,
+            rows: common.rows,
+            bins,
+            no_build: true,
+            live: true,
+            detached: false,
+        });
+        assert!(opts.keep && opts.detached);
+        let (root, remove) = scenarios::root_dir(&opts).unwrap();
+        let fresh_temp = root.parent() == Some(std::env::temp_dir().as_path()) && root.is_dir();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(fresh_temp, "{} is not a new directory in the temp dir", root.display());
+        assert!(!remove, "up keeps its directory");
     }
 
     #[test]

@@ -61,7 +61,9 @@ impl World {
     }
 }
 
-fn root_dir(opts: &Options) -> Result<(PathBuf, bool)> {
+/// The network's directory, and whether to remove it afterwards: the one
+/// given, or else a new temp dir (removed unless `opts.keep`).
+pub(crate) fn root_dir(opts: &Options) -> Result<(PathBuf, bool)> {
     match &opts.dir {
         Some(d) => {
             if d.exists() && std::fs::read_dir(d).map(|mut e| e.next().is_some()).unwrap_or(false) {

@@ -283,6 +283,17 @@ async fn revocation_with_every_reason_reaches_every_receiver() {
         })
         .await;
     }
+    // The home counts each acknowledged revocation as delivered, not as a rejection.
+    let admin = a.admin();
+    wait_until("every revocation is acknowledged", || {
+        let admin = admin.clone();
+        async move { admin.get_json::<Vec<Value>>("/v1/outbox").await.map(|o| o.is_empty()).unwrap_or(false) }
+    })
+    .await;
+    let text = a.admin().get_text("/metrics").await.unwrap();
+    let revokes: Vec<&str> = text.lines().filter(|l| l.contains("kind=\"revoke\"")).collect();
+    assert!(revokes.iter().any(|l| l.contains("outcome=\"delivered\"")), "{revokes:?}");
+    assert!(!revokes.iter().any(|l| l.contains("rejected")), "{revokes:?}");
 }
 
 /// A valid bundle from `org` (the raw peer's trust) to `to`, on the real clock.
@@ -534,4 +545,77 @@ async fn a_bad_import_changes_nothing_and_reports_every_bad_row() {
         a.admin().post_bytes("/v1/staff/import", "text/csv", staff_csv(&[ALEX]).into_bytes()).await.unwrap();
     assert_eq!((again["created"].as_u64(), again["updated"].as_u64()), (Some(0), Some(0)));
     assert_eq!(a.admin().get_json::<Vec<Value>>("/v1/staff").await.unwrap().len(), 2);
+}
+
+/// Security finding F6: a member can neither revoke, replace nor withdraw
+/// another member's passport. RJ2 (a raw member) learns the consent C and
+/// the credential K that RJZ shared with RJ1, and signs, as itself, a
+/// revocation of K, an offer under C and a withdrawal of C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
+    let (a, b, mut r) = pair().await;
+    let mut raw = raw_member(&a, &mut r, "RJ2").await;
+    let key = testkit::issuer("RJ2", 0);
+    wait_until("the host learns of RJ2", || async {
+        b.node().rosters.read().values().any(|c| c.state().status(&"RJ2".parse().unwrap()).is_some())
+    })
+    .await;
+    import(&a, &staff_csv(&[ALEX])).await;
+    let staff = staff_refs(&a).await.remove(0);
+    let c = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_days(30)).await);
+    let first = wait_state(&a, &c, "delivered").await;
+    let k: staffpass_protocol::CredentialId = first["credential"].as_str().unwrap().parse().unwrap();
+    let peer = raw.connect(&b.p2p).await.expect("member admitted");
+
+    // RJ2 revokes K as its own credential: acknowledged (it blocks only
+    // RJ2's own K), but RJZ's K stays usable.
+    let revocation = staffpass_protocol::revocation::Revocation {
+        credential: k,
+        issuer: "RJ2".parse().unwrap(),
+        reason: staffpass_protocol::revocation::RevocationReason::ProvidedInError,
+        revoked_at: now(),
+        issuer_key: key.public(),
+    };
+    let revocation = staffpass_protocol::Signed::new(revocation, |b| key.sign(b));
+    let id = MessageId::random(&mut rand::rng());
+    let resp = raw.exchange(peer, exchange::Request::Revoke { id, revocation }).await.unwrap();
+    assert_eq!(rejection(&resp), None, "{resp:?}");
+    let one: Value = b.admin().get_json(&format!("/v1/received/{c}")).await.unwrap();
+    assert_eq!(one["status"], "active", "RJZ's passport is not revoked by RJ2: {one}");
+    let again = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_days(30)).await);
+    let path = format!("/v1/consents/{again}");
+    let admin = a.admin();
+    wait_until("the second consent is answered", || {
+        let (admin, path) = (admin.clone(), path.clone());
+        async move { admin.get_json::<Value>(&path).await.map(|v| v["state"]["state"] != "pending").unwrap_or(false) }
+    })
+    .await;
+    let second = consent_state(&a, &again).await;
+    assert_eq!(second["credential"], first["credential"], "the second consent reuses K");
+    assert_eq!(second["state"]["state"], "delivered", "{second}");
+
+    // RJ2 offers a valid passport of its own under C: refused, RJZ's kept.
+    let mut own = parts("RJ2", "RJ1");
+    own.consent.id = c.parse().unwrap();
+    let id = MessageId::random(&mut rand::rng());
+    let resp = raw.exchange(peer, exchange::Request::Offer { id, bundle: Box::new(own.build(&key)) }).await.unwrap();
+    assert_eq!(rejection(&resp), Some(Rejection::ConsentMismatch), "{resp:?}");
+    let one: Value = b.admin().get_json(&format!("/v1/received/{c}")).await.unwrap();
+    assert_eq!(one["issuer"], "RJZ", "{one}");
+
+    // RJ2 withdraws C, signed as itself: refused, nothing erased.
+    let withdrawal = staffpass_protocol::consent::Withdrawal {
+        consent: c.parse().unwrap(),
+        subject: staff.parse().unwrap(),
+        home: "RJ2".parse().unwrap(),
+        receiver: "RJ1".parse().unwrap(),
+        withdrawn_at: now(),
+        issuer_key: key.public(),
+    };
+    let withdrawal = staffpass_protocol::Signed::new(withdrawal, |b| key.sign(b));
+    let id = MessageId::random(&mut rand::rng());
+    let resp = raw.exchange(peer, exchange::Request::Withdraw { id, withdrawal }).await.unwrap();
+    assert_eq!(rejection(&resp), Some(Rejection::ConsentMismatch), "{resp:?}");
+    let one: Value = b.admin().get_json(&format!("/v1/received/{c}")).await.unwrap();
+    assert_eq!(one["status"], "active", "RJZ's passport is not erased by RJ2: {one}");
 }

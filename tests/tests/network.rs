@@ -45,6 +45,18 @@ async fn three_nodes_mesh_and_a_roster_change_reaches_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_peers_are_the_other_members_never_itself() {
+    let (a, b, c, _r) = trio().await;
+    let peers: Vec<serde_json::Value> = a.admin().get_json("/v1/peers").await.unwrap();
+    let mut ids: Vec<&str> = peers.iter().map(|p| p["peer_id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want = vec![b.peer_id.to_string(), c.peer_id.to_string()];
+    want.sort();
+    assert_eq!(ids, want, "{peers:?}");
+    assert!(peers.iter().all(|p| p["connected"] == true), "{peers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
     let (a, b, c, mut r) = trio().await;
     let d = TestNode::start_new("RJ2").await.unwrap();

@@ -235,7 +235,8 @@ async fn peers(State(node): State<Node>, Extension(c): Extension<Caller>) -> Api
     let info = node.network.info().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let connected: std::collections::BTreeSet<String> = info.connected.iter().map(|(p, _)| p.to_string()).collect();
     let mut out: BTreeMap<String, Peer> = BTreeMap::new();
-    for m in node.rosters.members() {
+    // The rosters list this node too; it is not its own peer.
+    for m in node.rosters.members().into_iter().filter(|m| m.peer != node.peer_id) {
         let id = m.peer.to_string();
         out.insert(id.clone(), Peer { connected: connected.contains(&id), org: None, peer_id: id });
     }

@@ -17,11 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::RngExt;
 use serde::Serialize;
+use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
 use staffpass_protocol::claims::{Claim, ClaimKind};
 use staffpass_protocol::consent::{Consent, SignedConsent, Withdrawal};
 use staffpass_protocol::credential::{self, Disclosure, Issue};
 use staffpass_protocol::revocation::{Revocation, RevocationReason};
-use staffpass_protocol::roster::{MemberStatus, MoveKind};
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::wire::exchange;
 use staffpass_protocol::{
     AgreementId, Bundle, ConsentId, CredentialId, MessageId, OrgId, Signature, Signed, StaffPublicKey, StaffRef,
@@ -50,40 +51,15 @@ pub enum Error {
     /// No such received passport.
     #[error("no received passport under consent {0}")]
     NoReceived(ConsentId),
-    /// This node holds no roster for the agreement.
-    #[error("this node holds no roster for agreement {0}")]
-    UnknownAgreement(AgreementId),
-    /// The agreement's roster cannot be used now.
-    #[error("agreement {agreement} cannot be used: {why}")]
-    AgreementUnusable {
+    /// The agreement's terms do not allow this exchange now (the roster
+    /// is missing, halted or stale, an organisation is not an active
+    /// member, the move is not covered or a claim not accepted).
+    #[error("agreement {agreement} does not allow this consent: {reason}")]
+    Terms {
         /// The agreement.
         agreement: AgreementId,
-        /// `stale` or `halted`.
-        why: &'static str,
-    },
-    /// An organisation is not an active member.
-    #[error("{org} is not an active signatory of {agreement}")]
-    NotActiveMember {
-        /// The organisation.
-        org: OrgId,
-        /// The agreement.
-        agreement: AgreementId,
-    },
-    /// The agreement does not cover the move.
-    #[error("agreement {agreement} does not cover {move_kind} moves")]
-    MoveNotCovered {
-        /// The agreement.
-        agreement: AgreementId,
-        /// The move.
-        move_kind: MoveKind,
-    },
-    /// A claim is outside the agreement's terms.
-    #[error("agreement {agreement} does not accept the check {claim}")]
-    ClaimNotAccepted {
-        /// The agreement.
-        agreement: AgreementId,
-        /// The claim.
-        claim: ClaimKind,
+        /// Which rule refused it.
+        reason: Rejection,
     },
     /// The staff member has no such claim on record.
     #[error("the staff record has no {0} to share")]
@@ -125,12 +101,13 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::NoStaff(_) | Error::NoCredential(_) | Error::NoConsent(_) | Error::NoReceived(_) => "not-found",
-            Error::UnknownAgreement(_) => "unknown-agreement",
-            Error::AgreementUnusable { why: "halted", .. } => "roster-halted",
-            Error::AgreementUnusable { .. } => "roster-stale",
-            Error::NotActiveMember { .. } => "not-active-member",
-            Error::MoveNotCovered { .. } => "move-not-covered",
-            Error::ClaimNotAccepted { .. } => "claim-not-accepted",
+            Error::Terms { reason, .. } => match reason {
+                Rejection::IssuerNotMember
+                | Rejection::IssuerSuspended
+                | Rejection::ReceiverNotMember
+                | Rejection::ReceiverSuspended => "not-active-member",
+                r => r.code(),
+            },
             Error::ClaimNotHeld(_) => "claim-not-held",
             Error::Invalid(_) => "invalid",
             Error::Conflict(_) => "conflict",
@@ -464,7 +441,15 @@ impl Node {
     pub fn grant_consent(&self, req: ConsentRequest, actor: &str) -> Result<ConsentRecord, Error> {
         let at = now();
         let rec = self.staff(&req.staff)?;
-        self.check_terms(&req.agreement, &req.receiver, req.move_kind, &req.claims, at)?;
+        let exchange = Exchange {
+            agreement: &req.agreement,
+            issuer: &self.org,
+            receiver: &req.receiver,
+            move_kind: req.move_kind,
+            claims: &req.claims,
+        };
+        check_terms(&*self.rosters.read(), &exchange, at)
+            .map_err(|reason| Error::Terms { agreement: req.agreement.clone(), reason })?;
         if req.receiver == self.org {
             return Err(Error::Invalid("a trust cannot share a passport with itself".into()));
         }
@@ -633,39 +618,6 @@ impl Node {
     /// The consents of one staff member.
     pub fn consents_of(&self, r: &StaffRef) -> Result<Vec<ConsentRecord>, Error> {
         Ok(self.consents()?.into_iter().filter(|c| c.signed.consent().subject == *r).collect())
-    }
-
-    /// Checks an agreement's terms for a consent: roster usable, both orgs
-    /// active, move covered, claims accepted.
-    fn check_terms(
-        &self,
-        agreement: &AgreementId,
-        receiver: &OrgId,
-        move_kind: MoveKind,
-        claims: &BTreeSet<ClaimKind>,
-        at: Timestamp,
-    ) -> Result<(), Error> {
-        let chains = self.rosters.read();
-        let chain = chains.get(agreement).ok_or_else(|| Error::UnknownAgreement(agreement.clone()))?;
-        if chain.halted().is_some() {
-            return Err(Error::AgreementUnusable { agreement: agreement.clone(), why: "halted" });
-        }
-        let st = chain.state();
-        if !st.is_fresh(at) {
-            return Err(Error::AgreementUnusable { agreement: agreement.clone(), why: "stale" });
-        }
-        for org in [&self.org, receiver] {
-            if st.status(org) != Some(MemberStatus::Active) {
-                return Err(Error::NotActiveMember { org: org.clone(), agreement: agreement.clone() });
-            }
-        }
-        if !st.terms.moves.contains(&move_kind) {
-            return Err(Error::MoveNotCovered { agreement: agreement.clone(), move_kind });
-        }
-        if let Some(c) = claims.iter().find(|c| !st.terms.accepts.contains(c)) {
-            return Err(Error::ClaimNotAccepted { agreement: agreement.clone(), claim: *c });
-        }
-        Ok(())
     }
 }
 

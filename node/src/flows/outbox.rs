@@ -8,11 +8,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use staffpass_protocol::bundle::Rejection;
-use staffpass_protocol::receipt::Outcome;
-use staffpass_protocol::roster::{KeyValidity, MemberStatus};
+use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
+use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
 use staffpass_protocol::wire::exchange::{Request, Response};
-use staffpass_protocol::{MessageId, encoding};
+use staffpass_protocol::{Bundle, MessageId, encoding};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, info, warn};
 
@@ -103,8 +102,8 @@ impl Node {
                 return;
             }
         };
-        if item.kind == OutKind::Offer
-            && let Some(reason) = self.offer_blocked(&item)
+        if let Request::Offer { bundle, .. } = &request
+            && let Err(reason) = self.offer_allowed(bundle)
         {
             self.refuse_locally(&key, &item, reason);
             return;
@@ -148,29 +147,19 @@ impl Node {
         }
     }
 
-    /// Why an offer can no longer go out under its agreement, by this
-    /// node's own roster: the roster halted or stale, or either
-    /// organisation no longer an active member. Fails closed.
-    fn offer_blocked(&self, item: &OutboxItem) -> Option<Rejection> {
-        let chains = self.rosters.read();
-        let Some(chain) = chains.get(&item.agreement) else { return Some(Rejection::UnknownAgreement) };
-        if chain.halted().is_some() {
-            return Some(Rejection::RosterHalted);
-        }
-        let st = chain.state();
-        if !st.is_fresh(now()) {
-            return Some(Rejection::RosterStale);
-        }
-        match st.status(&self.org) {
-            Some(MemberStatus::Active) => {}
-            Some(MemberStatus::Suspended) => return Some(Rejection::IssuerSuspended),
-            _ => return Some(Rejection::IssuerNotMember),
-        }
-        match st.status(&item.to) {
-            Some(MemberStatus::Active) => None,
-            Some(MemberStatus::Suspended) => Some(Rejection::ReceiverSuspended),
-            _ => Some(Rejection::ReceiverNotMember),
-        }
+    /// Whether an offer may still go out, by this node's own roster and
+    /// the agreement's terms now (the same check as at grant and at the
+    /// receiver). Fails closed.
+    fn offer_allowed(&self, bundle: &Bundle) -> Result<(), Rejection> {
+        let consent = bundle.consent.consent();
+        let exchange = Exchange {
+            agreement: &consent.agreement,
+            issuer: &self.org,
+            receiver: &consent.receiver,
+            move_kind: consent.move_kind,
+            claims: &consent.claims,
+        };
+        check_terms(&*self.rosters.read(), &exchange, now()).map(|_| ())
     }
 
     /// Gives up an offer the roster no longer allows: the consent shows the
@@ -210,24 +199,15 @@ impl Node {
             .unwrap_or_else(|e| Err(format!("receipt handler failed: {e}")))
     }
 
-    /// Checks a receipt (for this message, from the receiver, signed by one
-    /// of its issuer keys valid at the receipt's time) and records it with
-    /// the consent, removing the message from the outbox, in one commit.
+    /// Checks a receipt by the protocol's rules ([`verify_receipt`]) and
+    /// records it with the consent, removing the message from the outbox,
+    /// in one commit.
     fn accept_receipt(&self, key: &[u8], item: &OutboxItem, resp: Response) -> Result<(), String> {
-        let r = &resp.receipt;
-        let b = &r.body;
-        if !r.version_ok() || b.message != item.id || b.receiver != item.to {
-            return Err("receipt does not match the message".into());
-        }
-        let key_ok = {
+        let expect = Expected { message: item.id, kind: item.kind, receiver: &item.to, agreement: &item.agreement };
+        let b = {
             let chains = self.rosters.read();
-            chains
-                .get(&item.agreement)
-                .is_some_and(|c| c.state().key_validity(&item.to, &b.issuer_key, b.at) == KeyValidity::Valid)
+            verify_receipt(&resp.receipt, &expect, &*chains, now()).map_err(|e| e.to_string())?
         };
-        if !key_ok || b.issuer_key.verify(b, &r.signature).is_err() {
-            return Err("receipt signature does not verify against the receiver's issuer keys".into());
-        }
         let mut consent = self.consent(&item.consent).map_err(|e| e.to_string())?;
         let at = now();
         let (action, reason) = match (&b.outcome, item.kind) {
@@ -252,7 +232,9 @@ impl Node {
             (Outcome::RevocationAcknowledged { .. }, OutKind::Revoke) => {
                 (Action::Receipt, Some("revocation-acknowledged".into()))
             }
-            _ => return Err("receipt outcome does not fit the message kind".into()),
+            (outcome, kind) => {
+                return Err(receipt::Error::OutcomeMismatch { kind, outcome: outcome.name() }.to_string());
+            }
         };
         consent.receipts.push(resp.receipt.clone());
         let mut batch = Batch::default();
@@ -264,7 +246,11 @@ impl Node {
         ev.object = Some(format!("{}/{}", item.consent, item.id));
         ev.reason = reason.clone();
         self.audit.commit(batch, vec![ev], at).map_err(|e| e.to_string())?;
-        let outcome = reason.map(|r| format!("rejected:{r}")).unwrap_or_else(|| "delivered".into());
+        // A revocation's acknowledgement is a delivery, not a rejection.
+        let outcome = match &b.outcome {
+            Outcome::Rejected { .. } => b.outcome.label(),
+            _ => "delivered".into(),
+        };
         self.metrics
             .exchange_messages
             .get_or_create(&ExchangeLabels {

@@ -4,14 +4,13 @@
 
 use libp2p::PeerId;
 use serde::Serialize;
-use staffpass_protocol::bundle::{Rejection, verify_bundle};
+use staffpass_protocol::bundle::{Held, Rejection, check_held_by, verify_bundle};
 use staffpass_protocol::claims::{Claim, Validity};
-use staffpass_protocol::consent::Withdrawal;
+use staffpass_protocol::consent::{Withdrawal, verify_withdrawal};
 use staffpass_protocol::receipt::{Outcome, Receipt};
-use staffpass_protocol::revocation::{Revocation, RevocationReason, Revocations};
-use staffpass_protocol::roster::KeyValidity;
+use staffpass_protocol::revocation::{Revocation, RevocationReason, Revocations, verify_revocation};
 use staffpass_protocol::wire::exchange::{self, Request, Response};
-use staffpass_protocol::{ConsentId, IssuerPublicKey, MessageId, NodeId, OrgId, Signed, Timestamp, encoding};
+use staffpass_protocol::{AgreementId, ConsentId, MessageId, NodeId, OrgId, Signed, Timestamp, encoding};
 use tracing::{info, warn};
 
 use super::records::*;
@@ -41,11 +40,7 @@ pub async fn receive(node: &Node, peer: PeerId, request: Request) -> Option<Resp
 
 fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
     let id = request.id();
-    let kind = match &request {
-        Request::Offer { .. } => "offer",
-        Request::Withdraw { .. } => "withdraw",
-        Request::Revoke { .. } => "revoke",
-    };
+    let kind = request.kind();
     // Replay: answer with the stored receipt.
     match node.store.get(Tree::Inbox, id.as_bytes()) {
         Ok(Some(bytes)) => {
@@ -66,15 +61,10 @@ fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Respo
     };
     match result {
         Ok(resp) => {
-            let outcome = match &resp.receipt.body.outcome {
-                Outcome::Rejected { reason } => format!("rejected:{}", reason.code()),
-                Outcome::Received { .. } => "received".into(),
-                Outcome::Erased { .. } => "erased".into(),
-                Outcome::RevocationAcknowledged { .. } => "revocation-acknowledged".into(),
-            };
+            let outcome = resp.receipt.body.outcome.label();
             node.metrics
                 .exchange_messages
-                .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.into(), outcome })
+                .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.as_str().into(), outcome })
                 .inc();
             Some(resp)
         }
@@ -133,15 +123,19 @@ impl Node {
         let consent = bundle.consent.consent();
         let cred_id = bundle.credential.body.id;
         let mut status = Revocations::default();
-        if let Some(v) = self.store.get(Tree::Received, &revoked_key(&cred_id))? {
+        if let Some(v) = self.store.get(Tree::Received, &revoked_key(&bundle.credential.body.issuer, &cred_id))? {
             status.credentials.insert(cred_id, decode::<RevocationReason>(&v, "revocation")?);
         }
-        if self.store.get(Tree::Received, &withdrawn_key(&consent.id))?.is_some() {
+        if self.store.get(Tree::Received, &withdrawn_key(&consent.home, &consent.id))?.is_some() {
             status.consents.insert(consent.id);
         }
+        let held = self.held(&consent.id)?;
         let verdict = {
             let chains = self.rosters.read();
-            verify_bundle(bundle, sender, &self.org, &*chains, &status, at)
+            verify_bundle(bundle, sender, &self.org, &*chains, &status, at).and_then(|p| {
+                // Never replace another member's passport under the same consent id.
+                check_held_by(held.as_ref().map(HeldRecord::as_held), &p.issuer).map(|()| p)
+            })
         };
         let passport = match verdict {
             Ok(p) => p,
@@ -175,39 +169,17 @@ impl Node {
         Ok(resp)
     }
 
-    /// The issuer key check for withdrawals and revocations: the sending
-    /// node belongs to `org` in some agreement held here, and `key` was one
-    /// of its issuer keys at `signed_at`.
-    fn check_org_message(
-        &self,
-        org: &OrgId,
-        sender: &NodeId,
-        key: &IssuerPublicKey,
-        signed_at: Timestamp,
-    ) -> Result<(), Rejection> {
-        let chains = self.rosters.read();
-        let mut sender_ok = false;
-        let mut key_state = KeyValidity::Unknown;
-        for c in chains.values() {
-            let st = c.state();
-            if st.nodes_of(org).contains(sender) {
-                sender_ok = true;
-            }
-            match st.key_validity(org, key, signed_at) {
-                KeyValidity::Valid => key_state = KeyValidity::Valid,
-                k if key_state != KeyValidity::Valid && k != KeyValidity::Unknown => key_state = k,
-                _ => {}
-            }
+    /// What is held under `consent`: the passport or its tombstone.
+    fn held(&self, consent: &ConsentId) -> Result<Option<HeldRecord>, Error> {
+        if let Some(v) = self.store.get(Tree::Received, &received_key(consent))? {
+            let rec: ReceivedRecord = decode(&v, "received passport")?;
+            return Ok(Some(HeldRecord { issuer: rec.passport.issuer, agreement: Some(rec.passport.agreement) }));
         }
-        if !sender_ok {
-            return Err(Rejection::SenderNotIssuer);
+        if let Some(v) = self.store.get(Tree::Received, &erased_key(consent))? {
+            let tomb: ErasedRecord = decode(&v, "erasure record")?;
+            return Ok(Some(HeldRecord { issuer: tomb.issuer, agreement: None }));
         }
-        match key_state {
-            KeyValidity::Valid => Ok(()),
-            KeyValidity::Unknown => Err(Rejection::UnknownIssuerKey),
-            KeyValidity::NotYetValid => Err(Rejection::IssuerKeyNotYetValid),
-            KeyValidity::Retired => Err(Rejection::IssuerKeyRetired),
-        }
+        Ok(None)
     }
 
     fn on_withdraw(
@@ -219,20 +191,16 @@ impl Node {
     ) -> Result<Response, Error> {
         let b = &w.body;
         let object = format!("{}/{}", b.consent, id);
-        if !w.version_ok() {
-            return self.reject(id, Rejection::UnsupportedVersion, Some(b.home.clone()), object, at);
-        }
-        if let Err(r) = self.check_org_message(&b.home, sender, &b.issuer_key, b.withdrawn_at) {
+        let held = self.held(&b.consent)?;
+        let verdict = {
+            let chains = self.rosters.read();
+            verify_withdrawal(w, sender, &self.org, held.as_ref().map(HeldRecord::as_held), &*chains, at)
+        };
+        if let Err(r) = verdict {
             return self.reject(id, r, Some(b.home.clone()), object, at);
         }
-        if b.issuer_key.verify(b, &w.signature).is_err() {
-            return self.reject(id, Rejection::BadConsentSignature, Some(b.home.clone()), object, at);
-        }
-        if b.receiver != self.org {
-            return self.reject(id, Rejection::ConsentForOtherReceiver, Some(b.home.clone()), object, at);
-        }
         let mut batch = Batch::default();
-        batch.put(Tree::Received, withdrawn_key(&b.consent), b.withdrawn_at.unix().to_be_bytes().to_vec());
+        batch.put(Tree::Received, withdrawn_key(&b.home, &b.consent), b.withdrawn_at.unix().to_be_bytes().to_vec());
         self.erase_into(&mut batch, &b.consent, "withdrawn", at)?;
         let mut ev = event(&format!("peer:{sender}"), Action::Erasure);
         ev.staff = Some(b.subject.clone());
@@ -270,23 +238,45 @@ impl Node {
     ) -> Result<Response, Error> {
         let b = &r.body;
         let object = format!("{}/{}", b.credential, id);
-        if !r.version_ok() {
-            return self.reject(id, Rejection::UnsupportedVersion, Some(b.issuer.clone()), object, at);
-        }
-        if let Err(rej) = self.check_org_message(&b.issuer, sender, &b.issuer_key, b.revoked_at) {
-            return self.reject(id, rej, Some(b.issuer.clone()), object, at);
-        }
-        if b.issuer_key.verify(b, &r.signature).is_err() {
-            return self.reject(id, Rejection::BadCredentialSignature, Some(b.issuer.clone()), object, at);
-        }
-        let mut batch = Batch::default();
-        batch.put(Tree::Received, revoked_key(&b.credential), encoding::to_bytes(&b.reason));
-        let mut events = Vec::new();
+        // The issuer's own passports of this credential, each judged in the
+        // roster of the agreement it came under.
+        let mut covered = Vec::new();
         for (k, v) in self.store.scan_prefix(Tree::Received, b"p/")? {
-            let mut rec: ReceivedRecord = decode(&v, "received passport")?;
-            if rec.passport.credential != b.credential || rec.passport.issuer != b.issuer {
-                continue;
+            let rec: ReceivedRecord = decode(&v, "received passport")?;
+            if b.covers(&rec.passport.issuer, &rec.passport.credential) {
+                covered.push((k, rec));
             }
+        }
+        let verdict = {
+            let chains = self.rosters.read();
+            if covered.is_empty() {
+                verify_revocation(r, sender, None, &*chains, at).map(|_| Vec::new())
+            } else {
+                let mut refusal = None;
+                let mut marked = Vec::new();
+                for (k, rec) in covered {
+                    let held = Held { issuer: &rec.passport.issuer, agreement: Some(&rec.passport.agreement) };
+                    match verify_revocation(r, sender, Some(held), &*chains, at) {
+                        Ok(_) => marked.push((k, rec)),
+                        Err(e) => {
+                            refusal.get_or_insert(e);
+                        }
+                    }
+                }
+                match refusal {
+                    Some(e) if marked.is_empty() => Err(e),
+                    _ => Ok(marked),
+                }
+            }
+        };
+        let marked = match verdict {
+            Ok(m) => m,
+            Err(rej) => return self.reject(id, rej, Some(b.issuer.clone()), object, at),
+        };
+        let mut batch = Batch::default();
+        batch.put(Tree::Received, revoked_key(&b.issuer, &b.credential), encoding::to_bytes(&b.reason));
+        let mut events = Vec::new();
+        for (k, mut rec) in marked {
             rec.state = ReceivedState::Revoked { reason: b.reason, at };
             batch.put(Tree::Received, k, encoding::to_bytes(&rec));
             let mut ev = event(&format!("peer:{sender}"), Action::Revocation);
@@ -446,5 +436,17 @@ impl ReceivedView {
             expires_at: None,
             claims: Vec::new(),
         }
+    }
+}
+
+/// A held record's issuer and agreement, read from the store.
+struct HeldRecord {
+    issuer: OrgId,
+    agreement: Option<AgreementId>,
+}
+
+impl HeldRecord {
+    fn as_held(&self) -> Held<'_> {
+        Held { issuer: &self.issuer, agreement: self.agreement.as_ref() }
     }
 }

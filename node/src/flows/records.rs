@@ -106,28 +106,8 @@ pub struct ConsentRecord {
     pub receipts: Vec<Signed<Receipt>>,
 }
 
-/// What an outbox message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutKind {
-    /// A bundle.
-    Offer,
-    /// A withdrawal.
-    Withdraw,
-    /// A revocation.
-    Revoke,
-}
-
-impl OutKind {
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutKind::Offer => "offer",
-            OutKind::Withdraw => "withdraw",
-            OutKind::Revoke => "revoke",
-        }
-    }
-}
+/// What an outbox message is: the kind of its request (stored as such).
+pub use staffpass_protocol::wire::exchange::Kind as OutKind;
 
 /// A message that must arrive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,16 +252,22 @@ pub fn erased_key(id: &ConsentId) -> Vec<u8> {
     k
 }
 
-/// Key of a withdrawal marker (by consent).
-pub fn withdrawn_key(id: &ConsentId) -> Vec<u8> {
-    let mut k = b"w/".to_vec();
-    k.extend_from_slice(id.as_bytes());
-    k
+/// Key of a withdrawal marker: by home trust and consent, so a withdrawal
+/// signed by one member never blocks another member's consent.
+pub fn withdrawn_key(home: &OrgId, id: &ConsentId) -> Vec<u8> {
+    marker_key(b"w/", home, id.as_bytes())
 }
 
-/// Key of a revocation marker (by credential).
-pub fn revoked_key(id: &CredentialId) -> Vec<u8> {
-    let mut k = b"r/".to_vec();
-    k.extend_from_slice(id.as_bytes());
+/// Key of a revocation marker: by issuer and credential, so one member's
+/// revocation never blocks another member's credential of the same id.
+pub fn revoked_key(issuer: &OrgId, id: &CredentialId) -> Vec<u8> {
+    marker_key(b"r/", issuer, id.as_bytes())
+}
+
+fn marker_key(prefix: &[u8], org: &OrgId, id: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(org.to_string().as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(id);
     k
 }

@@ -312,10 +312,15 @@ pub enum Error {
         path: PathBuf,
     },
     /// Another process has the store open.
-    #[error("the store at {} is in use by another process; stop the other staffpass-node using this data directory", .path.display())]
+    #[error(
+        "the store at {} is in use by another process (still locked after waiting {:?}); stop the other staffpass-node using this data directory",
+        .path.display(), .waited
+    )]
     Locked {
         /// The store directory.
         path: PathBuf,
+        /// How long opening waited for the lock.
+        waited: std::time::Duration,
     },
     /// The store was created under another data key.
     #[error(

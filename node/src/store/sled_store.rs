@@ -72,11 +72,15 @@ pub struct Config {
     pub stall_timeout: Duration,
     /// sled's page cache size in bytes. Default: 256 MiB.
     pub cache_capacity: u64,
+    /// How long opening waits for the store's lock to be released (sled
+    /// lets go of it asynchronously after its last handle is dropped)
+    /// before it is refused as in use. Default: 5 s.
+    pub lock_wait: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { stall_timeout: Duration::from_secs(60), cache_capacity: 256 << 20 }
+        Config { stall_timeout: Duration::from_secs(60), cache_capacity: 256 << 20, lock_wait: Duration::from_secs(5) }
     }
 }
 
@@ -581,13 +585,33 @@ fn run_flusher(inner: &Inner, start: u64) {
     }
 }
 
+/// Longest pause between two attempts to take the store's lock.
+const LOCK_RETRY_MAX: Duration = Duration::from_millis(100);
+
 /// Opens sled and reads every tree on a separate thread, so that a panic
 /// is contained and a stall (sled 0.34 can spin forever on a damaged page)
-/// is reported instead of hanging the node.
+/// is reported instead of hanging the node. While the store is locked it
+/// tries again, with a short growing pause, for up to `config.lock_wait`:
+/// a handle closed just before (in this process or another) releases the
+/// lock only when sled's I/O threads finish.
 fn open_watched(path: &Path, config: &Config) -> Result<Opened, Error> {
-    let cache = config.cache_capacity;
-    let thread_path = path.to_path_buf();
-    run_watched(path, config.stall_timeout, move |progress| open_and_scan(&thread_path, cache, progress))
+    let deadline = Instant::now() + config.lock_wait;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let cache = config.cache_capacity;
+        let thread_path = path.to_path_buf();
+        match run_watched(path, config.stall_timeout, move |progress| open_and_scan(&thread_path, cache, progress)) {
+            Err(Error::Locked { .. }) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Locked { path: path.to_path_buf(), waited: config.lock_wait });
+                }
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(LOCK_RETRY_MAX);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs `work` on its own thread and waits for it, as long as it keeps
@@ -747,7 +771,7 @@ fn from_sled(path: &Path, op: &'static str, e: sled::Error) -> Error {
             detail: format!("the storage engine found damaged data during {op}"),
         },
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            Error::Locked { path: path.to_path_buf() }
+            Error::Locked { path: path.to_path_buf(), waited: Duration::ZERO }
         }
         other => Error::Io { op, detail: other.to_string() },
     }
