@@ -166,6 +166,11 @@ pub fn cell(v: &serde_json::Value) -> String {
     }
 }
 
+/// An optional value as a table cell: `-` when absent.
+pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
 /// The first `n` characters of `s`, with `…` if cut.
 pub fn short(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n).collect::<String>()) }

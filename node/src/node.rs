@@ -26,26 +26,7 @@ use crate::rosters::{self, Rosters};
 use crate::store::{self, Store};
 
 /// Layout of a data directory.
-pub mod paths {
-    use std::path::{Path, PathBuf};
-
-    /// The key files.
-    pub fn keys(data: &Path) -> PathBuf {
-        data.join("keys")
-    }
-    /// The local PKI (CA, server and client certificates).
-    pub fn tls(data: &Path) -> PathBuf {
-        data.join("tls")
-    }
-    /// The database.
-    pub fn db(data: &Path) -> PathBuf {
-        data.join("db")
-    }
-    /// The config file written by `init`.
-    pub fn config(data: &Path) -> PathBuf {
-        data.join("node.toml")
-    }
-}
+pub use staffpass_api::data_dir as paths;
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]

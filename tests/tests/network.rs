@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use staffpass_node::api::Role;
-use staffpass_node::node::paths;
+use staffpass_api::Role;
+use staffpass_api::audit::{AuditQuery, Verification};
+use staffpass_api::data_dir as paths;
 use staffpass_protocol::roster::{Change, Entry};
 use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::exchange;
@@ -138,12 +139,12 @@ async fn equivocation_is_refused_and_alarms_every_node() {
     assert!(ra.is_ok() || rb.is_ok());
     for n in [&a, &b, &c] {
         wait_until("every node raises the equivocation alarm", || async move {
-            let s: serde_json::Value = n.admin().get_json("/v1/status").await.unwrap();
-            s["alarms"].as_array().is_some_and(|a| !a.is_empty())
+            let s = n.admin().status().await.unwrap();
+            !s.alarms.is_empty()
         })
         .await;
         assert_eq!(n.roster_seq(&agreement()), Some(before), "{}: both entries refused", n.org);
-        let metrics = n.admin().get_text("/metrics").await.unwrap();
+        let metrics = n.admin().metrics().await.unwrap();
         assert!(metrics.contains("staffpass_roster_equivocation{agreement=\"london-mou\"} 1"), "{metrics}");
     }
 }
@@ -203,7 +204,7 @@ async fn bad_roster_entries_are_refused_by_the_api_with_a_typed_reason() {
 async fn the_api_refuses_missing_foreign_and_underprivileged_certificates() {
     let a = TestNode::start_new("RJZ").await.unwrap();
     let b = TestNode::start_new("RJ1").await.unwrap();
-    assert!(a.admin().get_json::<serde_json::Value>("/v1/status").await.is_ok());
+    assert!(a.admin().status().await.is_ok());
 
     // No client certificate: refused at TLS.
     let tls = paths::tls(&a.config.data_dir);
@@ -215,23 +216,28 @@ async fn the_api_refuses_missing_foreign_and_underprivileged_certificates() {
     // Another node's admin certificate: refused at TLS.
     let btls = paths::tls(&b.config.data_dir);
     let bpki = staffpass_node::tls::Pki::at(&btls);
-    let foreign = staffpass_node::api::Client::from_files(
+    let foreign = staffpass_api::Client::from_files(
         &format!("https://127.0.0.1:{}", a.api.port()),
         tls.join("ca.pem"),
         bpki.admin_cert(),
         bpki.admin_key(),
     )
     .unwrap();
-    let err = foreign.get_json::<serde_json::Value>("/v1/status").await.unwrap_err();
+    let err = foreign.status().await.unwrap_err();
     assert!(err.status().is_none(), "refused before any HTTP status: {err}");
 
     // Read-only on an admin route: 403.
     staffpass_node::tls::Pki::issue_client(&tls, "viewer", Role::ReadOnly).unwrap();
     let viewer = a.client_as("viewer");
-    assert!(viewer.get_json::<serde_json::Value>("/v1/status").await.is_ok());
-    let err = viewer.post_json::<_, serde_json::Value>("/v1/agreements", &Vec::<Entry>::new()).await.unwrap_err();
+    assert!(viewer.status().await.is_ok());
+    let served = viewer.openapi().await.unwrap();
+    let generated: serde_json::Value = serde_json::from_str(&staffpass_api::openapi::json()).unwrap();
+    assert_eq!(served, generated, "the node serves the document generated from staffpass-api's types");
+    let err = viewer.submit_chain(&Vec::<Entry>::new()).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
-    let err = viewer.get_json::<serde_json::Value>("/v1/audit").await.unwrap_err();
+    let err = viewer.audit(AuditQuery::default()).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
+    let err = viewer.consents().await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
 }
 
@@ -271,7 +277,7 @@ async fn garbage_and_oversized_streams_are_reset_and_the_node_keeps_serving() {
     submit_entry(&a, &e).await.unwrap();
     let seq = e.body.seq;
     wait_until("the node keeps serving its peers", || async { b.roster_seq(&agreement()) == Some(seq) }).await;
-    assert!(a.admin().get_json::<serde_json::Value>("/v1/status").await.is_ok());
+    assert!(a.admin().status().await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,8 +292,8 @@ async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
     assert_eq!(a.node().peer_id, peer, "same node key");
     assert_eq!(a.node().issuer.public(), issuer, "same issuer key");
     assert_eq!(a.roster_seq(&agreement()), Some(r.chain.seq()), "same roster");
-    let v: serde_json::Value = a.admin().get_json("/v1/audit/verify").await.unwrap();
-    assert_eq!(v["ok"], true);
+    let v = a.admin().verify_audit().await.unwrap();
+    assert!(matches!(v, Verification::Intact { ok: true, .. }), "{v:?}");
 
     a.stop().await;
     let db = paths::db(&a.config.data_dir);
