@@ -205,12 +205,14 @@ impl Node {
         let api_addr = listener.local_addr().map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let tls = crate::tls::server_config(paths::tls(&data))?;
         let router = crate::api::routes::router(node.clone());
+        let api_options =
+            crate::api::server::Options { body_limit: node.config.api.body_limit_bytes, ..Default::default() };
         let mut api_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = api_stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::api::server::serve(listener, tls, router, shutdown).await {
+            if let Err(e) = crate::api::server::serve_with(listener, tls, router, shutdown, api_options).await {
                 warn!(error = %e, "API server stopped");
             }
         }));

@@ -311,3 +311,25 @@ async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
     };
     assert!(err.contains("storage"), "clear start-up error: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_body_limit_is_applied() {
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let big = serde_json::json!({ "pad": "x".repeat(100 * 1024) });
+    let post = |client: staffpass_api::Client, body: serde_json::Value| async move {
+        client.post_json::<_, serde_json::Value>(staffpass_api::route::CONSENTS, &body).await.unwrap_err()
+    };
+    // Under the default limit (1 MiB) a 100 KB body is read, and refused for its shape.
+    let err = post(a.admin(), big.clone()).await;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
+
+    // With `api.body_limit_bytes = 2048` it is refused for its size.
+    a.config.api.body_limit_bytes = 2048;
+    a.restart().await.unwrap();
+    let err = post(a.admin(), big).await;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(413), "{err}");
+    assert_eq!(err.code(), Some("payload-too-large"), "{err}");
+    // A small body still gets through to the handler.
+    let err = post(a.admin(), serde_json::json!({ "pad": 1 })).await;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
+}
