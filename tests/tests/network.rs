@@ -333,3 +333,60 @@ async fn the_configured_body_limit_is_applied() {
     let err = post(a.admin(), serde_json::json!({ "pad": 1 })).await;
     assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
 }
+
+/// Every operation of the OpenAPI document names its least role as its tag;
+/// the router must agree: that role gets past the auth layer, the role below
+/// it is refused with 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_route_needs_the_role_the_openapi_document_names() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let tls = paths::tls(&a.config.data_dir);
+    staffpass_node::tls::Pki::issue_client(&tls, "viewer", Role::ReadOnly).unwrap();
+    staffpass_node::tls::Pki::issue_client(&tls, "desk", Role::Hr).unwrap();
+    let client = |role: Role| match role {
+        Role::Admin => a.admin(),
+        Role::Hr => a.client_as("desk"),
+        Role::ReadOnly => a.client_as("viewer"),
+    };
+    // The status of `method path` for `role`, or None for a success.
+    let status = |role: Role, method: String, path: String| {
+        let c = client(role);
+        async move {
+            let body = serde_json::json!({});
+            let result = match method.as_str() {
+                "get" => c.get_text(&path).await.map(drop),
+                "post" => c.post_json::<_, serde_json::Value>(&path, &body).await.map(drop),
+                "put" => c.put_json::<_, serde_json::Value>(&path, &body).await.map(drop),
+                "delete" => c.delete(&path).await,
+                other => panic!("no {other} in this API"),
+            };
+            result.err().map(|e| e.status().map(|s| s.as_u16()).unwrap_or_else(|| panic!("{method} {path}: {e}")))
+        }
+    };
+    let doc = staffpass_api::openapi::document();
+    let mut checked = 0;
+    for (template, item) in &doc.paths.paths {
+        let item = serde_json::to_value(item).unwrap();
+        for (method, op) in item.as_object().unwrap() {
+            let role = match op["tags"][0].as_str().unwrap() {
+                "probe" => continue,
+                tag => tag.parse::<Role>().unwrap(),
+            };
+            // Any id: one that does not parse is refused after the auth layer.
+            let path = template.replace("{id}", "x").replace("{ref}", "x");
+            let allowed = status(role, method.clone(), path.clone()).await;
+            assert!(!matches!(allowed, Some(403..=405)), "{method} {path} as {role}: {allowed:?}");
+            let below = match role {
+                Role::Admin => Some(Role::Hr),
+                Role::Hr => Some(Role::ReadOnly),
+                Role::ReadOnly => None,
+            };
+            if let Some(below) = below {
+                let refused = status(below, method.clone(), path.clone()).await;
+                assert_eq!(refused, Some(403), "{method} {path} as {below}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 29, "every operation but the two probes is checked");
+}
