@@ -24,7 +24,7 @@ use crate::outbox::{Kind, OutboxItemView};
 use crate::received::{ClaimView, ReceivedView};
 use crate::route;
 use crate::staff::{ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffRecord, StaffSummary};
-use crate::status::{AgreementSummary, Peer, Status};
+use crate::status::{AgreementSummary, Alarm, Peer, Status};
 
 /// The API's OpenAPI document.
 pub fn document() -> utoipa::openapi::OpenApi {
@@ -59,7 +59,7 @@ pub fn json() -> String {
         received, received_one, outbox, audit_log, verify_audit,
     ),
     components(schemas(
-        ErrorBody, ErrorInfo, Status, AgreementSummary, Peer, AgreementView, Submission, Submitted,
+        ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted,
         StaffRecord, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
         ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView, Kind,
         audit::Entry, audit::Event, Head, VerifyReport, Verification,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use staffpass_protocol::roster::MemberStatus;
-use staffpass_protocol::{AgreementId, Timestamp};
+use staffpass_protocol::{AgreementId, Hash, Timestamp};
 use utoipa::ToSchema;
 
 /// `GET /v1/status`.
@@ -21,8 +21,7 @@ pub struct Status {
     /// The agreements it holds a roster for.
     pub agreements: Vec<AgreementSummary>,
     /// Alarms raised by rosters (equivocations).
-    #[schema(value_type = Vec<Object>)]
-    pub alarms: Vec<serde_json::Value>,
+    pub alarms: Vec<Alarm>,
     /// Messages waiting in the outbox.
     pub outbox_pending: i64,
     /// The node's version.
@@ -64,4 +63,21 @@ pub struct Peer {
     pub org: Option<String>,
     /// Connected now.
     pub connected: bool,
+}
+
+/// An alarm raised by a roster: today, an equivocation that halted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Alarm {
+    /// What happened: `equivocation`.
+    pub kind: String,
+    /// The agreement.
+    #[schema(value_type = String)]
+    pub agreement: AgreementId,
+    /// Where.
+    pub seq: u64,
+    /// Hashes of the two conflicting entries.
+    #[schema(value_type = Vec<String>)]
+    pub hashes: [Hash; 2],
+    /// What to do.
+    pub message: String,
 }

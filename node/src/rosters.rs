@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use libp2p::Multiaddr;
-use serde::Serialize;
 use staffpass_protocol::roster::{self as proto, Appended, Chain, Entry, Equivocation, MemberStatus};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::wire::roster::Head;
@@ -105,20 +104,8 @@ fn halt_key(agreement: &AgreementId) -> Vec<u8> {
     format!("h/{agreement}").into_bytes()
 }
 
-/// An alarm raised by a roster.
-#[derive(Debug, Clone, Serialize)]
-pub struct Alarm {
-    /// `equivocation`.
-    pub kind: &'static str,
-    /// The agreement.
-    pub agreement: AgreementId,
-    /// Where.
-    pub seq: u64,
-    /// Hashes of the two conflicting entries.
-    pub hashes: [Hash; 2],
-    /// What to do.
-    pub message: String,
-}
+/// An alarm raised by a roster (shown in the API's status).
+pub use staffpass_api::status::Alarm;
 
 /// The chains this node holds.
 pub struct Rosters {
@@ -331,7 +318,7 @@ impl Rosters {
             .values()
             .filter_map(|c| c.halted())
             .map(|eq| Alarm {
-                kind: "equivocation",
+                kind: "equivocation".into(),
                 agreement: eq.existing.body.agreement.clone(),
                 seq: eq.seq,
                 hashes: [eq.existing.hash(), eq.conflicting.hash()],

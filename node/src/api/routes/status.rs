@@ -65,7 +65,7 @@ pub(super) async fn status(State(node): State<Node>) -> ApiResult<Json<Status>> 
         listen_addrs: info.listen_addrs.iter().map(ToString::to_string).collect(),
         connected_peers: info.connected.len(),
         agreements: summaries(&node),
-        alarms: node.rosters.alarms().iter().filter_map(|a| serde_json::to_value(a).ok()).collect(),
+        alarms: node.rosters.alarms(),
         outbox_pending: node.metrics.outbox_pending.get(),
         version: env!("CARGO_PKG_VERSION").into(),
     }))
