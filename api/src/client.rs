@@ -387,6 +387,10 @@ impl Client {
     }
 
     // ---------------------------------------------------------- untyped
+    //
+    // The typed methods above are built on these. They stay public for
+    // requests outside this API's routes (the server's own tests) and for
+    // probing how the node answers a malformed request.
 
     /// `GET path?query`, decoding a JSON answer.
     async fn get_query<Q: Serialize + ?Sized, T: DeserializeOwned>(
