@@ -12,7 +12,10 @@
 // handlers are in staffpass-node.
 #![allow(dead_code)]
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::agreements::{AgreementView, EntriesQuery, Submission, Submitted};
@@ -49,7 +52,7 @@ pub fn json() -> String {
                        tag is the least role that may call it. Every error has the body ErrorBody.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    modifiers(&ClientCertificate),
+    modifiers(&ClientCertificate, &ErrorResponses),
     paths(
         healthz, readyz, metrics, openapi, status, peers,
         agreements, submit_chain, agreement, entries, submit_entries,
@@ -95,6 +98,25 @@ impl Modify for ClientCertificate {
     }
 }
 
+/// Gives every operation that names no `default` response the API's error
+/// shape as its `default`: every error of every route has that body.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = ResponseBuilder::new()
+            .description("An API error: the status and `error.code` say which")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in operations.into_iter().flatten() {
+                op.responses.responses.entry("default".to_owned()).or_insert_with(|| RefOr::T(error.clone()));
+            }
+        }
+    }
+}
+
 #[utoipa::path(get, path = route::HEALTHZ, tag = "probe",
     responses((status = 200, description = "The process serves", body = String, content_type = "text/plain")))]
 fn healthz() {}
@@ -109,35 +131,30 @@ fn readyz() {}
 #[utoipa::path(get, path = route::METRICS, tag = "read-only",
     responses(
         (status = 200, description = "Metrics", body = String, content_type = "application/openmetrics-text"),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn metrics() {}
 
 #[utoipa::path(get, path = route::OPENAPI, tag = "read-only",
     responses(
         (status = 200, description = "This document", body = Object),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn openapi() {}
 
 #[utoipa::path(get, path = route::STATUS, tag = "read-only",
     responses(
         (status = 200, description = "The node's status", body = Status),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn status() {}
 
 #[utoipa::path(get, path = route::PEERS, tag = "read-only",
     responses(
         (status = 200, description = "Members of the rosters held, and connected peers", body = Vec<Peer>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn peers() {}
 
 #[utoipa::path(get, path = route::AGREEMENTS, tag = "read-only",
     responses(
         (status = 200, description = "The agreements this node holds a roster for", body = Vec<AgreementSummary>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn agreements() {}
 
@@ -161,7 +178,6 @@ fn agreement() {}
     params(("id" = String, Path, description = "Agreement id"), EntriesQuery),
     responses(
         (status = 200, description = "Signed roster entries from `from` on", body = Vec<Object>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn entries() {}
 
@@ -177,7 +193,6 @@ fn submit_entries() {}
 #[utoipa::path(get, path = route::STAFF, tag = "hr", params(PageQuery),
     responses(
         (status = 200, description = "A page of staff records, without claim values", body = Vec<StaffSummary>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn staff_list() {}
 
@@ -196,7 +211,6 @@ fn import_staff() {}
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The record", body = StaffRecord),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn staff_get() {}
 
@@ -204,7 +218,6 @@ fn staff_get() {}
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The record as stored", body = StaffRecord),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn staff_put() {}
 
@@ -212,7 +225,6 @@ fn staff_put() {}
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn staff_delete() {}
 
@@ -220,7 +232,6 @@ fn staff_delete() {}
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The record with the claim", body = StaffRecord),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn record_claim() {}
 
@@ -228,7 +239,6 @@ fn record_claim() {}
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
         (status = 201, description = "The credential issued", body = CredentialView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn issue_credential() {}
 
@@ -236,7 +246,6 @@ fn issue_credential() {}
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The staff member's audit entries", body = Vec<audit::Entry>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn activity() {}
 
@@ -244,7 +253,6 @@ fn activity() {}
     params(("id" = String, Path, description = "Credential id")),
     responses(
         (status = 200, description = "The credential", body = CredentialView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn credential() {}
 
@@ -252,21 +260,18 @@ fn credential() {}
     params(("id" = String, Path, description = "Credential id")),
     responses(
         (status = 200, description = "The credential, revoked", body = CredentialView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn revoke_credential() {}
 
 #[utoipa::path(get, path = route::CONSENTS, tag = "hr",
     responses(
         (status = 200, description = "Every consent", body = Vec<ConsentView>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn consents() {}
 
 #[utoipa::path(post, path = route::CONSENTS, tag = "hr", request_body = ConsentRequest,
     responses(
         (status = 201, description = "The consent recorded; its offer is queued", body = ConsentView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn grant_consent() {}
 
@@ -274,7 +279,6 @@ fn grant_consent() {}
     params(("id" = String, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The consent", body = ConsentView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn consent() {}
 
@@ -282,7 +286,6 @@ fn consent() {}
     params(("id" = String, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The consent, withdrawn", body = ConsentView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn withdraw_consent() {}
 
@@ -290,14 +293,12 @@ fn withdraw_consent() {}
     params(("id" = String, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The consent, signed by the staff member", body = ConsentView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn sign_consent() {}
 
 #[utoipa::path(get, path = route::RECEIVED, tag = "hr",
     responses(
         (status = 200, description = "Passports received, without claim values", body = Vec<ReceivedView>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn received() {}
 
@@ -305,21 +306,18 @@ fn received() {}
     params(("id" = String, Path, description = "Consent id")),
     responses(
         (status = 200, description = "One passport, with claim values", body = ReceivedView),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn received_one() {}
 
 #[utoipa::path(get, path = route::OUTBOX, tag = "admin",
     responses(
         (status = 200, description = "Messages waiting", body = Vec<OutboxItemView>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn outbox() {}
 
 #[utoipa::path(get, path = route::AUDIT, tag = "admin", params(AuditQuery),
     responses(
         (status = 200, description = "A page of the audit log", body = Vec<audit::Entry>),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn audit_log() {}
 
@@ -327,6 +325,5 @@ fn audit_log() {}
     responses(
         (status = 200, description = "The chain verifies", body = Verification),
         (status = 409, description = "The chain is broken", body = Verification),
-        (status = "default", description = "An API error", body = ErrorBody),
     ))]
 fn verify_audit() {}
