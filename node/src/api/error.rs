@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `code` is a stable kebab-case word for scripts; `message` is for people;
-//! `details` is optional and code-specific. Handlers return [`ApiError`];
+//! `details` is optional and code-specific. The shape and the codes are
+//! defined once, in `staffpass_api::error`, for server and client. Handlers
+//! return [`ApiError`];
 //! they read JSON bodies through [`Json`], whose rejections map to it.
 //! [`json_errors`] (installed by `api::server::serve`) rewrites any other
 //! error response (axum's own rejections, 404 of the fallback, 405, 413)
