@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::Value;
-use staffpass_protocol::roster::{Change, Entry, EntryBody, State, Terms};
+use staffpass_protocol::roster::{Change, Entry, EntryBody, Terms};
 use staffpass_protocol::{AgreementId, Hash};
 
 use crate::connect::{NodeArgs, block_on};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::keys::{Role, Steward};
-use crate::output::{self, Format, Table, cell};
+use crate::output::{self, Format, Table};
 use crate::parse::{Claims, Moves, Span, Until, now};
 use crate::roster::{describe, dry_run, print_state};
 
@@ -110,42 +109,40 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         }
         Command::List { node } => {
             let client = node.client()?;
-            let list: Vec<Value> = block_on(async { Ok(client.get_json("/v1/agreements").await?) })?;
+            let list = block_on(async { Ok(client.agreements().await?) })?;
             if format.is_json() {
                 return output::json(&list);
             }
             let mut t = Table::new(&["agreement", "title", "head", "members", "valid until", "state", "this trust"]);
             for a in &list {
-                let state = if a["halted"].as_bool() == Some(true) {
+                let state = if a.halted {
                     "HALTED (equivocation)"
-                } else if a["fresh"].as_bool() == Some(false) {
+                } else if !a.fresh {
                     "EXPIRED"
                 } else {
                     "ok"
                 };
                 t.row([
-                    cell(&a["id"]),
-                    cell(&a["title"]),
-                    cell(&a["seq"]),
-                    cell(&a["active_members"]),
-                    cell(&a["valid_until"]),
+                    a.id.to_string(),
+                    a.title.clone(),
+                    a.seq.to_string(),
+                    a.active_members.to_string(),
+                    a.valid_until.to_string(),
                     state.into(),
-                    a["member_status"].as_str().unwrap_or("not a member").into(),
+                    a.member_status.map_or_else(|| "not a member".to_owned(), |m| m.to_string()),
                 ]);
             }
             t.print_or("This node holds no agreements yet: submit a chain with `staffpass-admin roster submit CHAIN`.")
         }
         Command::Show { id, node } => {
             let client = node.client()?;
-            let v: Value = block_on(async { Ok(client.get_json(&format!("/v1/agreements/{id}")).await?) })?;
+            let v = block_on(async { Ok(client.agreement(&id).await?) })?;
             if format.is_json() {
                 return output::json(&v);
             }
-            let state: State = serde_json::from_value(v["state"].clone())
-                .map_err(|e| Error::Answer(format!("the agreement's state cannot be read: {e}")))?;
-            let head: Hash = v["head"].as_str().and_then(|h| h.parse().ok()).unwrap_or(state.head);
-            print_state(&state, state.seq, &head)?;
-            if !v["halted"].is_null() {
+            let head: Hash = v.head.parse().unwrap_or(v.state.head);
+            print_state(&v.state, v.state.seq, &head)?;
+            if v.halted.is_some() {
                 output::line("")?;
                 output::line(
                     "HALTED: two different validly signed entries were seen at one seq; the stewards must resolve it.",

@@ -3,12 +3,11 @@
 use std::collections::VecDeque;
 
 use clap::Subcommand;
-use serde_json::Value;
-use staffpass_node::api::ClientError;
+use staffpass_api::audit::{AuditQuery, Entry, Verification};
 
 use crate::connect::{NodeArgs, block_on};
 use crate::error::{Error, Result};
-use crate::output::{self, Format, Table, cell};
+use crate::output::{self, Format, Table, or_dash};
 
 /// Entries asked for per request while reading the log.
 const PAGE: usize = 10_000;
@@ -40,20 +39,17 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                 // Reads forward from the start, keeping the last `lines`;
                 // entries already seen (by seq) are skipped, so it works
                 // whether `since` is inclusive or not.
-                let mut keep: VecDeque<Value> = VecDeque::new();
+                let mut keep: VecDeque<Entry> = VecDeque::new();
                 let mut since = 0u64;
                 let mut seen: Option<u64> = None;
                 loop {
-                    let page: Vec<Value> = client.get_json(&format!("/v1/audit?since={since}&limit={PAGE}")).await?;
+                    let page = client.audit(AuditQuery { since, limit: PAGE }).await?;
                     let mut new = 0;
                     for e in page {
-                        let seq = e["seq"].as_u64();
-                        if let (Some(s), Some(prev)) = (seq, seen)
-                            && s <= prev
-                        {
+                        if seen.is_some_and(|prev| e.seq <= prev) {
                             continue;
                         }
-                        seen = seq.or(seen);
+                        seen = Some(e.seq);
                         new += 1;
                         keep.push_back(e);
                         if keep.len() > lines {
@@ -66,7 +62,7 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                     }
                 }
             })?;
-            let entries: Vec<Value> = last.into();
+            let entries: Vec<Entry> = last.into();
             if format.is_json() {
                 return output::json(&entries);
             }
@@ -74,50 +70,45 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         }
         Command::Verify { node } => {
             let client = node.client()?;
-            let result: std::result::Result<Value, ClientError> =
-                block_on(async { Ok(client.get_json("/v1/audit/verify").await) })?;
-            match result {
-                Ok(v) => {
+            let verdict = block_on(async { Ok(client.verify_audit().await?) })?;
+            if format.is_json() {
+                output::json(&verdict)?;
+            }
+            match verdict {
+                Verification::Intact { report, .. } => {
                     if format.is_json() {
-                        return output::json(&v);
+                        return Ok(());
                     }
-                    let report = &v["report"];
-                    let detail = format!(
-                        "{} entries, head entry {} ({})",
-                        cell(&report["entries"]),
-                        cell(&report["head"]["seq"]),
-                        cell(&report["head"]["hash"])
-                    );
-                    output::line(format!("The audit log verifies: {detail}."))
+                    output::line(format!(
+                        "The audit log verifies: {} entries, head entry {} ({}).",
+                        report.entries, report.head.seq, report.head.hash
+                    ))
                 }
-                Err(ClientError::Status { status, message, .. }) if status.as_u16() == 409 => {
-                    let v: Value = serde_json::from_str(&message).unwrap_or(Value::Null);
-                    if format.is_json() {
-                        output::json(&v)?;
-                    }
-                    Err(Error::AuditBroken { seq: cell(&v["broken_at"]), why: cell(&v["why"]) })
+                Verification::Broken { broken_at, why, .. } => {
+                    Err(Error::AuditBroken { seq: broken_at.to_string(), why })
                 }
-                Err(e) => Err(e.into()),
             }
         }
     }
 }
 
 /// Prints audit entries as a table.
-pub fn print_entries(entries: &[Value], empty: &str) -> Result<()> {
+pub fn print_entries(entries: &[Entry], empty: &str) -> Result<()> {
     let mut t = Table::new(&["seq", "at", "actor", "action", "about", "reason"]);
     for e in entries {
-        // The event's fields sit under `event` (flat entries are read too).
-        let ev = e.get("event").filter(|v| v.is_object()).unwrap_or(e);
-        let about: Vec<String> =
-            ["staff", "org", "object"].iter().filter(|k| !ev[**k].is_null()).map(|k| cell(&ev[*k])).collect();
+        let ev = &e.event;
+        let about: Vec<String> = [ev.staff.as_ref().map(ToString::to_string), ev.org.as_ref().map(ToString::to_string)]
+            .into_iter()
+            .chain([ev.object.clone()])
+            .flatten()
+            .collect();
         t.row([
-            cell(&e["seq"]),
-            cell(e.get("at").unwrap_or(&Value::Null)),
-            cell(&ev["actor"]),
-            cell(&ev["action"]),
+            e.seq.to_string(),
+            e.at.to_string(),
+            ev.actor.clone(),
+            ev.action.clone(),
             about.join(" "),
-            cell(&ev["reason"]),
+            or_dash(ev.reason.as_ref()),
         ]);
     }
     t.print_or(empty)

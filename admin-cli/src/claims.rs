@@ -2,7 +2,6 @@
 //! details: those are only in `--json`), and "in date / expires in N days /
 //! expired".
 
-use serde_json::Value;
 use staffpass_protocol::Date;
 use staffpass_protocol::claims::{Claim, Validity};
 
@@ -20,14 +19,6 @@ pub fn validity_text(v: &Validity) -> String {
             format!("in date until {} ({days_left} days left)", until.plus_days(-1))
         }
         Validity::Expired { since } => format!("EXPIRED on {since}"),
-    }
-}
-
-/// Like [`validity_text`], for a `validity` object as the node sends it.
-pub fn validity_value_text(v: &Value) -> String {
-    match serde_json::from_value::<Validity>(v.clone()) {
-        Ok(v) => validity_text(&v),
-        Err(_) => crate::output::cell(v),
     }
 }
 
@@ -81,7 +72,5 @@ mod tests {
             validity_text(&Validity::InDate { until: d("2026-03-01"), days_left: 90 }),
             "in date until 2026-02-28 (90 days left)"
         );
-        let v = serde_json::json!({"status": "expired", "since": "2025-01-02"});
-        assert_eq!(validity_value_text(&v), "EXPIRED on 2025-01-02");
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Deserialize;
-use staffpass_node::api::Client;
+use staffpass_api::{Client, data_dir};
 
 use crate::error::{Error, Result};
 
@@ -76,13 +76,13 @@ pub struct Resolved {
 
 /// The three TLS files of a node data directory.
 fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let tls = dir.join("tls");
-    (tls.join("ca.pem"), tls.join("admin.pem"), tls.join("admin.key"))
+    let f = data_dir::admin_client_files(dir);
+    (f.ca, f.cert, f.key)
 }
 
 /// The API URL from a data directory's `node.toml`, if it names one.
 fn url_from_data_dir(dir: &Path) -> Result<Option<String>> {
-    let path = dir.join("node.toml");
+    let path = data_dir::config(dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use serde_json::{Value, json};
-use staffpass_node::api::Client;
+use staffpass_api::Client;
+use staffpass_api::consents::{ConsentRequest, ConsentState, ConsentView};
 use staffpass_protocol::consent::Consent;
 use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::{AgreementId, ConsentId, OrgId, Signable, StaffRef};
@@ -13,7 +13,7 @@ use staffpass_protocol::{AgreementId, ConsentId, OrgId, Signable, StaffRef};
 use crate::connect::{NodeArgs, block_on};
 use crate::error::{Error, Result};
 use crate::keys::{Role, Staff};
-use crate::output::{self, Fields, Format, Table, cell};
+use crate::output::{self, Fields, Format, Table, or_dash};
 use crate::parse::{Claims, Until, join, now};
 
 /// Consent commands.
@@ -105,19 +105,19 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             let key = staff_key.as_deref().map(Staff::load_secret).transpose()?;
             let client = node.client()?;
             let t = now();
-            let body = json!({
-                "staff": staff,
-                "receiver": to,
-                "agreement": agreement,
-                "move_kind": move_kind,
-                "claims": claims.0,
-                "not_before": from.map(|f| f.resolve(t)),
-                "not_after": until.resolve(t),
-                "staff_key": key.as_ref().map(|k| k.public()),
-            });
-            let mut view: Value = block_on(async { Ok(client.post_json("/v1/consents", &body).await?) })?;
+            let request = ConsentRequest {
+                staff: staff.clone(),
+                receiver: to.clone(),
+                agreement: agreement.clone(),
+                move_kind,
+                claims: claims.0.clone(),
+                not_before: from.map(|f| f.resolve(t)),
+                not_after: until.resolve(t),
+                staff_key: key.as_ref().map(|k| k.public()),
+            };
+            let mut view = block_on(async { Ok(client.grant_consent(&request).await?) })?;
             if let Some(k) = &key {
-                let consent = consent_of(&view)?;
+                let consent = &view.consent;
                 let asked =
                     (&consent.subject, &consent.receiver, &consent.agreement, consent.move_kind, &consent.claims);
                 if asked != (&staff, &to, &agreement, move_kind, &claims.0) {
@@ -130,68 +130,62 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         Command::Sign { id, staff_key, yes, node } => {
             let key = Staff::load_secret(&staff_key)?;
             let client = node.client()?;
-            let view: Value = block_on(async { Ok(client.get_json(&format!("/v1/consents/{id}")).await?) })?;
+            let view = block_on(async { Ok(client.consent(&id).await?) })?;
             let view = staff_sign(&client, &view, &key, yes, &staff_key)?;
             print_view(&view, format, "Signed")
         }
         Command::Withdraw { id, node } => {
             let client = node.client()?;
-            let view: Value = block_on(async { Ok(client.delete_json(&format!("/v1/consents/{id}")).await?) })?;
+            let view = block_on(async { Ok(client.withdraw_consent(&id).await?) })?;
             print_view(&view, format, "Withdrew")
         }
         Command::List { node } => {
             let client = node.client()?;
-            let list: Vec<Value> = block_on(async { Ok(client.get_json("/v1/consents").await?) })?;
+            let list = block_on(async { Ok(client.consents().await?) })?;
             if format.is_json() {
                 return output::json(&list);
             }
             let mut t = Table::new(&["consent", "staff", "to", "agreement", "move", "claims", "until", "state"]);
             for v in &list {
-                let c = &v["consent"];
-                let n = c["claims"].as_array().map(Vec::len).unwrap_or(0);
+                let c = &v.consent;
                 t.row([
-                    cell(&c["id"]),
-                    cell(&c["subject"]),
-                    cell(&c["receiver"]),
-                    cell(&c["agreement"]),
-                    cell(&c["move_kind"]),
-                    n.to_string(),
-                    cell(&c["not_after"]),
-                    state_text(&v["state"]),
+                    c.id.to_string(),
+                    c.subject.to_string(),
+                    c.receiver.to_string(),
+                    c.agreement.to_string(),
+                    c.move_kind.to_string(),
+                    c.claims.len().to_string(),
+                    c.not_after.to_string(),
+                    state_text(&v.state),
                 ]);
             }
             t.print_or("No consents recorded.")
         }
         Command::Show { id, node } => {
             let client = node.client()?;
-            let view: Value = block_on(async { Ok(client.get_json(&format!("/v1/consents/{id}")).await?) })?;
+            let view = block_on(async { Ok(client.consent(&id).await?) })?;
             print_view(&view, format, "")
         }
     }
 }
 
-fn consent_of(view: &Value) -> Result<Consent> {
-    serde_json::from_value(view["consent"].clone())
-        .map_err(|e| Error::Answer(format!("the consent cannot be read: {e}")))
-}
-
 /// Signs the consent in `view` with the staff key and sends the signature.
 fn staff_sign(
     client: &Client,
-    view: &Value,
+    view: &ConsentView,
     key: &<Staff as Role>::Secret,
     yes: bool,
     key_path: &Path,
-) -> Result<Value> {
-    let consent = consent_of(view)?;
-    let Some(expected) = view["staff_signing_bytes"].as_str() else {
+) -> Result<ConsentView> {
+    let consent = &view.consent;
+    let Some(expected) = view.staff_signing_bytes.as_deref() else {
         return Err(Error::BadValue {
             what: "consent",
             input: consent.id.to_string(),
-            reason: format!("it is not awaiting a staff signature (it is {})", state_text(&view["state"])),
+            reason: format!("it is not awaiting a staff signature (it is {})", state_text(&view.state)),
         });
     };
-    if hex_of(&consent) != expected {
+    if hex_of(consent) != expected {
         return Err(Error::Answer("the consent's signing bytes differ from what this version would sign".into()));
     }
     if consent.staff_key != Some(key.public()) {
@@ -217,62 +211,52 @@ fn staff_sign(
             format!("Check it with `staffpass-admin consent show {}`", consent.id),
         )?;
     }
-    let signature = key.sign(&consent);
+    let signature = key.sign(consent);
     let id = consent.id;
-    block_on(async {
-        Ok(client.post_json(&format!("/v1/consents/{id}/staff-signature"), &json!({ "signature": signature })).await?)
-    })
+    block_on(async { Ok(client.sign_consent(&id, signature).await?) })
 }
 
 fn hex_of(c: &Consent) -> String {
     c.signing_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A consent state in words. The node sends `{"state": "delivered", "at": ...}`;
-/// `"pending"` and `{"delivered": {"at": ...}}` are read too.
-fn state_text(s: &Value) -> String {
-    let (name, fields) = match s {
-        Value::String(n) => (n.clone(), &Value::Null),
-        Value::Object(o) if o.contains_key("state") => (cell(&s["state"]), s),
-        Value::Object(o) if o.len() == 1 => o.iter().next().map(|(k, v)| (k.clone(), v)).unwrap_or_default(),
-        other => (cell(other), &Value::Null),
-    };
-    match name.as_str() {
-        "awaiting-staff-signature" => "awaiting the staff member's signature".into(),
-        "pending" => "pending: waiting to be delivered".into(),
-        "delivered" => format!("delivered {}", cell(&fields["at"])),
-        "rejected" => format!("rejected by the receiver: {}", cell(&fields["reason"])),
-        "withdrawn" if fields["erased"].is_null() => "withdrawn, erasure not yet confirmed".into(),
-        "withdrawn" => format!("withdrawn, erased {}", cell(&fields["erased"])),
-        _ => name,
+/// A consent state in words.
+fn state_text(s: &ConsentState) -> String {
+    match s {
+        ConsentState::AwaitingStaffSignature => "awaiting the staff member's signature".into(),
+        ConsentState::Pending => "pending: waiting to be delivered".into(),
+        ConsentState::Delivered { at } => format!("delivered {at}"),
+        ConsentState::Rejected { reason, .. } => format!("rejected by the receiver: {reason}"),
+        ConsentState::Withdrawn { erased: None, .. } => "withdrawn, erasure not yet confirmed".into(),
+        ConsentState::Withdrawn { erased: Some(at), .. } => format!("withdrawn, erased {at}"),
     }
 }
 
-fn print_view(v: &Value, format: Format, verb: &str) -> Result<()> {
+fn print_view(v: &ConsentView, format: Format, verb: &str) -> Result<()> {
     if format.is_json() {
         return output::json(v);
     }
-    let c = &v["consent"];
+    let c = &v.consent;
     if !verb.is_empty() {
-        output::line(format!("{verb} {}.", cell(&c["id"])))?;
+        output::line(format!("{verb} {}.", c.id))?;
     }
     Fields::new()
-        .add("consent", cell(&c["id"]))
-        .add("staff", cell(&c["subject"]))
-        .add("to", cell(&c["receiver"]))
-        .add("agreement", cell(&c["agreement"]))
-        .add("move", cell(&c["move_kind"]))
-        .add("claims", cell(&c["claims"]))
-        .add("from", cell(&c["not_before"]))
-        .add("until", cell(&c["not_after"]))
-        .add("staff key", cell(&c["staff_key"]))
-        .add("state", state_text(&v["state"]))
-        .add("receipts", v["receipts"].as_array().map(Vec::len).unwrap_or(0).to_string())
+        .add("consent", c.id.to_string())
+        .add("staff", c.subject.to_string())
+        .add("to", c.receiver.to_string())
+        .add("agreement", c.agreement.to_string())
+        .add("move", c.move_kind.to_string())
+        .add("claims", join(&c.claims))
+        .add("from", c.not_before.to_string())
+        .add("until", c.not_after.to_string())
+        .add("staff key", or_dash(c.staff_key.as_ref()))
+        .add("state", state_text(&v.state))
+        .add("receipts", v.receipts.len().to_string())
         .print()?;
-    if !v["staff_signing_bytes"].is_null() {
+    if v.staff_signing_bytes.is_some() {
         output::line(format!(
             "\nIt waits for the staff member's signature: `staffpass-admin consent sign {} --staff-key FILE`.",
-            cell(&c["id"])
+            c.id
         ))?;
     }
     Ok(())

@@ -1,13 +1,14 @@
 //! `credential issue|show|revoke`: passport credentials issued by this trust.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use staffpass_api::credentials::RevokeRequest;
 use staffpass_protocol::revocation::RevocationReason;
 use staffpass_protocol::{CredentialId, StaffRef};
 
 use crate::connect::{NodeArgs, block_on};
-use crate::error::{Error, Result};
-use crate::output::{self, Fields, Format, cell};
+use crate::error::Result;
+use crate::output::{self, Fields, Format};
+use crate::parse::join;
 
 /// Credential commands.
 #[derive(Debug, Subcommand)]
@@ -51,38 +52,29 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
     let (v, verb) = match cmd {
         Command::Issue { staff, node } => {
             let client = node.client()?;
-            let v: Value =
-                block_on(async { Ok(client.post_json(&format!("/v1/staff/{staff}/credentials"), &json!({})).await?) })?;
-            (v, "Issued")
+            (block_on(async { Ok(client.issue_credential(&staff).await?) })?, "Issued")
         }
         Command::Show { id, node } => {
             let client = node.client()?;
-            (block_on(async { Ok(client.get_json(&format!("/v1/credentials/{id}")).await?) })?, "")
+            (block_on(async { Ok(client.credential(&id).await?) })?, "")
         }
         Command::Revoke { id, reason, node } => {
             let client = node.client()?;
-            let body = json!({ "reason": reason });
-            (
-                block_on(async { Ok(client.post_json(&format!("/v1/credentials/{id}/revoke"), &body).await?) })?,
-                "Revoked",
-            )
+            (block_on(async { Ok(client.revoke_credential(&id, &RevokeRequest { reason }).await?) })?, "Revoked")
         }
     };
     if format.is_json() {
         return output::json(&v);
     }
-    if v.get("id").is_none() {
-        return Err(Error::Answer("a credential without an id".into()));
-    }
     if !verb.is_empty() {
-        output::line(format!("{verb} {}.", cell(&v["id"])))?;
+        output::line(format!("{verb} {}.", v.id))?;
     }
     Fields::new()
-        .add("credential", cell(&v["id"]))
-        .add("staff ref", cell(&v["staff_ref"]))
-        .add("issued", cell(&v["issued_at"]))
-        .add("expires", cell(&v["expires_at"]))
-        .add("claims", cell(&v["claims"]))
-        .add("revoked", if v["revoked"].is_null() { "no".into() } else { format!("yes: {}", cell(&v["revoked"])) })
+        .add("credential", v.id.to_string())
+        .add("staff ref", v.staff_ref.to_string())
+        .add("issued", v.issued_at.to_string())
+        .add("expires", v.expires_at.to_string())
+        .add("claims", join(&v.claims))
+        .add("revoked", v.revoked.map_or_else(|| "no".into(), |r| format!("yes: {r}")))
         .print()
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use staffpass_node::api::ClientError;
+use staffpass_api::ClientError;
 use staffpass_protocol::roster;
 use staffpass_protocol::{AgreementId, StewardPublicKey};
 

@@ -4,7 +4,7 @@
 //! make keys, create agreements and propose, sign, verify and submit
 //! roster changes, offline and one file at a time; every check is the
 //! `staffpass-protocol` rule the nodes use. Admins and HR operate their own
-//! node through its mTLS API (`staffpass_node::api::Client`).
+//! node through its mTLS API (`staffpass_api::Client`, one typed method per route).
 //!
 //! `main.rs` only parses the command line, runs it, and maps the error to
 //! an exit code ([`error::Exit`]).

@@ -1,11 +1,10 @@
 //! `node status|peers|outbox|metrics`: how a node is doing.
 
 use clap::Subcommand;
-use serde_json::Value;
 
 use crate::connect::{NodeArgs, block_on};
 use crate::error::Result;
-use crate::output::{self, Fields, Format, Table, cell};
+use crate::output::{self, Fields, Format, Table, or_dash};
 
 /// Node commands.
 #[derive(Debug, Subcommand)]
@@ -38,37 +37,33 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
         Command::Status { node } => {
             let client = node.client()?;
-            let s: Value = block_on(async { Ok(client.get_json("/v1/status").await?) })?;
+            let s = block_on(async { Ok(client.status().await?) })?;
             if format.is_json() {
                 return output::json(&s);
             }
             Fields::new()
                 .add("node", client.base_url())
-                .add("organisation", cell(&s["org"]))
-                .add("peer id", cell(&s["peer_id"]))
-                .add("issuer key", cell(&s["issuer_key"]))
-                .add("listening on", cell(&s["listen_addrs"]))
-                .add("connected peers", cell(&s["connected_peers"]))
-                .add("outbox pending", cell(&s["outbox_pending"]))
-                .add("version", cell(&s["version"]))
+                .add("organisation", s.org.clone())
+                .add("peer id", s.peer_id.clone())
+                .add("issuer key", s.issuer_key.clone())
+                .add("listening on", s.listen_addrs.join(", "))
+                .add("connected peers", s.connected_peers.to_string())
+                .add("outbox pending", s.outbox_pending.to_string())
+                .add("version", s.version.clone())
                 .print()?;
             let mut t = Table::new(&["agreement", "head", "members", "valid until", "this trust"]);
-            for a in s["agreements"].as_array().into_iter().flatten() {
+            for a in &s.agreements {
                 t.row([
-                    cell(&a["id"]),
-                    cell(&a["seq"]),
-                    cell(&a["active_members"]),
-                    format!(
-                        "{}{}",
-                        cell(&a["valid_until"]),
-                        if a["fresh"].as_bool() == Some(false) { " (EXPIRED)" } else { "" }
-                    ),
-                    a["member_status"].as_str().unwrap_or("not a member").to_owned(),
+                    a.id.to_string(),
+                    a.seq.to_string(),
+                    a.active_members.to_string(),
+                    format!("{}{}", a.valid_until, if a.fresh { "" } else { " (EXPIRED)" }),
+                    a.member_status.map_or_else(|| "not a member".to_owned(), |m| m.to_string()),
                 ]);
             }
             output::line("")?;
             t.print_or("No agreements yet.")?;
-            let alarms = s["alarms"].as_array().map(Vec::len).unwrap_or(0);
+            let alarms = s.alarms.len();
             if alarms > 0 {
                 output::line(format!(
                     "\nALARM: {alarms} roster equivocation(s): see `staffpass-admin node status --json` and tell the stewards."
@@ -78,39 +73,39 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         }
         Command::Peers { node } => {
             let client = node.client()?;
-            let peers: Vec<Value> = block_on(async { Ok(client.get_json("/v1/peers").await?) })?;
+            let peers = block_on(async { Ok(client.peers().await?) })?;
             if format.is_json() {
                 return output::json(&peers);
             }
             let mut t = Table::new(&["peer id", "organisation", "connected"]);
             for p in &peers {
-                let connected = if p["connected"].as_bool() == Some(true) { "yes" } else { "no" };
-                t.row([cell(&p["peer_id"]), cell(&p["org"]), connected.into()]);
+                let connected = if p.connected { "yes" } else { "no" };
+                t.row([p.peer_id.clone(), or_dash(p.org.as_ref()), connected.into()]);
             }
             t.print_or("No peers known: this node is not yet in an agreement with other members.")
         }
         Command::Outbox { node } => {
             let client = node.client()?;
-            let items: Vec<Value> = block_on(async { Ok(client.get_json("/v1/outbox").await?) })?;
+            let items = block_on(async { Ok(client.outbox().await?) })?;
             if format.is_json() {
                 return output::json(&items);
             }
             let mut t = Table::new(&["message", "kind", "to", "agreement", "attempts", "last error"]);
             for i in &items {
                 t.row([
-                    cell(&i["id"]),
-                    cell(&i["kind"]),
-                    cell(&i["to"]),
-                    cell(&i["agreement"]),
-                    cell(&i["attempts"]),
-                    cell(&i["last_error"]),
+                    i.id.to_string(),
+                    i.kind.as_str().to_owned(),
+                    i.to.to_string(),
+                    i.agreement.to_string(),
+                    i.attempts.to_string(),
+                    or_dash(i.last_error.as_ref()),
                 ]);
             }
             t.print_or("The outbox is empty: every message has been delivered.")
         }
         Command::Metrics { node } => {
             let client = node.client()?;
-            let text = block_on(async { Ok(client.get_text("/metrics").await?) })?;
+            let text = block_on(async { Ok(client.metrics().await?) })?;
             if format.is_json() {
                 return output::json(&serde_json::json!({ "metrics": text }));
             }

@@ -156,14 +156,9 @@ impl Fields {
     }
 }
 
-/// A JSON value as a table cell: strings bare, null as `-`.
-pub fn cell(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "-".into(),
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
+/// An optional value as a table cell: `-` when absent.
+pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 /// The first `n` characters of `s`, with `…` if cut.

@@ -2,13 +2,14 @@
 //! what in them is still in date.
 
 use clap::Subcommand;
-use serde_json::Value;
+use staffpass_api::received::{ClaimView, ReceivedView};
 use staffpass_protocol::ConsentId;
+use staffpass_protocol::claims::Validity;
 
-use crate::claims::validity_value_text;
+use crate::claims::validity_text;
 use crate::connect::{NodeArgs, block_on};
 use crate::error::Result;
-use crate::output::{self, Fields, Format, Table, cell};
+use crate::output::{self, Fields, Format, Table, or_dash};
 
 /// Received-passport commands.
 #[derive(Debug, Subcommand)]
@@ -29,8 +30,13 @@ pub enum Command {
     },
 }
 
-fn expired(c: &Value) -> bool {
-    c["validity"]["status"].as_str() == Some("expired")
+fn expired(c: &ClaimView) -> bool {
+    matches!(c.validity, Validity::Expired { .. })
+}
+
+/// The status, with its reason if any.
+fn status_text(r: &ReceivedView) -> String {
+    format!("{}{}", r.status, r.reason.as_deref().map(|s| format!(": {s}")).unwrap_or_default())
 }
 
 /// Runs a received command.
@@ -38,61 +44,49 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
         Command::List { node } => {
             let client = node.client()?;
-            let list: Vec<Value> = block_on(async { Ok(client.get_json("/v1/received").await?) })?;
+            let list = block_on(async { Ok(client.received().await?) })?;
             if format.is_json() {
                 return output::json(&list);
             }
             let mut t =
                 Table::new(&["consent", "from", "staff", "agreement", "move", "status", "claims in date", "until"]);
             for r in &list {
-                let claims = r["claims"].as_array().cloned().unwrap_or_default();
-                let ok = claims.iter().filter(|c| !expired(c)).count();
+                let ok = r.claims.iter().filter(|c| !expired(c)).count();
                 t.row([
-                    cell(&r["consent"]),
-                    cell(&r["issuer"]),
-                    cell(&r["subject"]),
-                    cell(&r["agreement"]),
-                    cell(&r["move_kind"]),
-                    format!(
-                        "{}{}",
-                        cell(&r["status"]),
-                        r["reason"].as_str().map(|s| format!(": {s}")).unwrap_or_default()
-                    ),
-                    format!("{ok} of {}", claims.len()),
-                    cell(&r["not_after"]),
+                    r.consent.to_string(),
+                    r.issuer.to_string(),
+                    or_dash(r.subject.as_ref()),
+                    or_dash(r.agreement.as_ref()),
+                    or_dash(r.move_kind.as_ref()),
+                    status_text(r),
+                    format!("{ok} of {}", r.claims.len()),
+                    or_dash(r.not_after.as_ref()),
                 ]);
             }
             t.print_or("No passports received.")
         }
         Command::Show { id, node } => {
             let client = node.client()?;
-            let r: Value = block_on(async { Ok(client.get_json(&format!("/v1/received/{id}")).await?) })?;
+            let r = block_on(async { Ok(client.received_one(&id).await?) })?;
             if format.is_json() {
                 return output::json(&r);
             }
             Fields::new()
-                .add("consent", cell(&r["consent"]))
-                .add("credential", cell(&r["credential"]))
-                .add("from", cell(&r["issuer"]))
-                .add("staff", cell(&r["subject"]))
-                .add("agreement", cell(&r["agreement"]))
-                .add("move", cell(&r["move_kind"]))
-                .add(
-                    "status",
-                    format!(
-                        "{}{}",
-                        cell(&r["status"]),
-                        r["reason"].as_str().map(|s| format!(": {s}")).unwrap_or_default()
-                    ),
-                )
-                .add("received", cell(&r["received_at"]))
-                .add("shared until", format!("{} (erased then)", cell(&r["not_after"])))
-                .add("passport expires", cell(&r["expires_at"]))
+                .add("consent", r.consent.to_string())
+                .add("credential", r.credential.to_string())
+                .add("from", r.issuer.to_string())
+                .add("staff", or_dash(r.subject.as_ref()))
+                .add("agreement", or_dash(r.agreement.as_ref()))
+                .add("move", or_dash(r.move_kind.as_ref()))
+                .add("status", status_text(&r))
+                .add("received", or_dash(r.received_at.as_ref()))
+                .add("shared until", format!("{} (erased then)", or_dash(r.not_after.as_ref())))
+                .add("passport expires", or_dash(r.expires_at.as_ref()))
                 .print()?;
             output::line("")?;
             let mut t = Table::new(&["claim", "in date?"]);
-            for c in r["claims"].as_array().into_iter().flatten() {
-                t.row([cell(&c["claim"]), validity_value_text(&c["validity"])]);
+            for c in &r.claims {
+                t.row([c.claim.clone(), validity_text(&c.validity)]);
             }
             t.print_or("No claims (erased).")
         }

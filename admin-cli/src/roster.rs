@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
+use staffpass_api::agreements::{EntriesQuery, Submission};
 use staffpass_protocol::roster::{self, Chain, Change, Entry, EntryBody, MemberSpec, State, Terms};
 use staffpass_protocol::{
     AgreementId, Hash, IssuerPublicKey, NodeId, OrgId, StewardPublicKey, StewardSecretKey, Timestamp,
@@ -956,8 +957,7 @@ fn check_extends_or_held(chain: &Chain, entry: &Entry) -> Result<()> {
 
 fn fetch(agreement: &AgreementId, out: &Path, node: &NodeArgs, format: Format) -> Result<()> {
     let client = node.client()?;
-    let entries: Vec<Entry> =
-        block_on(async { Ok(client.get_json(&format!("/v1/agreements/{agreement}/entries?from=0")).await?) })?;
+    let entries = block_on(async { Ok(client.entries(agreement, EntriesQuery { from: 0 }).await?) })?;
     let chain = match build_chain(entries) {
         (Some(c), None) => c,
         (_, failure) => {
@@ -1010,26 +1010,23 @@ fn fetch(agreement: &AgreementId, out: &Path, node: &NodeArgs, format: Format) -
 fn submit(path: &Path, node: &NodeArgs, format: Format) -> Result<()> {
     let file = read_file(path)?;
     let client = node.client()?;
-    let answer: serde_json::Value = block_on(async {
+    let answer = block_on(async {
         Ok(match &file {
-            RosterFile::Entry(e) => {
-                client.post_json(&format!("/v1/agreements/{}/entries", e.body.agreement), e).await?
-            }
-            RosterFile::Chain(v) => client.post_json("/v1/agreements", v).await?,
+            RosterFile::Entry(e) => client.submit_entries(&e.body.agreement, &Submission::One(e.clone())).await?,
+            RosterFile::Chain(v) => client.submit_chain(v).await?,
         })
     })?;
     if format.is_json() {
         return output::json(&answer);
     }
-    let n = |k: &str| answer.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
     output::line(format!(
         "The node at {} accepted it: {} new entr{} applied, {} already held; {} is now at entry {}.",
         client.base_url(),
-        n("applied"),
-        if n("applied") == 1 { "y" } else { "ies" },
-        n("already_held"),
-        answer.get("agreement").map(output::cell).unwrap_or_default(),
-        n("seq")
+        answer.applied,
+        if answer.applied == 1 { "y" } else { "ies" },
+        answer.already_held,
+        answer.agreement,
+        answer.seq
     ))
 }
 

@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use futures::StreamExt;
-use serde_json::Value;
-use staffpass_node::api::ClientError;
+use staffpass_api::ClientError;
+use staffpass_api::error::code as api_code;
+use staffpass_api::staff::{self as api, ImportQuery, ImportReport, PageQuery, StaffSummary};
 use staffpass_protocol::StaffRef;
-use staffpass_protocol::claims::Claim;
 
 use crate::audit::print_entries;
 use crate::claims::{summary, validity_text};
 use crate::connect::{NodeArgs, block_on};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::output::{self, Fields, Format, Table, cell};
+use crate::output::{self, Fields, Format, Table, or_dash};
 use crate::parse::now;
 
 /// Largest import file read.
@@ -90,16 +90,13 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         Command::List { limit, node } => {
             let client = node.client()?;
             let want = limit.unwrap_or(usize::MAX);
-            let all: Vec<Value> = block_on(async {
-                let mut all: Vec<Value> = Vec::new();
+            let all: Vec<StaffSummary> = block_on(async {
+                let mut all: Vec<StaffSummary> = Vec::new();
                 loop {
-                    let n = PAGE.min(want - all.len());
-                    let mut path = format!("/v1/staff?limit={n}");
-                    if let Some(last) = all.last().and_then(|v| v["staff_ref"].as_str()) {
-                        path.push_str(&format!("&after={last}"));
-                    }
-                    let page: Vec<Value> = client.get_json(&path).await?;
-                    let done = page.len() < n;
+                    let limit = PAGE.min(want - all.len());
+                    let query = PageQuery { after: all.last().map(|s| s.staff_ref.clone()), limit };
+                    let page = client.staff_list(&query).await?;
+                    let done = page.len() < limit;
                     all.extend(page);
                     if done || all.len() >= want {
                         return Ok(all);
@@ -111,38 +108,38 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             }
             let mut t = Table::new(&["staff ref", "assignment", "claims", "updated"]);
             for s in &all {
-                let n = s["claims"].as_array().map(Vec::len).unwrap_or(0);
-                t.row([cell(&s["staff_ref"]), cell(&s["assignment_number"]), n.to_string(), cell(&s["updated_at"])]);
+                t.row([
+                    s.staff_ref.to_string(),
+                    s.assignment_number.clone(),
+                    s.claims.len().to_string(),
+                    s.updated_at.to_string(),
+                ]);
             }
             t.print_or("No staff records: load them with `staffpass-admin staff import FILE`.")
         }
         Command::Show { staff, node } => {
             let client = node.client()?;
-            let rec: Value = block_on(async { Ok(client.get_json(&format!("/v1/staff/{staff}")).await?) })?;
+            let rec = block_on(async { Ok(client.staff(&staff).await?) })?;
             if format.is_json() {
                 return output::json(&rec);
             }
             Fields::new()
-                .add("staff ref", cell(&rec["staff_ref"]))
-                .add("assignment", cell(&rec["assignment_number"]))
-                .add("own key", cell(&rec["staff_key"]))
-                .add("updated", cell(&rec["updated_at"]))
+                .add("staff ref", rec.staff_ref.to_string())
+                .add("assignment", rec.assignment_number.clone())
+                .add("own key", or_dash(rec.staff_key.as_ref()))
+                .add("updated", rec.updated_at.to_string())
                 .print()?;
             output::line("")?;
             let today = now().date();
             let mut t = Table::new(&["claim", "in date?", "details"]);
-            for (kind, v) in rec["claims"].as_object().into_iter().flatten() {
-                match serde_json::from_value::<Claim>(v.clone()) {
-                    Ok(c) => t.row([kind.clone(), validity_text(&c.validity(today)), summary(&c)]),
-                    Err(_) => t.row([kind.clone(), "?".into(), "(not readable by this version)".into()]),
-                }
+            for (kind, c) in &rec.claims {
+                t.row([kind.to_string(), validity_text(&c.validity(today)), summary(c)]);
             }
             t.print_or("No checks or training recorded.")
         }
         Command::Activity { staff, node } => {
             let client = node.client()?;
-            let entries: Vec<Value> =
-                block_on(async { Ok(client.get_json(&format!("/v1/staff/{staff}/activity")).await?) })?;
+            let entries = block_on(async { Ok(client.activity(&staff).await?) })?;
             if format.is_json() {
                 return output::json(&entries);
             }
@@ -151,20 +148,19 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
     }
 }
 
-fn content_type(file: &Path, f: Option<ImportFormat>) -> &'static str {
+fn body_format(file: &Path, f: Option<ImportFormat>) -> api::ImportFormat {
     let json = match f {
         Some(ImportFormat::Json) => true,
         Some(ImportFormat::Csv) => false,
         None => file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")),
     };
-    if json { "application/json" } else { "text/csv" }
+    if json { api::ImportFormat::Json } else { api::ImportFormat::Csv }
 }
 
 fn import(file: &Path, partial: bool, f: Option<ImportFormat>, node: &NodeArgs, format: Format) -> Result<()> {
     let bytes = files::read(file, MAX_IMPORT, "staff import")?;
     let client = node.client()?;
-    let ct = content_type(file, f);
-    let path = if partial { "/v1/staff/import?partial=true" } else { "/v1/staff/import" };
+    let body_format = body_format(file, f);
     let total = bytes.len() as u64;
     let bar = (std::io::stderr().is_terminal() && !format.is_json()).then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -184,8 +180,7 @@ fn import(file: &Path, partial: bool, f: Option<ImportFormat>, node: &NodeArgs, 
         }
     });
     let body = reqwest::Body::wrap_stream(stream);
-    let result: std::result::Result<Value, ClientError> =
-        block_on(async { Ok(client.post_bytes(path, ct, body).await) })?;
+    let result = block_on(async { Ok(client.import_staff(body_format, body, ImportQuery { partial }).await) })?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -196,18 +191,18 @@ fn import(file: &Path, partial: bool, f: Option<ImportFormat>, node: &NodeArgs, 
             }
             print_report(&report)
         }
-        Err(ClientError::Status { code, details: Some(report), .. }) if code == "rows-rejected" => {
+        Err(ClientError::Status { code, details: Some(details), .. }) if code == api_code::ROWS_REJECTED => {
+            let report: ImportReport = serde_json::from_value(details)
+                .map_err(|e| Error::Answer(format!("the import report cannot be read: {e}")))?;
             if format.is_json() {
                 output::json(&report)?;
             } else {
                 print_report(&report)?;
             }
-            let n = |k: &str| report[k].as_u64().unwrap_or(0);
             Err(Error::ImportRejected {
                 message: format!(
                     "{} of {} rows were refused, so nothing was imported: fix them, or import the good rows with --partial",
-                    n("rejected"),
-                    n("rows")
+                    report.rejected, report.rows
                 ),
             })
         }
@@ -215,29 +210,23 @@ fn import(file: &Path, partial: bool, f: Option<ImportFormat>, node: &NodeArgs, 
     }
 }
 
-fn print_report(r: &Value) -> Result<()> {
-    let n = |k: &str| r[k].as_u64().unwrap_or(0);
-    if r["aborted"].as_bool() == Some(true) {
-        output::line(format!("Nothing imported: {} of {} rows were refused.", n("rejected"), n("rows")))?;
+fn print_report(r: &ImportReport) -> Result<()> {
+    if r.aborted {
+        output::line(format!("Nothing imported: {} of {} rows were refused.", r.rejected, r.rows))?;
     } else {
         output::line(format!(
             "Imported {} of {} rows ({} new, {} updated); {} refused.",
-            n("imported"),
-            n("rows"),
-            n("created"),
-            n("updated"),
-            n("rejected")
+            r.imported, r.rows, r.created, r.updated, r.rejected
         ))?;
     }
-    let errors = r["errors"].as_array().cloned().unwrap_or_default();
-    if !errors.is_empty() {
+    if !r.errors.is_empty() {
         let mut t = Table::new(&["line", "column", "problem", "reason"]);
-        for e in &errors {
-            t.row([cell(&e["line"]), cell(&e["column"]), cell(&e["code"]), cell(&e["message"])]);
+        for e in &r.errors {
+            t.row([e.line.to_string(), or_dash(e.column.as_ref()), e.code.clone(), e.message.clone()]);
         }
         output::print(&t.render())?;
-        if (errors.len() as u64) < n("rejected") {
-            output::line(format!("(the first {} of {} refused rows)", errors.len(), n("rejected")))?;
+        if (r.errors.len() as u64) < r.rejected {
+            output::line(format!("(the first {} of {} refused rows)", r.errors.len(), r.rejected))?;
         }
     }
     Ok(())

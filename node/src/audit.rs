@@ -273,23 +273,26 @@ impl Entry {
     }
 }
 
-/// The end of the chain: the last entry's seq and hash (0 and zeros when
-/// the log is empty).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Head {
-    /// The last seq.
-    pub seq: u64,
-    /// The last hash.
-    pub hash: Hash,
-}
+pub use staffpass_api::audit::{Head, VerifyReport};
 
-/// A successful [`Audit::verify`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// How many entries were checked.
-    pub entries: u64,
-    /// The head they lead to.
-    pub head: Head,
+impl From<&Entry> for staffpass_api::audit::Entry {
+    fn from(e: &Entry) -> Self {
+        let ev = &e.event;
+        staffpass_api::audit::Entry {
+            seq: e.seq,
+            at: e.at,
+            prev: e.prev,
+            event: staffpass_api::audit::Event {
+                actor: ev.actor.clone(),
+                action: ev.action.to_string(),
+                staff: ev.staff.clone(),
+                org: ev.org.clone(),
+                object: ev.object.clone(),
+                reason: ev.reason.clone(),
+            },
+            hash: e.hash,
+        }
+    }
 }
 
 /// The first broken link found by [`Audit::verify`].

@@ -26,26 +26,7 @@ use crate::rosters::{self, Rosters};
 use crate::store::{self, Store};
 
 /// Layout of a data directory.
-pub mod paths {
-    use std::path::{Path, PathBuf};
-
-    /// The key files.
-    pub fn keys(data: &Path) -> PathBuf {
-        data.join("keys")
-    }
-    /// The local PKI (CA, server and client certificates).
-    pub fn tls(data: &Path) -> PathBuf {
-        data.join("tls")
-    }
-    /// The database.
-    pub fn db(data: &Path) -> PathBuf {
-        data.join("db")
-    }
-    /// The config file written by `init`.
-    pub fn config(data: &Path) -> PathBuf {
-        data.join("node.toml")
-    }
-}
+pub use staffpass_api::data_dir as paths;
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -227,12 +208,14 @@ impl Node {
         let api_addr = listener.local_addr().map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let tls = crate::tls::server_config(paths::tls(&data))?;
         let router = crate::api::routes::router(node.clone());
+        let api_options =
+            crate::api::server::Options { body_limit: node.config.api.body_limit_bytes, ..Default::default() };
         let mut api_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = api_stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::api::server::serve(listener, tls, router, shutdown).await {
+            if let Err(e) = crate::api::server::serve_with(listener, tls, router, shutdown, api_options).await {
                 warn!(error = %e, "API server stopped");
             }
         }));

@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use libp2p::Multiaddr;
-use serde::Serialize;
 use staffpass_protocol::roster::{self as proto, Appended, Chain, Entry, Equivocation, MemberStatus, Prepared};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::wire::roster::Head;
@@ -138,22 +137,8 @@ impl Origin {
     }
 }
 
-/// An alarm raised by a roster.
-#[derive(Debug, Clone, Serialize)]
-pub struct Alarm {
-    /// `equivocation` (the chain is halted) or `former-stewards` (evidence
-    /// only: stewards no longer in office signed another entry at a taken
-    /// seq; the chain goes on).
-    pub kind: &'static str,
-    /// The agreement.
-    pub agreement: AgreementId,
-    /// Where.
-    pub seq: u64,
-    /// Hashes of the two conflicting entries.
-    pub hashes: [Hash; 2],
-    /// What to do.
-    pub message: String,
-}
+/// An alarm raised by a roster (shown in the API's status).
+pub use staffpass_api::status::Alarm;
 
 /// The chains this node holds.
 pub struct Rosters {
@@ -448,7 +433,7 @@ impl Rosters {
             .values()
             .filter_map(|c| c.halted())
             .map(|eq| Alarm {
-                kind: "equivocation",
+                kind: "equivocation".into(),
                 agreement: eq.existing.body.agreement.clone(),
                 seq: eq.seq,
                 hashes: [eq.existing.hash(), eq.conflicting.hash()],
@@ -460,7 +445,7 @@ impl Rosters {
             for e in list {
                 let held = chain.hash_at(e.body.seq).unwrap_or_default();
                 out.push(Alarm {
-                    kind: "former-stewards",
+                    kind: "former-stewards".into(),
                     agreement: agreement.clone(),
                     seq: e.body.seq,
                     hashes: [held, e.hash()],
@@ -559,7 +544,7 @@ mod tests {
         assert_eq!(err.code(), "former-stewards");
         let alarms = r.alarms();
         assert_eq!(alarms.len(), 1);
-        assert_eq!((alarms[0].kind, alarms[0].seq), ("former-stewards", 2));
+        assert_eq!((alarms[0].kind.as_str(), alarms[0].seq), ("former-stewards", 2));
         assert!(r.read().values().all(|c| c.halted().is_none()));
     }
 

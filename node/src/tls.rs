@@ -32,30 +32,19 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use rustls::crypto::CryptoProvider;
+use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use crate::api::auth::Role;
+use staffpass_api::Role;
 
-/// File name of the node CA certificate.
-pub const CA_CERT: &str = "ca.pem";
-/// File name of the node CA private key.
-pub const CA_KEY: &str = "ca.key";
-/// File name of the API server certificate.
-pub const SERVER_CERT: &str = "server.pem";
-/// File name of the API server private key.
-pub const SERVER_KEY: &str = "server.key";
-/// File name of the first admin client certificate.
-pub const ADMIN_CERT: &str = "admin.pem";
-/// File name of the first admin client private key.
-pub const ADMIN_KEY: &str = "admin.key";
-/// Sub-directory for client certificates issued after `init`.
-pub const CLIENTS_DIR: &str = "clients";
+/// The file names in the PKI directory; the client side finds them here too.
+pub use staffpass_api::data_dir::{ADMIN_CERT, ADMIN_KEY, CA_CERT, CA_KEY, CLIENTS_DIR, SERVER_CERT, SERVER_KEY};
+use staffpass_api::tls::root_store;
+/// The PEM parsing and client configuration shared with the API client.
+pub use staffpass_api::tls::{certs, client_config, private_key, provider};
 
 /// Name (CN) of the admin client certificate made by [`Pki::init`].
 pub const ADMIN_NAME: &str = "admin";
@@ -104,6 +93,10 @@ pub enum Error {
         path.display()
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
+
+    /// A PEM file or the client configuration is not usable.
+    #[error(transparent)]
+    Pem(#[from] staffpass_api::tls::Error),
 
     /// A PEM file held no usable certificate.
     #[error("{origin}: {reason}")]
@@ -177,11 +170,6 @@ impl Error {
     fn generate(what: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
         move |source| Error::Generate { what, source }
     }
-}
-
-/// The crypto provider used by every TLS configuration of the API: ring.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The files of a node's local PKI, in one directory.
@@ -373,62 +361,11 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> 
     Ok(Arc::new(config))
 }
 
-/// A rustls client configuration for the API client: trusts the node CA in
-/// `ca_pem` and presents the client certificate `cert_pem` with `key_pem`.
-///
-/// ALPN is http/1.1 only: the API client (reqwest) is built without HTTP/2.
-pub fn client_config(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<ClientConfig, Error> {
-    let roots = root_store(ca_pem, "node CA certificate")?;
-    let chain = certs(cert_pem, "client certificate")?;
-    let key = private_key(key_pem, "client key")?;
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|source| Error::Rustls { what: "TLS protocol versions".to_owned(), source })?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|source| Error::Rustls {
-            what: "the client certificate and key do not form a usable pair".to_owned(),
-            source,
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Parses every certificate in a PEM buffer; `origin` names it in errors.
-pub fn certs(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::BadCertificate { origin: origin.to_owned(), reason: format!("not valid PEM ({e})") })?;
-    if certs.is_empty() {
-        return Err(Error::BadCertificate {
-            origin: origin.to_owned(),
-            reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) found".to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
-/// Parses the first private key in a PEM buffer; `origin` names it in
-/// errors, which never quote the buffer.
-pub fn private_key(pem: &[u8], origin: &str) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|_| Error::BadKey { origin: origin.to_owned() })
-}
-
 fn first_cert(pem: &[u8], origin: &str) -> Result<CertificateDer<'static>, Error> {
     certs(pem, origin)?
         .into_iter()
         .next()
         .ok_or_else(|| Error::BadCertificate { origin: origin.to_owned(), reason: "no certificate found".to_owned() })
-}
-
-fn root_store(pem: &[u8], origin: &str) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs(pem, origin)? {
-        roots
-            .add(cert)
-            .map_err(|source| Error::Rustls { what: format!("{origin} is not usable as a trust anchor"), source })?;
-    }
-    Ok(roots)
 }
 
 fn ca_name(org: &str) -> String {

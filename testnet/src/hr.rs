@@ -5,8 +5,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::{Value, json};
-use staffpass_protocol::Timestamp;
+use serde_json::Value;
+use staffpass_api::audit::AuditQuery;
+use staffpass_api::consents::ConsentRequest;
+use staffpass_api::credentials::RevokeRequest;
+use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+use staffpass_protocol::{ConsentId, CredentialId};
 
 use crate::data;
 use crate::net::{Node, STEP, wait_for};
@@ -40,14 +44,14 @@ pub fn export_for(trust: &Trust, rows: usize, seed: u64) -> data::Spec {
 
 /// Imports `csv` at `node`; returns the people by staff ref, with their roles.
 pub async fn import(node: &Node, csv: &str) -> Result<Vec<Person>> {
-    let report: Value = node
+    let report = node
         .client
-        .post_bytes("/v1/staff/import", "text/csv", csv.as_bytes().to_vec())
+        .import_staff(ImportFormat::Csv, csv.as_bytes().to_vec(), ImportQuery::default())
         .await
         .with_context(|| format!("{}: staff import", node.org()))?;
     let rows = csv.lines().count().saturating_sub(1) as u64;
-    if report["imported"].as_u64() != Some(rows) {
-        return Err(anyhow!("{}: import stored {} of {rows} rows", node.org(), report["imported"]));
+    if report.imported != rows {
+        return Err(anyhow!("{}: import stored {} of {rows} rows", node.org(), report.imported));
     }
     // Roles by assignment number, from the export itself.
     let roles: BTreeMap<&str, &str> = csv
@@ -60,22 +64,17 @@ pub async fn import(node: &Node, csv: &str) -> Result<Vec<Person>> {
         })
         .collect();
     let mut people = Vec::new();
-    let mut after: Option<String> = None;
+    let mut query = PageQuery { after: None, limit: 1000 };
     loop {
-        let path = match &after {
-            Some(a) => format!("/v1/staff?limit=1000&after={a}"),
-            None => "/v1/staff?limit=1000".to_string(),
-        };
-        let page = node.get(&path).await?;
-        let list = page.as_array().cloned().unwrap_or_default();
+        let list =
+            node.client.staff_list(&query).await.with_context(|| format!("{}: list staff records", node.org()))?;
         if list.is_empty() {
             break;
         }
-        for s in &list {
-            let staff_ref = s["staff_ref"].as_str().unwrap_or_default().to_string();
-            let role = s["assignment_number"].as_str().and_then(|a| roles.get(a)).unwrap_or(&"staff").to_string();
-            people.push(Person { staff_ref: staff_ref.clone(), role });
-            after = Some(staff_ref);
+        for s in list {
+            let role = roles.get(s.assignment_number.as_str()).unwrap_or(&"staff").to_string();
+            people.push(Person { staff_ref: s.staff_ref.to_string(), role });
+            query.after = Some(s.staff_ref);
         }
     }
     Ok(people)
@@ -109,26 +108,31 @@ pub struct Grant<'a> {
     pub days: i64,
 }
 
-/// Grants a consent at `home`; returns the consent id.
-pub async fn grant(home: &Node, g: &Grant<'_>) -> Result<String> {
-    let v = grant_raw(home, g).await?;
-    v["consent"]["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("{}: consent without an id", home.org()))
+impl Grant<'_> {
+    /// The API request for this grant, sharing from now for `days`.
+    fn request(&self) -> Result<ConsentRequest> {
+        Ok(ConsentRequest {
+            staff: self.staff.parse().context("staff reference")?,
+            receiver: self.to.parse().context("receiving organisation")?,
+            agreement: self.agreement.parse().context("agreement id")?,
+            move_kind: self.move_kind.parse().context("move kind")?,
+            claims: self.claims.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("claim name")?,
+            not_before: None,
+            not_after: staffpass_node::node::now().plus_days(self.days),
+            staff_key: None,
+        })
+    }
 }
 
-/// Grants a consent; the node's answer or its refusal.
-pub async fn grant_raw(home: &Node, g: &Grant<'_>) -> Result<Value> {
-    let until: Timestamp = staffpass_node::node::now().plus_days(g.days);
-    let body = json!({"staff": g.staff, "receiver": g.to, "agreement": g.agreement, "move_kind": g.move_kind,
-                      "claims": g.claims, "not_after": until});
-    home.post("/v1/consents", &body).await
+/// Grants a consent at `home`; returns the consent id.
+pub async fn grant(home: &Node, g: &Grant<'_>) -> Result<String> {
+    let view = home.client.grant_consent(&g.request()?).await.with_context(|| format!("{}: grant", home.org()))?;
+    Ok(view.consent.id.to_string())
 }
 
 /// Grants a consent that the node must refuse; returns the refusal's code.
 pub async fn grant_refused(home: &Node, g: &Grant<'_>) -> Result<String> {
-    let until: Timestamp = staffpass_node::node::now().plus_days(g.days);
-    let body = json!({"staff": g.staff, "receiver": g.to, "agreement": g.agreement, "move_kind": g.move_kind,
-                      "claims": g.claims, "not_after": until});
-    match home.client.post_json::<_, Value>("/v1/consents", &body).await {
+    match home.client.grant_consent(&g.request()?).await {
         Ok(_) => Err(anyhow!("{}: a consent that should be refused was accepted", home.org())),
         Err(e) => Ok(e.code().unwrap_or("refused").to_string()),
     }
@@ -136,7 +140,9 @@ pub async fn grant_refused(home: &Node, g: &Grant<'_>) -> Result<String> {
 
 /// A consent as the home trust sees it.
 pub async fn consent(home: &Node, id: &str) -> Result<Value> {
-    home.get(&format!("/v1/consents/{id}")).await
+    let id: ConsentId = id.parse().context("consent id")?;
+    let view = home.client.consent(&id).await.with_context(|| format!("{}: consent {id}", home.org()))?;
+    Ok(serde_json::to_value(view)?)
 }
 
 /// Waits until consent `id` at `home` is in `state`.
@@ -150,12 +156,15 @@ pub async fn wait_state(home: &Node, id: &str, state: &str) -> Result<Value> {
 
 /// A received passport at the host.
 pub async fn received(host: &Node, id: &str) -> Result<Value> {
-    host.get(&format!("/v1/received/{id}")).await
+    let id: ConsentId = id.parse().context("consent id")?;
+    let view = host.client.received_one(&id).await.with_context(|| format!("{}: received {id}", host.org()))?;
+    Ok(serde_json::to_value(view)?)
 }
 
 /// Every received passport at the host (summaries).
 pub async fn received_all(host: &Node) -> Result<Vec<Value>> {
-    Ok(host.get("/v1/received").await?.as_array().cloned().unwrap_or_default())
+    let list = host.client.received().await.with_context(|| format!("{}: received", host.org()))?;
+    Ok(list.into_iter().map(serde_json::to_value).collect::<Result<_, _>>()?)
 }
 
 /// The claim names of a received passport, sorted.
@@ -196,22 +205,30 @@ pub fn dates(received: &Value) -> Dates {
 
 /// Revokes credential `cred` at `home` with `reason`.
 pub async fn revoke(home: &Node, cred: &str, reason: &str) -> Result<Value> {
-    home.post(&format!("/v1/credentials/{cred}/revoke"), &json!({"reason": reason})).await
+    let cred: CredentialId = cred.parse().context("credential id")?;
+    let request = RevokeRequest { reason: reason.parse().context("revocation reason")? };
+    let view =
+        home.client.revoke_credential(&cred, &request).await.with_context(|| format!("{}: revoke", home.org()))?;
+    Ok(serde_json::to_value(view)?)
 }
 
 /// Withdraws consent `id` at `home`.
 pub async fn withdraw(home: &Node, id: &str) -> Result<Value> {
-    home.client.delete_json(&format!("/v1/consents/{id}")).await.with_context(|| format!("{}: withdraw", home.org()))
+    let id: ConsentId = id.parse().context("consent id")?;
+    let view = home.client.withdraw_consent(&id).await.with_context(|| format!("{}: withdraw", home.org()))?;
+    Ok(serde_json::to_value(view)?)
 }
 
 /// Audit entries at `node` whose action is `action` and whose object mentions `part`.
 pub async fn audit_count(node: &Node, action: &str, part: &str) -> Result<usize> {
-    let log = node.get("/v1/audit?limit=10000").await?;
+    let log = node
+        .client
+        .audit(AuditQuery { since: 0, limit: 10_000 })
+        .await
+        .with_context(|| format!("{}: audit log", node.org()))?;
     Ok(log
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["event"]["action"] == action && e["event"]["object"].as_str().is_some_and(|o| o.contains(part)))
+        .iter()
+        .filter(|e| e.event.action == action && e.event.object.as_deref().is_some_and(|o| o.contains(part)))
         .count())
 }
 

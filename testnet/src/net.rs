@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use staffpass_node::api::Client;
+use staffpass_api::audit::Verification;
+use staffpass_api::status::Status;
+use staffpass_api::{Client, data_dir};
 
 use crate::bins::Bins;
 use crate::docker::Compose;
@@ -137,41 +138,26 @@ impl Node {
         ]
     }
 
-    /// GET a JSON document, with context.
-    pub async fn get(&self, path: &str) -> Result<Value> {
-        self.client.get_json(path).await.with_context(|| format!("{}: GET {path}", self.org()))
-    }
-
-    /// POST JSON, with context.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.client.post_json(path, body).await.with_context(|| format!("{}: POST {path}", self.org()))
-    }
-
-    /// The `/v1/status` document.
-    pub async fn status(&self) -> Result<Value> {
-        self.get("/v1/status").await
+    /// The node's status.
+    pub async fn status(&self) -> Result<Status> {
+        self.client.status().await.with_context(|| format!("{}: status", self.org()))
     }
 
     /// The head seq of `agreement` on this node, if it holds it.
     pub async fn roster_seq(&self, agreement: &str) -> Result<Option<u64>> {
         let s = self.status().await?;
-        Ok(s["agreements"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["id"] == agreement)
-            .and_then(|a| a["seq"].as_u64()))
+        Ok(s.agreements.iter().find(|a| a.id.as_str() == agreement).map(|a| a.seq))
     }
 
     /// True if this node has a live connection to `peer_id`.
     pub async fn connected_to(&self, peer_id: &str) -> Result<bool> {
-        let peers = self.get("/v1/peers").await?;
-        Ok(peers.as_array().into_iter().flatten().any(|p| p["peer_id"] == peer_id && p["connected"] == true))
+        let peers = self.client.peers().await.with_context(|| format!("{}: peers", self.org()))?;
+        Ok(peers.iter().any(|p| p.peer_id == peer_id && p.connected))
     }
 
     /// A metric's value (sum over its labels), 0 if absent.
     pub async fn metric(&self, name: &str) -> Result<f64> {
-        let text = self.client.get_text("/metrics").await.with_context(|| format!("{}: GET /metrics", self.org()))?;
+        let text = self.client.metrics().await.with_context(|| format!("{}: metrics", self.org()))?;
         Ok(text
             .lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
@@ -181,11 +167,9 @@ impl Node {
 
     /// True if its audit log verifies.
     pub async fn audit_ok(&self) -> Result<bool> {
-        match self.client.get_json::<Value>("/v1/audit/verify").await {
-            Ok(v) => Ok(v["ok"] == true),
-            Err(e) if e.status().is_some_and(|s| s.as_u16() == 409) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("{}: GET /v1/audit/verify", self.org())),
-        }
+        let verdict =
+            self.client.verify_audit().await.with_context(|| format!("{}: verify the audit log", self.org()))?;
+        Ok(matches!(verdict, Verification::Intact { ok: true, .. }))
     }
 }
 
@@ -254,9 +238,8 @@ pub fn init_node(bins: &Bins, trust: &Trust, data_dir: &Path, listen: &str, api:
 
 /// The admin client for a node's data directory.
 pub fn client(data_dir: &Path, api: &str) -> Result<Client> {
-    let tls = data_dir.join("tls");
-    Ok(Client::from_files(api, tls.join("ca.pem"), tls.join("admin.pem"), tls.join("admin.key"))
-        .with_context(|| format!("cannot build an API client from {}", tls.display()))?
+    Ok(Client::from_client_files(api, &data_dir::admin_client_files(data_dir))
+        .with_context(|| format!("cannot build an API client from {}", data_dir::tls(data_dir).display()))?
         .with_timeout(Duration::from_secs(10)))
 }
 
@@ -346,7 +329,7 @@ impl Testnet {
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
             let node = self.node_mut(org)?;
-            if node.client.get_text("/readyz").await.map(|t| t.trim() == "ready").unwrap_or(false) {
+            if node.client.ready().await.unwrap_or(false) {
                 return Ok(());
             }
             if let Some(child) = node.proc.as_mut()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::Value;
+use staffpass_protocol::roster::MemberStatus;
 
 use crate::bins::Bins;
 use crate::docker;
@@ -357,7 +357,7 @@ pub async fn moves(w: &mut World, r: &mut Report) -> Result<()> {
     r.check("a move the agreement's terms do not cover is refused", !code.is_empty());
 
     let outsider = w.net.node(OUTSIDER)?.status().await?;
-    r.check("the outsider has no connections", outsider["connected_peers"] == 0);
+    r.check("the outsider has no connections", outsider.connected_peers == 0);
     audits(w, r).await
 }
 
@@ -418,14 +418,14 @@ pub async fn node_loss(w: &mut World, r: &mut Report) -> Result<()> {
         let receipts = hr::audit_count(rj1, "receipt", id).await?;
         exactly_once &= stored == 1 && receipts == 1;
     }
-    let outbox = rjz.get("/v1/outbox").await?;
+    let outbox = rjz.client.outbox().await?;
     r.line(format!(
         "all {OFFERS} delivered; RJ1 holds {} passports, one receipt each in its audit log; RJZ's outbox is {}",
         received.len(),
-        if outbox.as_array().is_some_and(Vec::is_empty) { "empty" } else { "NOT empty" }
+        if outbox.is_empty() { "empty" } else { "NOT empty" }
     ));
     r.check(format!("all {OFFERS} offers delivered exactly once"), exactly_once && received.len() == OFFERS);
-    r.check("RJZ's outbox drained", outbox.as_array().is_some_and(Vec::is_empty));
+    r.check("RJZ's outbox drained", outbox.is_empty());
     r.check("every passport at RJ1 is active with its claims", received.iter().all(|v| v["status"] == "active"));
     for n in [rjz, rj1] {
         r.check(format!("{}'s audit log verifies", n.org()), n.audit_ok().await?);
@@ -476,8 +476,8 @@ pub async fn partition(w: &mut World, r: &mut Report) -> Result<()> {
         Ok(rv5.roster_seq("london-mou").await? == Some(head))
     })
     .await?;
-    let a = rv5.get("/v1/agreements/london-mou").await?;
-    let rpg_active = a["state"]["members"]["RPG"]["status"] == "active";
+    let a = rv5.client.agreement(&"london-mou".parse()?).await?;
+    let rpg_active = a.state.status(&"RPG".parse()?) == Some(MemberStatus::Active);
     r.line(format!("RV5 caught up by anti-entropy: london-mou at entry {head}, RPG active again"));
     r.check("RV5 caught up with the roster changes made while it was away", true);
     r.check("RV5 sees RPG reinstated", rpg_active);
@@ -602,13 +602,11 @@ pub async fn outsider(w: &mut World, r: &mut Report) -> Result<()> {
         claims: hr::claims(&["identity"]),
         days: 30,
     };
-    let sent = hr::grant_raw(rax, &g).await;
-    let id = sent.as_ref().ok().and_then(|v| v["consent"]["id"].as_str().map(str::to_string));
+    let id = hr::grant(rax, &g).await.ok();
     if let Some(id) = &id {
         wait_for(&format!("{OUTSIDER}'s offer to fail at least once"), STEP, || async {
-            let out = rax.get("/v1/outbox").await?;
-            Ok(out.as_array().into_iter().flatten().any(|i| i["attempts"].as_u64().unwrap_or(0) >= 1)
-                || hr::consent(rax, id).await?["state"]["state"] == "rejected")
+            let out = rax.client.outbox().await?;
+            Ok(out.iter().any(|i| i.attempts >= 1) || hr::consent(rax, id).await?["state"]["state"] == "rejected")
         })
         .await?;
     }
@@ -638,7 +636,7 @@ pub async fn outsider(w: &mut World, r: &mut Report) -> Result<()> {
     let st = w.net.node("RJ2")?.status().await?;
     r.line(format!(
         "the london-mou stewards suspend RJ2: every member drops it (RJ2 now has {} connections)",
-        st["connected_peers"]
+        st.connected_peers
     ));
     r.check("members drop a suspended member's connections", true);
     let someone = w.people("RJZ")?.first().ok_or_else(|| anyhow!("no staff at RJZ"))?.staff_ref.clone();
@@ -683,7 +681,7 @@ pub async fn equivocation(w: &mut World, r: &mut Report) -> Result<()> {
         let n = w.net.node(org)?;
         wait_for(&format!("{org} to raise the equivocation alarm"), STEP, || async {
             let s = n.status().await?;
-            Ok(s["alarms"].as_array().is_some_and(|a| !a.is_empty()))
+            Ok(!s.alarms.is_empty())
         })
         .await?;
     }
@@ -691,9 +689,9 @@ pub async fn equivocation(w: &mut World, r: &mut Report) -> Result<()> {
     for org in members {
         let n = w.net.node(org)?;
         let s = n.status().await?;
-        let la: Option<&Value> = s["agreements"].as_array().into_iter().flatten().find(|a| a["id"] == "london-mou");
-        let halted = la.is_some_and(|a| a["halted"] == true);
-        let seq = la.and_then(|a| a["seq"].as_u64());
+        let la = s.agreements.iter().find(|a| a.id.as_str() == "london-mou");
+        let halted = la.is_some_and(|a| a.halted);
+        let seq = la.map(|a| a.seq);
         refused &=
             r.check(format!("{org}: alarm raised, both entries refused, chain halted"), halted && seq == Some(before));
     }

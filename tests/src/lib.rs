@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use staffpass_node::api::Client;
+use staffpass_api::agreements::{Submission, Submitted};
+use staffpass_api::{Client, ClientError};
 use staffpass_node::config::Config;
 use staffpass_node::node::{self, Node, RunningNode, paths};
 use staffpass_node::tls::Pki;
@@ -197,13 +198,13 @@ pub fn add_members(r: &mut RosterBuilder, nodes: &[&TestNode]) -> Vec<Entry> {
 }
 
 /// Submits one signed roster entry to a node's API.
-pub async fn submit_entry(node: &TestNode, e: &Entry) -> Result<serde_json::Value, staffpass_node::api::ClientError> {
-    node.admin().post_json(&format!("/v1/agreements/{}/entries", e.body.agreement), e).await
+pub async fn submit_entry(node: &TestNode, e: &Entry) -> Result<Submitted, ClientError> {
+    node.admin().submit_entries(&e.body.agreement, &Submission::One(Box::new(e.clone()))).await
 }
 
 /// Submits `entries` to a node's API.
-pub async fn submit(node: &TestNode, entries: &[Entry]) -> anyhow::Result<serde_json::Value> {
-    Ok(node.admin().post_json("/v1/agreements", entries).await?)
+pub async fn submit(node: &TestNode, entries: &[Entry]) -> anyhow::Result<Submitted> {
+    Ok(node.admin().submit_chain(entries).await?)
 }
 
 /// The CSV header of [`staff_csv`]: 14 claims per person.

@@ -4,11 +4,19 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use serde_json::{Value, json};
-use staffpass_node::node::paths;
+use staffpass_api::audit::{self, AuditQuery, Verification};
+use staffpass_api::consents::{ConsentRequest, ConsentState, ConsentView};
+use staffpass_api::credentials::RevokeRequest;
+use staffpass_api::data_dir as paths;
+use staffpass_api::received::ReceivedView;
+use staffpass_api::staff::{ImportFormat, ImportQuery, ImportReport, PageQuery};
 use staffpass_protocol::bundle::Rejection;
+use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::roster::Change;
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::testkit::{self, RosterBuilder};
 use staffpass_protocol::wire::exchange;
+use staffpass_protocol::{ConsentId, StaffRef};
 use staffpass_protocol::{MessageId, Timestamp};
 use staffpass_tests::raw::RawPeer;
 use staffpass_tests::{
@@ -29,70 +37,75 @@ async fn pair() -> (TestNode, TestNode, RosterBuilder) {
     (a, b, r)
 }
 
-async fn import(node: &TestNode, csv: &str) -> Value {
-    node.admin().post_bytes("/v1/staff/import", "text/csv", csv.as_bytes().to_vec()).await.unwrap()
+async fn import(node: &TestNode, csv: &str) -> ImportReport {
+    node.admin().import_staff(ImportFormat::Csv, csv.as_bytes().to_vec(), ImportQuery::default()).await.unwrap()
 }
 
-async fn staff_refs(node: &TestNode) -> Vec<String> {
-    let list: Vec<Value> = node.admin().get_json("/v1/staff").await.unwrap();
-    list.iter().map(|s| s["staff_ref"].as_str().unwrap().to_string()).collect()
+async fn staff_refs(node: &TestNode) -> Vec<StaffRef> {
+    let list = node.admin().staff_list(&PageQuery::default()).await.unwrap();
+    list.into_iter().map(|s| s.staff_ref).collect()
 }
 
-async fn grant(a: &TestNode, staff: &str, to: &str, claims: &[&str], until: Timestamp) -> Value {
-    a.admin()
-        .post_json(
-            "/v1/consents",
-            &json!({"staff": staff, "receiver": to, "agreement": "london-mou", "move_kind": "rotation",
-                    "claims": claims, "not_after": until}),
-        )
-        .await
-        .unwrap()
+/// A consent request for `staff` to share `claims` with `to` under london-mou.
+fn consent_request(staff: &StaffRef, to: &str, claims: &[&str], until: Timestamp) -> ConsentRequest {
+    ConsentRequest {
+        staff: staff.clone(),
+        receiver: to.parse().unwrap(),
+        agreement: "london-mou".parse().unwrap(),
+        move_kind: MoveKind::Rotation,
+        claims: claims.iter().map(|c| c.parse::<ClaimKind>().unwrap()).collect(),
+        not_before: None,
+        not_after: until,
+        staff_key: None,
+    }
 }
 
-async fn consent_state(a: &TestNode, id: &str) -> Value {
-    a.admin().get_json::<Value>(&format!("/v1/consents/{id}")).await.unwrap()
+async fn grant(a: &TestNode, staff: &StaffRef, to: &str, claims: &[&str], until: Timestamp) -> ConsentView {
+    a.admin().grant_consent(&consent_request(staff, to, claims, until)).await.unwrap()
 }
 
-async fn wait_state(a: &TestNode, id: &str, state: &str) -> Value {
-    let path = format!("/v1/consents/{id}");
+async fn consent_state(a: &TestNode, id: &ConsentId) -> ConsentView {
+    a.admin().consent(id).await.unwrap()
+}
+
+async fn wait_state(a: &TestNode, id: &ConsentId, state: &str) -> ConsentView {
     let admin = a.admin();
     wait_until(&format!("consent {id} is {state}"), || {
-        let (admin, path) = (admin.clone(), path.clone());
-        async move { admin.get_json::<Value>(&path).await.map(|v| v["state"]["state"] == state).unwrap_or(false) }
+        let admin = admin.clone();
+        async move { admin.consent(id).await.map(|v| v.state.name() == state).unwrap_or(false) }
     })
     .await;
     consent_state(a, id).await
 }
 
-async fn received(b: &TestNode) -> Vec<Value> {
-    b.admin().get_json("/v1/received").await.unwrap()
+async fn received(b: &TestNode) -> Vec<ReceivedView> {
+    b.admin().received().await.unwrap()
 }
 
-fn consent_id(v: &Value) -> String {
-    v["consent"]["id"].as_str().unwrap().to_string()
+fn consent_id(v: &ConsentView) -> ConsentId {
+    v.consent.id
 }
 
-fn audit_has(entries: &[Value], action: &str, object_part: &str) -> usize {
+fn audit_has(entries: &[audit::Entry], action: &str, object_part: &impl ToString) -> usize {
+    let part = object_part.to_string();
     entries
         .iter()
-        .filter(|e| {
-            e["event"]["action"] == action && e["event"]["object"].as_str().is_some_and(|o| o.contains(object_part))
-        })
+        .filter(|e| e.event.action == action && e.event.object.as_deref().is_some_and(|o| o.contains(&part)))
         .count()
 }
 
-async fn audit(node: &TestNode) -> Vec<Value> {
-    node.admin().get_json("/v1/audit?limit=10000").await.unwrap()
+async fn audit(node: &TestNode) -> Vec<audit::Entry> {
+    node.admin().audit(AuditQuery { since: 0, limit: 10_000 }).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passport_moves_with_exactly_the_consented_claims() {
     let (a, b, _r) = pair().await;
     let report = import(&a, &staff_csv(&[ALEX])).await;
-    assert_eq!(report["imported"], 1, "{report}");
+    assert_eq!(report.imported, 1, "{report:?}");
     let staff = staff_refs(&a).await.remove(0);
-    let cred: Value = a.admin().post_json(&format!("/v1/staff/{staff}/credentials"), &json!({})).await.unwrap();
-    assert_eq!(cred["claims"].as_array().unwrap().len(), 14);
+    let cred = a.admin().issue_credential(&staff).await.unwrap();
+    assert_eq!(cred.claims.len(), 14);
 
     let claims = ["identity", "dbs", "training:fire-safety"];
     let c = grant(&a, &staff, "RJ1", &claims, now().plus_days(30)).await;
@@ -102,21 +115,19 @@ async fn a_passport_moves_with_exactly_the_consented_claims() {
     // The host sees exactly the three consented claims, verified.
     let list = received(&b).await;
     assert_eq!(list.len(), 1);
-    let one: Value = b.admin().get_json(&format!("/v1/received/{id}")).await.unwrap();
-    let mut got: Vec<&str> = one["claims"].as_array().unwrap().iter().map(|c| c["claim"].as_str().unwrap()).collect();
+    let one = b.admin().received_one(&id).await.unwrap();
+    let mut got: Vec<&str> = one.claims.iter().map(|c| c.claim.as_str()).collect();
     got.sort();
     assert_eq!(got, ["dbs", "identity", "training:fire-safety"]);
-    assert_eq!(one["issuer"], "RJZ");
-    assert_eq!(one["status"], "active");
-    let text = one.to_string();
+    assert_eq!(one.issuer.to_string(), "RJZ");
+    assert_eq!(one.status, "active");
+    let text = serde_json::to_string(&one).unwrap();
     assert!(text.contains("Alex Testperson"), "the host reads the disclosed identity");
     assert!(!text.contains("7654321"), "undisclosed registration number must not travel");
 
     // The home holds a receipt signed by the host's issuer key.
-    let receipts = done["receipts"].as_array().unwrap();
-    assert_eq!(receipts.len(), 1);
-    let receipt: staffpass_protocol::Signed<staffpass_protocol::receipt::Receipt> =
-        serde_json::from_value(receipts[0].clone()).unwrap();
+    assert_eq!(done.receipts.len(), 1);
+    let receipt = &done.receipts[0];
     assert_eq!(receipt.body.receiver.to_string(), "RJ1");
     b.issuer.verify(&receipt.body, &receipt.signature).expect("receipt signed by RJ1");
 
@@ -124,16 +135,13 @@ async fn a_passport_moves_with_exactly_the_consented_claims() {
     assert!(audit_has(&audit(&a).await, "receipt", &id) >= 1);
     assert_eq!(audit_has(&audit(&b).await, "receipt", &id), 1);
     for n in [&a, &b] {
-        let v: Value = n.admin().get_json("/v1/audit/verify").await.unwrap();
-        assert_eq!(v["ok"], true, "{v}");
+        let v = n.admin().verify_audit().await.unwrap();
+        assert!(matches!(v, Verification::Intact { ok: true, .. }), "{v:?}");
     }
     // The staff member's own history shows where their data went.
-    let activity: Vec<Value> = a.admin().get_json(&format!("/v1/staff/{staff}/activity")).await.unwrap();
+    let activity = a.admin().activity(&staff).await.unwrap();
     for action in ["import", "issue", "consent", "offer", "receipt"] {
-        assert!(
-            activity.iter().any(|e| e["event"]["action"] == action) || action == "import",
-            "{action} in {activity:?}"
-        );
+        assert!(activity.iter().any(|e| e.event.action == action) || action == "import", "{action} in {activity:?}");
     }
 }
 
@@ -150,8 +158,8 @@ async fn offers_wait_in_the_outbox_and_arrive_exactly_once() {
     wait_until("the offer is retried while the receiver is down", || {
         let a2 = a2.clone();
         async move {
-            let items: Vec<Value> = a2.get_json("/v1/outbox").await.unwrap_or_default();
-            items.first().is_some_and(|i| i["attempts"].as_u64().unwrap_or(0) >= 1)
+            let items = a2.outbox().await.unwrap_or_default();
+            items.first().is_some_and(|i| i.attempts >= 1)
         }
     })
     .await;
@@ -171,7 +179,7 @@ async fn offers_wait_in_the_outbox_and_arrive_exactly_once() {
     let log = audit(&b).await;
     assert_eq!(audit_has(&log, "receipt", &first), 1, "first delivered exactly once");
     assert_eq!(audit_has(&log, "receipt", &second), 1, "second delivered exactly once");
-    let out: Vec<Value> = a.admin().get_json("/v1/outbox").await.unwrap();
+    let out = a.admin().outbox().await.unwrap();
     assert!(out.is_empty(), "outbox drained: {out:?}");
 }
 
@@ -183,23 +191,28 @@ async fn withdrawal_erases_at_the_receiver_and_returns_an_erasure_receipt() {
     let id = consent_id(&grant(&a, &staff, "RJ1", &["identity", "dbs"], now().plus_days(30)).await);
     wait_state(&a, &id, "delivered").await;
 
-    let w: Value = a.admin().delete_json(&format!("/v1/consents/{id}")).await.unwrap();
-    assert_eq!(w["state"]["state"], "withdrawn");
+    let w = a.admin().withdraw_consent(&id).await.unwrap();
+    assert_eq!(w.state.name(), "withdrawn");
     let admin = a.admin();
-    let path = format!("/v1/consents/{id}");
     wait_until("the erasure receipt comes back", || {
-        let (admin, path) = (admin.clone(), path.clone());
-        async move { admin.get_json::<Value>(&path).await.map(|v| !v["state"]["erased"].is_null()).unwrap_or(false) }
+        let admin = admin.clone();
+        async move {
+            admin
+                .consent(&id)
+                .await
+                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
+                .unwrap_or(false)
+        }
     })
     .await;
     let done = consent_state(&a, &id).await;
     assert!(
-        done["receipts"].as_array().unwrap().iter().any(|r| r["body"]["outcome"].get("erased").is_some()),
-        "{done}"
+        done.receipts.iter().any(|r| matches!(r.body.outcome, staffpass_protocol::receipt::Outcome::Erased { .. })),
+        "{done:?}"
     );
-    let one: Value = b.admin().get_json(&format!("/v1/received/{id}")).await.unwrap();
-    assert_eq!(one["status"], "erased");
-    assert!(one["claims"].as_array().unwrap().is_empty());
+    let one = b.admin().received_one(&id).await.unwrap();
+    assert_eq!(one.status, "erased");
+    assert!(one.claims.is_empty());
 
     // Nothing personal in the receiver's files; the scan itself works.
     a.stop().await;
@@ -218,16 +231,15 @@ async fn the_receiver_erases_by_itself_when_the_consent_ends() {
     let staff = staff_refs(&a).await.remove(0);
     let id = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_secs(3)).await);
     wait_state(&a, &id, "delivered").await;
-    let path = format!("/v1/received/{id}");
     let admin = b.admin();
     wait_until("the host erases the passport when the consent ends", || {
-        let (admin, path) = (admin.clone(), path.clone());
-        async move { admin.get_json::<Value>(&path).await.map(|v| v["status"] == "erased").unwrap_or(false) }
+        let admin = admin.clone();
+        async move { admin.received_one(&id).await.map(|v| v.status == "erased").unwrap_or(false) }
     })
     .await;
-    let one: Value = b.admin().get_json(&path).await.unwrap();
-    assert_eq!(one["reason"], "expired");
-    assert_eq!(audit(&b).await.iter().filter(|e| e["event"]["action"] == "expiry").count(), 1);
+    let one = b.admin().received_one(&id).await.unwrap();
+    assert_eq!(one.reason.as_deref(), Some("expired"));
+    assert_eq!(audit(&b).await.iter().filter(|e| e.event.action == "expiry").count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,24 +269,17 @@ async fn revocation_with_every_reason_reaches_every_receiver() {
         wait_state(&a, id, "delivered").await;
     }
     for (s, reason) in refs.iter().zip(reasons) {
-        let cred = consent_state(&a, &consents[refs.iter().position(|x| x == s).unwrap() * 2]).await["credential"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let _: Value =
-            a.admin().post_json(&format!("/v1/credentials/{cred}/revoke"), &json!({"reason": reason})).await.unwrap();
+        let cred = consent_state(&a, &consents[refs.iter().position(|x| x == s).unwrap() * 2]).await.credential;
+        a.admin().revoke_credential(&cred, &RevokeRequest { reason: *reason }).await.unwrap();
     }
     for n in [&b, &c] {
         let admin = n.admin();
         wait_until("every receiver marks every passport revoked with its reason", || {
             let admin = admin.clone();
             async move {
-                let list: Vec<Value> = admin.get_json("/v1/received").await.unwrap_or_default();
-                let mut got: Vec<String> = list
-                    .iter()
-                    .filter(|v| v["status"] == "revoked")
-                    .filter_map(|v| v["reason"].as_str().map(str::to_string))
-                    .collect();
+                let list = admin.received().await.unwrap_or_default();
+                let mut got: Vec<String> =
+                    list.into_iter().filter(|v| v.status == "revoked").filter_map(|v| v.reason).collect();
                 got.sort();
                 let mut want: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
                 want.sort();
@@ -360,7 +365,7 @@ async fn bad_bundles_are_rejected_with_their_reason_and_nothing_is_kept() {
         assert_eq!(rejection(&resp), Some(want));
         b.issuer.verify(&resp.receipt.body, &resp.receipt.signature).expect("signed rejection");
         assert_eq!(received(&b).await.len(), 1, "nothing stored for a rejected bundle");
-        assert!(audit(&b).await.iter().any(|e| e["event"]["reason"] == want.code()), "rejection audited");
+        assert!(audit(&b).await.iter().any(|e| e.event.reason.as_deref() == Some(want.code())), "rejection audited");
     }
 
     // A claim outside the agreement's terms: refused at the home's API, and by a receiver.
@@ -378,11 +383,7 @@ async fn bad_bundles_are_rejected_with_their_reason_and_nothing_is_kept() {
     let staff = staff_refs(&a).await.remove(0);
     let err = a
         .admin()
-        .post_json::<_, Value>(
-            "/v1/consents",
-            &json!({"staff": staff, "receiver": "RJ1", "agreement": "london-mou", "move_kind": "rotation",
-                    "claims": ["identity", "dbs"], "not_after": now().plus_days(3)}),
-        )
+        .grant_consent(&consent_request(&staff, "RJ1", &["identity", "dbs"], now().plus_days(3)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("claim-not-accepted"), "{err}");
@@ -402,8 +403,8 @@ async fn a_receiver_suspended_before_delivery_is_not_sent_to_and_the_sender_show
     let e = r.entry(Change::Suspend { org: b.org.clone(), reason: "under review".into() }, 2);
     submit_entry(&a, &e).await.unwrap();
     let v = wait_state(&a, &id, "rejected").await;
-    assert_eq!(v["state"]["reason"], "receiver-suspended");
-    let out: Vec<Value> = a.admin().get_json("/v1/outbox").await.unwrap();
+    assert!(matches!(v.state, ConsentState::Rejected { reason: Rejection::ReceiverSuspended, .. }), "{v:?}");
+    let out = a.admin().outbox().await.unwrap();
     assert!(out.is_empty());
 }
 
@@ -420,20 +421,13 @@ async fn a_stale_roster_stops_exchanges_on_both_sides() {
     b.stop().await;
     let id = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_days(30)).await);
     let v = wait_state(&a, &id, "rejected").await;
-    assert_eq!(v["state"]["reason"], "roster-stale");
+    assert!(matches!(v.state, ConsentState::Rejected { reason: Rejection::RosterStale, .. }), "{v:?}");
     b.restart().await.unwrap();
-    let err = a
-        .admin()
-        .post_json::<_, Value>(
-            "/v1/consents",
-            &json!({"staff": staff, "receiver": "RJ1", "agreement": "london-mou", "move_kind": "rotation",
-                    "claims": ["identity"], "not_after": now().plus_days(3)}),
-        )
-        .await
-        .unwrap_err();
+    let err =
+        a.admin().grant_consent(&consent_request(&staff, "RJ1", &["identity"], now().plus_days(3))).await.unwrap_err();
     assert_eq!(err.code(), Some("roster-stale"), "{err}");
-    let status: Value = b.admin().get_json("/v1/status").await.unwrap();
-    assert_eq!(status["agreements"][0]["fresh"], false);
+    let status = b.admin().status().await.unwrap();
+    assert!(!status.agreements[0].fresh);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,20 +437,22 @@ async fn renewed_training_is_resent_to_live_receivers() {
     let staff = staff_refs(&a).await.remove(0);
     let id = consent_id(&grant(&a, &staff, "RJ1", &["identity", "training:fire-safety"], now().plus_days(30)).await);
     let first = wait_state(&a, &id, "delivered").await;
-    let renewed =
-        json!({"training": ["fire-safety", {"level": 1, "completed_on": now().date(), "refresher_months": 12}]});
-    let _: Value = a.admin().post_json(&format!("/v1/staff/{staff}/claims"), &renewed).await.unwrap();
-    let path = format!("/v1/received/{id}");
+    let renewed: staffpass_protocol::Claim = serde_json::from_value(
+        json!({"training": ["fire-safety", {"level": 1, "completed_on": now().date(), "refresher_months": 12}]}),
+    )
+    .unwrap();
+    a.admin().record_claim(&staff, &renewed).await.unwrap();
     let admin = b.admin();
-    let old = first["credential"].as_str().unwrap().to_string();
+    let old = first.credential;
     wait_until("the host holds the renewed credential", || {
-        let (admin, path, old) = (admin.clone(), path.clone(), old.clone());
-        async move { admin.get_json::<Value>(&path).await.map(|v| v["credential"] != old.as_str()).unwrap_or(false) }
+        let admin = admin.clone();
+        async move { admin.received_one(&id).await.map(|v| v.credential != old).unwrap_or(false) }
     })
     .await;
-    let one: Value = b.admin().get_json(&path).await.unwrap();
-    let fire = one["claims"].as_array().unwrap().iter().find(|c| c["claim"] == "training:fire-safety").unwrap().clone();
-    assert_eq!(fire["value"]["training"][1]["completed_on"], now().date().to_string());
+    let one = b.admin().received_one(&id).await.unwrap();
+    let fire = one.claims.iter().find(|c| c.claim == "training:fire-safety").unwrap();
+    let value: Value = serde_json::to_value(&fire.value).unwrap();
+    assert_eq!(value["training"][1]["completed_on"], now().date().to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,30 +461,18 @@ async fn a_staff_held_key_must_sign_the_consent() {
     import(&a, &staff_csv(&[ALEX])).await;
     let staff = staff_refs(&a).await.remove(0);
     let key = testkit::staff("alex");
-    let c: Value = a
-        .admin()
-        .post_json(
-            "/v1/consents",
-            &json!({"staff": staff, "receiver": "RJ1", "agreement": "london-mou", "move_kind": "secondment",
-                    "claims": ["identity"], "not_after": now().plus_days(30), "staff_key": key.public()}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(c["state"]["state"], "awaiting-staff-signature");
+    let request = ConsentRequest {
+        move_kind: MoveKind::Secondment,
+        staff_key: Some(key.public()),
+        ..consent_request(&staff, "RJ1", &["identity"], now().plus_days(30))
+    };
+    let c = a.admin().grant_consent(&request).await.unwrap();
+    assert_eq!(c.state.name(), "awaiting-staff-signature");
     let id = consent_id(&c);
-    let consent: staffpass_protocol::consent::Consent = serde_json::from_value(c["consent"].clone()).unwrap();
-    let wrong = testkit::staff("mallory").sign(&consent);
-    let err = a
-        .admin()
-        .post_json::<_, Value>(&format!("/v1/consents/{id}/staff-signature"), &json!({"signature": wrong}))
-        .await
-        .unwrap_err();
+    let wrong = testkit::staff("mallory").sign(&c.consent);
+    let err = a.admin().sign_consent(&id, wrong).await.unwrap_err();
     assert_eq!(err.code(), Some("bad-staff-signature"));
-    let _: Value = a
-        .admin()
-        .post_json(&format!("/v1/consents/{id}/staff-signature"), &json!({"signature": key.sign(&consent)}))
-        .await
-        .unwrap();
+    a.admin().sign_consent(&id, key.sign(&c.consent)).await.unwrap();
     wait_state(&a, &id, "delivered").await;
     assert_eq!(received(&b).await.len(), 1);
 }
@@ -497,7 +481,7 @@ async fn a_staff_held_key_must_sign_the_consent() {
 async fn a_bad_import_changes_nothing_and_reports_every_bad_row() {
     let a = TestNode::start_new("RJZ").await.unwrap();
     import(&a, &staff_csv(&[ALEX])).await;
-    let before: Vec<Value> = a.admin().get_json("/v1/staff").await.unwrap();
+    let before = a.admin().staff_list(&PageQuery::default()).await.unwrap();
     let good = staffpass_tests::staff_row("40000000-1", "Cy Example", "ZZ200000C");
     let bad_ni = staffpass_tests::staff_row("40000001-1", "Di Example", "QQ123456C");
     let bad_date =
@@ -510,9 +494,9 @@ async fn a_bad_import_changes_nothing_and_reports_every_bad_row() {
     body.extend([0xc3, 0x28]);
     body.extend(&staffpass_tests::staff_row("", "", "ZZ200004C").as_bytes()[1..]);
     body.push(b'\n');
-    let err = a.admin().post_bytes::<Value>("/v1/staff/import", "text/csv", body.clone()).await.unwrap_err();
+    let err = a.admin().import_staff(ImportFormat::Csv, body.clone(), ImportQuery::default()).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
-    let after: Vec<Value> = a.admin().get_json("/v1/staff").await.unwrap();
+    let after = a.admin().staff_list(&PageQuery::default()).await.unwrap();
     assert_eq!(before, after, "all-or-nothing: nothing changed");
     let report = err.details().cloned().unwrap_or_default();
     let lines: Vec<(u64, String)> = report["errors"]
@@ -535,16 +519,16 @@ async fn a_bad_import_changes_nothing_and_reports_every_bad_row() {
 
     // An unknown claim column refuses the whole file.
     let unknown = format!("{},training:knitting/completed\n", staffpass_tests::CSV_HEADER);
-    let err = a.admin().post_bytes::<Value>("/v1/staff/import", "text/csv", unknown.into_bytes()).await.unwrap_err();
+    let err =
+        a.admin().import_staff(ImportFormat::Csv, unknown.into_bytes(), ImportQuery::default()).await.unwrap_err();
     assert_eq!(err.code(), Some("bad-file"));
 
     // Partial mode keeps the good row; a re-import updates, never duplicates.
-    let kept: Value = a.admin().post_bytes("/v1/staff/import?partial=true", "text/csv", body).await.unwrap();
-    assert_eq!(kept["imported"], 1);
-    let again: Value =
-        a.admin().post_bytes("/v1/staff/import", "text/csv", staff_csv(&[ALEX]).into_bytes()).await.unwrap();
-    assert_eq!((again["created"].as_u64(), again["updated"].as_u64()), (Some(0), Some(0)));
-    assert_eq!(a.admin().get_json::<Vec<Value>>("/v1/staff").await.unwrap().len(), 2);
+    let kept = a.admin().import_staff(ImportFormat::Csv, body, ImportQuery { partial: true }).await.unwrap();
+    assert_eq!(kept.imported, 1);
+    let again = import(&a, &staff_csv(&[ALEX])).await;
+    assert_eq!((again.created, again.updated), (0, 0));
+    assert_eq!(a.admin().staff_list(&PageQuery::default()).await.unwrap().len(), 2);
 }
 
 /// Security finding F6: a member can neither revoke, replace nor withdraw
@@ -564,7 +548,7 @@ async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
     let staff = staff_refs(&a).await.remove(0);
     let c = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_days(30)).await);
     let first = wait_state(&a, &c, "delivered").await;
-    let k: staffpass_protocol::CredentialId = first["credential"].as_str().unwrap().parse().unwrap();
+    let k = first.credential;
     let peer = raw.connect(&b.p2p).await.expect("member admitted");
 
     // RJ2 revokes K as its own credential: acknowledged (it blocks only
@@ -580,33 +564,32 @@ async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
     let id = MessageId::random(&mut rand::rng());
     let resp = raw.exchange(peer, exchange::Request::Revoke { id, revocation }).await.unwrap();
     assert_eq!(rejection(&resp), None, "{resp:?}");
-    let one: Value = b.admin().get_json(&format!("/v1/received/{c}")).await.unwrap();
-    assert_eq!(one["status"], "active", "RJZ's passport is not revoked by RJ2: {one}");
+    let one = b.admin().received_one(&c).await.unwrap();
+    assert_eq!(one.status, "active", "RJZ's passport is not revoked by RJ2: {one:?}");
     let again = consent_id(&grant(&a, &staff, "RJ1", &["identity"], now().plus_days(30)).await);
-    let path = format!("/v1/consents/{again}");
     let admin = a.admin();
     wait_until("the second consent is answered", || {
-        let (admin, path) = (admin.clone(), path.clone());
-        async move { admin.get_json::<Value>(&path).await.map(|v| v["state"]["state"] != "pending").unwrap_or(false) }
+        let admin = admin.clone();
+        async move { admin.consent(&again).await.map(|v| v.state.name() != "pending").unwrap_or(false) }
     })
     .await;
     let second = consent_state(&a, &again).await;
-    assert_eq!(second["credential"], first["credential"], "the second consent reuses K");
-    assert_eq!(second["state"]["state"], "delivered", "{second}");
+    assert_eq!(second.credential, first.credential, "the second consent reuses K");
+    assert_eq!(second.state.name(), "delivered", "{second:?}");
 
     // RJ2 offers a valid passport of its own under C: refused, RJZ's kept.
     let mut own = parts("RJ2", "RJ1");
-    own.consent.id = c.parse().unwrap();
+    own.consent.id = c;
     let id = MessageId::random(&mut rand::rng());
     let resp = raw.exchange(peer, exchange::Request::Offer { id, bundle: Box::new(own.build(&key)) }).await.unwrap();
     assert_eq!(rejection(&resp), Some(Rejection::ConsentMismatch), "{resp:?}");
-    let one: Value = b.admin().get_json(&format!("/v1/received/{c}")).await.unwrap();
-    assert_eq!(one["issuer"], "RJZ", "{one}");
+    let one = b.admin().received_one(&c).await.unwrap();
+    assert_eq!(one.issuer.to_string(), "RJZ", "{one:?}");
 
     // RJ2 withdraws C, signed as itself: refused, nothing erased.
     let withdrawal = staffpass_protocol::consent::Withdrawal {
-        consent: c.parse().unwrap(),
-        subject: staff.parse().unwrap(),
+        consent: c,
+        subject: staff.clone(),
         home: "RJ2".parse().unwrap(),
         receiver: "RJ1".parse().unwrap(),
         withdrawn_at: now(),
@@ -616,6 +599,6 @@ async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
     let id = MessageId::random(&mut rand::rng());
     let resp = raw.exchange(peer, exchange::Request::Withdraw { id, withdrawal }).await.unwrap();
     assert_eq!(rejection(&resp), Some(Rejection::ConsentMismatch), "{resp:?}");
-    let one: Value = b.admin().get_json(&format!("/v1/received/{c}")).await.unwrap();
-    assert_eq!(one["status"], "active", "RJZ's passport is not erased by RJ2: {one}");
+    let one = b.admin().received_one(&c).await.unwrap();
+    assert_eq!(one.status, "active", "RJZ's passport is not erased by RJ2: {one:?}");
 }

@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use staffpass_node::api::Role;
-use staffpass_node::node::paths;
+use staffpass_api::Role;
+use staffpass_api::audit::{AuditQuery, Verification};
+use staffpass_api::data_dir as paths;
 use staffpass_protocol::roster::{Change, Entry};
 use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::exchange;
@@ -131,12 +132,12 @@ async fn equivocation_is_refused_and_alarms_every_node() {
     assert!(ra.is_ok() || rb.is_ok());
     for n in [&a, &b, &c] {
         wait_until("every node raises the equivocation alarm", || async move {
-            let s: serde_json::Value = n.admin().get_json("/v1/status").await.unwrap();
-            s["alarms"].as_array().is_some_and(|a| !a.is_empty())
+            let s = n.admin().status().await.unwrap();
+            !s.alarms.is_empty()
         })
         .await;
         assert_eq!(n.roster_seq(&agreement()), Some(before), "{}: both entries refused", n.org);
-        let metrics = n.admin().get_text("/metrics").await.unwrap();
+        let metrics = n.admin().metrics().await.unwrap();
         assert!(metrics.contains("staffpass_roster_equivocation{agreement=\"london-mou\"} 1"), "{metrics}");
     }
 }
@@ -196,7 +197,7 @@ async fn bad_roster_entries_are_refused_by_the_api_with_a_typed_reason() {
 async fn the_api_refuses_missing_foreign_and_underprivileged_certificates() {
     let a = TestNode::start_new("RJZ").await.unwrap();
     let b = TestNode::start_new("RJ1").await.unwrap();
-    assert!(a.admin().get_json::<serde_json::Value>("/v1/status").await.is_ok());
+    assert!(a.admin().status().await.is_ok());
 
     // No client certificate: refused at TLS.
     let tls = paths::tls(&a.config.data_dir);
@@ -208,23 +209,28 @@ async fn the_api_refuses_missing_foreign_and_underprivileged_certificates() {
     // Another node's admin certificate: refused at TLS.
     let btls = paths::tls(&b.config.data_dir);
     let bpki = staffpass_node::tls::Pki::at(&btls);
-    let foreign = staffpass_node::api::Client::from_files(
+    let foreign = staffpass_api::Client::from_files(
         &format!("https://127.0.0.1:{}", a.api.port()),
         tls.join("ca.pem"),
         bpki.admin_cert(),
         bpki.admin_key(),
     )
     .unwrap();
-    let err = foreign.get_json::<serde_json::Value>("/v1/status").await.unwrap_err();
+    let err = foreign.status().await.unwrap_err();
     assert!(err.status().is_none(), "refused before any HTTP status: {err}");
 
     // Read-only on an admin route: 403.
     staffpass_node::tls::Pki::issue_client(&tls, "viewer", Role::ReadOnly).unwrap();
     let viewer = a.client_as("viewer");
-    assert!(viewer.get_json::<serde_json::Value>("/v1/status").await.is_ok());
-    let err = viewer.post_json::<_, serde_json::Value>("/v1/agreements", &Vec::<Entry>::new()).await.unwrap_err();
+    assert!(viewer.status().await.is_ok());
+    let served = viewer.openapi().await.unwrap();
+    let generated: serde_json::Value = serde_json::from_str(&staffpass_api::openapi::json()).unwrap();
+    assert_eq!(served, generated, "the node serves the document generated from staffpass-api's types");
+    let err = viewer.submit_chain(&Vec::<Entry>::new()).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
-    let err = viewer.get_json::<serde_json::Value>("/v1/audit").await.unwrap_err();
+    let err = viewer.audit(AuditQuery::default()).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
+    let err = viewer.consents().await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err}");
 }
 
@@ -264,7 +270,7 @@ async fn garbage_and_oversized_streams_are_reset_and_the_node_keeps_serving() {
     submit_entry(&a, &e).await.unwrap();
     let seq = e.body.seq;
     wait_until("the node keeps serving its peers", || async { b.roster_seq(&agreement()) == Some(seq) }).await;
-    assert!(a.admin().get_json::<serde_json::Value>("/v1/status").await.is_ok());
+    assert!(a.admin().status().await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,8 +285,8 @@ async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
     assert_eq!(a.node().peer_id, peer, "same node key");
     assert_eq!(a.node().issuer.public(), issuer, "same issuer key");
     assert_eq!(a.roster_seq(&agreement()), Some(r.chain.seq()), "same roster");
-    let v: serde_json::Value = a.admin().get_json("/v1/audit/verify").await.unwrap();
-    assert_eq!(v["ok"], true);
+    let v = a.admin().verify_audit().await.unwrap();
+    assert!(matches!(v, Verification::Intact { ok: true, .. }), "{v:?}");
 
     a.stop().await;
     let db = paths::db(&a.config.data_dir);
@@ -297,4 +303,83 @@ async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("storage"), "clear start-up error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_body_limit_is_applied() {
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let big = serde_json::json!({ "pad": "x".repeat(100 * 1024) });
+    let post = |client: staffpass_api::Client, body: serde_json::Value| async move {
+        client.post_json::<_, serde_json::Value>(staffpass_api::route::CONSENTS, &body).await.unwrap_err()
+    };
+    // Under the default limit (1 MiB) a 100 KB body is read, and refused for its shape.
+    let err = post(a.admin(), big.clone()).await;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
+
+    // With `api.body_limit_bytes = 2048` it is refused for its size.
+    a.config.api.body_limit_bytes = 2048;
+    a.restart().await.unwrap();
+    let err = post(a.admin(), big).await;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(413), "{err}");
+    assert_eq!(err.code(), Some("payload-too-large"), "{err}");
+    // A small body still gets through to the handler.
+    let err = post(a.admin(), serde_json::json!({ "pad": 1 })).await;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
+}
+
+/// Every operation of the OpenAPI document names its least role as its tag;
+/// the router must agree: that role gets past the auth layer, the role below
+/// it is refused with 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_route_needs_the_role_the_openapi_document_names() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let tls = paths::tls(&a.config.data_dir);
+    staffpass_node::tls::Pki::issue_client(&tls, "viewer", Role::ReadOnly).unwrap();
+    staffpass_node::tls::Pki::issue_client(&tls, "desk", Role::Hr).unwrap();
+    let client = |role: Role| match role {
+        Role::Admin => a.admin(),
+        Role::Hr => a.client_as("desk"),
+        Role::ReadOnly => a.client_as("viewer"),
+    };
+    // The status of `method path` for `role`, or None for a success.
+    let status = |role: Role, method: String, path: String| {
+        let c = client(role);
+        async move {
+            let body = serde_json::json!({});
+            let result = match method.as_str() {
+                "get" => c.get_text(&path).await.map(drop),
+                "post" => c.post_json::<_, serde_json::Value>(&path, &body).await.map(drop),
+                "put" => c.put_json::<_, serde_json::Value>(&path, &body).await.map(drop),
+                "delete" => c.delete(&path).await,
+                other => panic!("no {other} in this API"),
+            };
+            result.err().map(|e| e.status().map(|s| s.as_u16()).unwrap_or_else(|| panic!("{method} {path}: {e}")))
+        }
+    };
+    let doc = staffpass_api::openapi::document();
+    let mut checked = 0;
+    for (template, item) in &doc.paths.paths {
+        let item = serde_json::to_value(item).unwrap();
+        for (method, op) in item.as_object().unwrap() {
+            let role = match op["tags"][0].as_str().unwrap() {
+                "probe" => continue,
+                tag => tag.parse::<Role>().unwrap(),
+            };
+            // Any id: one that does not parse is refused after the auth layer.
+            let path = template.replace("{id}", "x").replace("{ref}", "x");
+            let allowed = status(role, method.clone(), path.clone()).await;
+            assert!(!matches!(allowed, Some(403..=405)), "{method} {path} as {role}: {allowed:?}");
+            let below = match role {
+                Role::Admin => Some(Role::Hr),
+                Role::Hr => Some(Role::ReadOnly),
+                Role::ReadOnly => None,
+            };
+            if let Some(below) = below {
+                let refused = status(below, method.clone(), path.clone()).await;
+                assert_eq!(refused, Some(403), "{method} {path} as {below}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 29, "every operation but the two probes is checked");
 }

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `code` is a stable kebab-case word for scripts; `message` is for people;
-//! `details` is optional and code-specific. Handlers return [`ApiError`];
+//! `details` is optional and code-specific. The shape and the codes are
+//! defined once, in `staffpass_api::error`, for server and client. Handlers
+//! return [`ApiError`];
 //! they read JSON bodies through [`Json`], whose rejections map to it.
 //! [`json_errors`] (installed by `api::server::serve`) rewrites any other
 //! error response (axum's own rejections, 404 of the fallback, 405, 413)
@@ -21,35 +23,9 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Error codes used by the API infrastructure. Handlers may add their own.
-pub mod code {
-    /// 400: the request is not acceptable as sent.
-    pub const BAD_REQUEST: &str = "bad-request";
-    /// 400: the body is not valid JSON.
-    pub const MALFORMED_JSON: &str = "malformed-json";
-    /// 422: the body is JSON but not of the expected form.
-    pub const INVALID_BODY: &str = "invalid-body";
-    /// 415: wrong or missing `Content-Type`.
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
-    /// 401: no authenticated caller.
-    pub const UNAUTHENTICATED: &str = "unauthenticated";
-    /// 403: the caller's role does not allow this.
-    pub const FORBIDDEN: &str = "forbidden";
-    /// 404: no such route or resource.
-    pub const NOT_FOUND: &str = "not-found";
-    /// 405: the route exists but not for this method.
-    pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
-    /// 409: conflicts with the current state.
-    pub const CONFLICT: &str = "conflict";
-    /// 413: the body is larger than this route accepts.
-    pub const PAYLOAD_TOO_LARGE: &str = "payload-too-large";
-    /// 500: a fault in the node.
-    pub const INTERNAL: &str = "internal";
-    /// 503: the node is not ready.
-    pub const UNAVAILABLE: &str = "unavailable";
-}
+pub use staffpass_api::error::{ErrorBody, ErrorInfo, code, default_code};
 
 /// Largest error body [`json_errors`] reads from a response it rewrites.
 const MAX_REWRITTEN_BODY: usize = 4 * 1024;
@@ -150,39 +126,6 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = self.status.as_u16(), code = %self.code, "API request refused");
         }
         (self.status, axum::Json(self.body())).into_response()
-    }
-}
-
-/// The JSON body of every API error; also what the client parses.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: ErrorInfo,
-}
-
-/// The inside of [`ErrorBody`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    pub code: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
-}
-
-/// The default code for a status.
-pub fn default_code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => code::BAD_REQUEST,
-        StatusCode::UNAUTHORIZED => code::UNAUTHENTICATED,
-        StatusCode::FORBIDDEN => code::FORBIDDEN,
-        StatusCode::NOT_FOUND => code::NOT_FOUND,
-        StatusCode::METHOD_NOT_ALLOWED => code::METHOD_NOT_ALLOWED,
-        StatusCode::CONFLICT => code::CONFLICT,
-        StatusCode::PAYLOAD_TOO_LARGE => code::PAYLOAD_TOO_LARGE,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => code::UNSUPPORTED_MEDIA_TYPE,
-        StatusCode::UNPROCESSABLE_ENTITY => code::INVALID_BODY,
-        StatusCode::SERVICE_UNAVAILABLE => code::UNAVAILABLE,
-        s if s.is_server_error() => code::INTERNAL,
-        _ => code::BAD_REQUEST,
     }
 }
 

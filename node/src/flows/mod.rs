@@ -16,17 +16,15 @@ pub mod staff;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::RngExt;
-use serde::Serialize;
 use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
 use staffpass_protocol::claims::{Claim, ClaimKind};
 use staffpass_protocol::consent::{Consent, SignedConsent, Withdrawal};
 use staffpass_protocol::credential::{self, Disclosure, Issue};
 use staffpass_protocol::revocation::{Revocation, RevocationReason};
-use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::wire::exchange;
 use staffpass_protocol::{
-    AgreementId, Bundle, ConsentId, CredentialId, MessageId, OrgId, Signature, Signed, StaffPublicKey, StaffRef,
-    Timestamp, encoding,
+    AgreementId, Bundle, ConsentId, CredentialId, MessageId, Signature, Signed, StaffPublicKey, StaffRef, Timestamp,
+    encoding,
 };
 
 use crate::audit::{self, Action};
@@ -621,28 +619,7 @@ impl Node {
     }
 }
 
-/// A request to record a consent.
-#[derive(Debug, Clone, serde::Deserialize, Serialize)]
-pub struct ConsentRequest {
-    /// The staff member.
-    pub staff: StaffRef,
-    /// The receiving organisation.
-    pub receiver: OrgId,
-    /// The agreement.
-    pub agreement: AgreementId,
-    /// The move.
-    pub move_kind: MoveKind,
-    /// The claims to share.
-    pub claims: BTreeSet<ClaimKind>,
-    /// Start of sharing (default: now).
-    #[serde(default)]
-    pub not_before: Option<Timestamp>,
-    /// End of sharing.
-    pub not_after: Timestamp,
-    /// The staff member's own key, if they hold one (then they must sign).
-    #[serde(default)]
-    pub staff_key: Option<StaffPublicKey>,
-}
+pub use staffpass_api::consents::ConsentRequest;
 
 fn changed_claims(old: &BTreeMap<ClaimKind, Claim>, new: &BTreeMap<ClaimKind, Claim>) -> BTreeSet<ClaimKind> {
     old.keys().chain(new.keys()).filter(|k| old.get(k) != new.get(k)).copied().collect()

@@ -3,9 +3,8 @@
 //! nothing. A refused bundle leaves only an audit entry (reason, ids).
 
 use libp2p::PeerId;
-use serde::Serialize;
 use staffpass_protocol::bundle::{Held, Rejection, check_held_by, verify_bundle};
-use staffpass_protocol::claims::{Claim, Validity};
+use staffpass_protocol::claims::Claim;
 use staffpass_protocol::consent::{Withdrawal, verify_withdrawal};
 use staffpass_protocol::receipt::{Outcome, Receipt};
 use staffpass_protocol::revocation::{Revocation, RevocationReason, Revocations, verify_revocation};
@@ -328,11 +327,11 @@ impl Node {
         let today = now().date();
         let mut out = Vec::new();
         for (_, v) in self.store.scan_prefix(Tree::Received, b"p/")? {
-            out.push(ReceivedView::of(&decode(&v, "received passport")?, today, false));
+            out.push(view_of(&decode(&v, "received passport")?, today, false));
         }
         for (_, v) in self.store.scan_prefix(Tree::Received, b"e/")? {
             let e: ErasedRecord = decode(&v, "erasure record")?;
-            out.push(ReceivedView::erased(&e));
+            out.push(erased_view(&e));
         }
         Ok(out)
     }
@@ -340,102 +339,63 @@ impl Node {
     /// One received passport, with claim values.
     pub fn received_one(&self, consent: &ConsentId) -> Result<ReceivedView, Error> {
         if let Some(v) = self.store.get(Tree::Received, &received_key(consent))? {
-            return Ok(ReceivedView::of(&decode(&v, "received passport")?, now().date(), true));
+            return Ok(view_of(&decode(&v, "received passport")?, now().date(), true));
         }
         if let Some(v) = self.store.get(Tree::Received, &erased_key(consent))? {
-            return Ok(ReceivedView::erased(&decode(&v, "erasure record")?));
+            return Ok(erased_view(&decode(&v, "erasure record")?));
         }
         Err(Error::NoReceived(*consent))
     }
 }
 
-/// One claim as shown to the host trust.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClaimView {
-    /// Which claim.
-    pub claim: String,
-    /// Whether it is in date today.
-    pub validity: Validity,
-    /// The value (only when one passport is shown).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Claim>,
-}
+pub use staffpass_api::received::{ClaimView, ReceivedView};
 
-/// A received passport as shown to the host trust.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReceivedView {
-    /// The consent it was shared under.
-    pub consent: ConsentId,
-    /// The credential.
-    pub credential: staffpass_protocol::CredentialId,
-    /// The home trust.
-    pub issuer: OrgId,
-    /// The staff member's pseudonymous reference.
-    pub subject: Option<staffpass_protocol::StaffRef>,
-    /// The agreement.
-    pub agreement: Option<staffpass_protocol::AgreementId>,
-    /// The move.
-    pub move_kind: Option<staffpass_protocol::roster::MoveKind>,
-    /// `active`, `revoked`, `erased`.
-    pub status: String,
-    /// Revocation reason or erasure cause.
-    pub reason: Option<String>,
-    /// When it arrived.
-    pub received_at: Option<Timestamp>,
-    /// Sharing ends (erased then).
-    pub not_after: Option<Timestamp>,
-    /// Credential expiry.
-    pub expires_at: Option<Timestamp>,
-    /// The claims.
-    pub claims: Vec<ClaimView>,
-}
-
-impl ReceivedView {
-    fn of(r: &ReceivedRecord, today: staffpass_protocol::Date, values: bool) -> Self {
-        let (status, reason) = match &r.state {
-            ReceivedState::Active => ("active".to_string(), None),
-            ReceivedState::Revoked { reason, .. } => ("revoked".to_string(), Some(reason.to_string())),
-        };
-        let p = &r.passport;
-        ReceivedView {
-            consent: p.consent,
-            credential: p.credential,
-            issuer: p.issuer.clone(),
-            subject: Some(p.subject.clone()),
-            agreement: Some(p.agreement.clone()),
-            move_kind: Some(p.move_kind),
-            status,
-            reason,
-            received_at: Some(r.received_at),
-            not_after: Some(p.not_after),
-            expires_at: Some(p.expires_at),
-            claims: p
-                .claims
-                .iter()
-                .map(|c| ClaimView {
-                    claim: c.kind().to_string(),
-                    validity: c.validity(today),
-                    value: values.then(|| c.clone()),
-                })
-                .collect(),
-        }
+/// A received passport as the API shows it; claim values only if `values`.
+fn view_of(r: &ReceivedRecord, today: staffpass_protocol::Date, values: bool) -> ReceivedView {
+    let (status, reason) = match &r.state {
+        ReceivedState::Active => ("active".to_string(), None),
+        ReceivedState::Revoked { reason, .. } => ("revoked".to_string(), Some(reason.to_string())),
+    };
+    let p = &r.passport;
+    ReceivedView {
+        consent: p.consent,
+        credential: p.credential,
+        issuer: p.issuer.clone(),
+        subject: Some(p.subject.clone()),
+        agreement: Some(p.agreement.clone()),
+        move_kind: Some(p.move_kind),
+        status,
+        reason,
+        received_at: Some(r.received_at),
+        not_after: Some(p.not_after),
+        expires_at: Some(p.expires_at),
+        claims: p
+            .claims
+            .iter()
+            .map(|c| ClaimView {
+                claim: c.kind().to_string(),
+                validity: c.validity(today),
+                value: values.then(|| c.clone()),
+            })
+            .collect(),
     }
+}
 
-    fn erased(e: &ErasedRecord) -> Self {
-        ReceivedView {
-            consent: e.consent,
-            credential: e.credential,
-            issuer: e.issuer.clone(),
-            subject: None,
-            agreement: None,
-            move_kind: None,
-            status: "erased".into(),
-            reason: Some(e.why.clone()),
-            received_at: None,
-            not_after: None,
-            expires_at: None,
-            claims: Vec::new(),
-        }
+/// What the API shows of an erased passport: ids and the cause.
+fn erased_view(e: &ErasedRecord) -> ReceivedView {
+    ReceivedView {
+        consent: e.consent,
+        credential: e.credential,
+        issuer: e.issuer.clone(),
+        subject: None,
+        agreement: None,
+        move_kind: None,
+        status: "erased".into(),
+        reason: Some(e.why.clone()),
+        received_at: None,
+        not_after: None,
+        expires_at: None,
+        claims: Vec::new(),
     }
 }
 

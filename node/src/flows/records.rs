@@ -28,8 +28,8 @@ pub struct CredentialRecord {
 }
 
 /// Where a consent stands at the home trust. (Stored with postcard, so
-/// externally tagged; the API shows it as `{"state": name, ...}` via
-/// [`ConsentState::view`].)
+/// externally tagged; the API shows it as `staffpass_api::consents::ConsentState`,
+/// `{"state": name, ...}`.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsentState {
@@ -61,31 +61,20 @@ pub enum ConsentState {
 impl ConsentState {
     /// The state's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            ConsentState::AwaitingStaffSignature => "awaiting-staff-signature",
-            ConsentState::Pending => "pending",
-            ConsentState::Delivered { .. } => "delivered",
-            ConsentState::Rejected { .. } => "rejected",
-            ConsentState::Withdrawn { .. } => "withdrawn",
-        }
+        staffpass_api::consents::ConsentState::from(self).name()
     }
+}
 
-    /// The state as the API shows it: `{"state": name, ...its fields}`.
-    pub fn view(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({ "state": self.name() });
-        match self {
-            ConsentState::Delivered { at } => v["at"] = serde_json::json!(at),
-            ConsentState::Rejected { reason, at } => {
-                v["reason"] = serde_json::json!(reason);
-                v["at"] = serde_json::json!(at);
-            }
-            ConsentState::Withdrawn { at, erased } => {
-                v["at"] = serde_json::json!(at);
-                v["erased"] = serde_json::json!(erased);
-            }
-            ConsentState::AwaitingStaffSignature | ConsentState::Pending => {}
+impl From<&ConsentState> for staffpass_api::consents::ConsentState {
+    fn from(s: &ConsentState) -> Self {
+        use staffpass_api::consents::ConsentState as View;
+        match s {
+            ConsentState::AwaitingStaffSignature => View::AwaitingStaffSignature,
+            ConsentState::Pending => View::Pending,
+            ConsentState::Delivered { at } => View::Delivered { at: *at },
+            ConsentState::Rejected { reason, at } => View::Rejected { reason: *reason, at: *at },
+            ConsentState::Withdrawn { at, erased } => View::Withdrawn { at: *at, erased: *erased },
         }
-        v
     }
 }
 

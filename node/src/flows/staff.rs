@@ -26,12 +26,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use staffpass_protocol::Date;
 use staffpass_protocol::claims::{
     Assignment, Claim, ClaimKind, CstfSubject, Dbs, Identity, ImmunisationRecord, NiNumber, OhClearance, References,
     Registration, RightToWork, Training, Vaccine,
 };
-use staffpass_protocol::{Date, StaffPublicKey, StaffRef, Timestamp};
 
 /// Longest accepted cell, in bytes.
 pub const MAX_FIELD: usize = 256;
@@ -40,76 +39,12 @@ pub const MAX_ROWS: usize = 200_000;
 /// Most rows listed in an import report.
 pub const MAX_REPORTED: usize = 1_000;
 
-/// A staff member's record at the home trust.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaffRecord {
-    /// Pseudonymous reference.
-    pub staff_ref: StaffRef,
-    /// ESR assignment number.
-    pub assignment_number: String,
-    /// The checks and training held, by claim.
-    pub claims: BTreeMap<ClaimKind, Claim>,
-    /// The staff member's own key, if they hold one.
-    pub staff_key: Option<StaffPublicKey>,
-    /// When created.
-    pub created_at: Timestamp,
-    /// When last changed.
-    pub updated_at: Timestamp,
-}
-
-impl StaffRecord {
-    /// The claims as a list.
-    pub fn claim_list(&self) -> Vec<Claim> {
-        self.claims.values().cloned().collect()
-    }
-}
-
-/// The fields of one staff member as imported (CSV row or JSON object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaffInput {
-    /// ESR assignment number.
-    pub assignment_number: String,
-    /// The checks and training (must include identity and employment assignment).
-    pub claims: Vec<Claim>,
-    /// The staff member's own key, if any.
-    #[serde(default)]
-    pub staff_key: Option<StaffPublicKey>,
-}
+pub use staffpass_api::staff::{StaffInput, StaffRecord};
 
 /// A parsed import: the good rows with their line numbers, and the refused ones.
 pub type Parsed = (Vec<(u64, StaffInput)>, Vec<RowError>);
 
-/// Why a row was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    /// Line number in the file (1 = header) or index in a JSON array (from 1).
-    pub line: u64,
-    /// The column, if one is to blame.
-    pub column: Option<String>,
-    /// Machine-readable code.
-    pub code: &'static str,
-    /// What was wrong (never the cell's contents).
-    pub message: String,
-}
-
-/// The outcome of an import.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ImportReport {
-    /// Rows read.
-    pub rows: u64,
-    /// Rows stored (new or updated).
-    pub imported: u64,
-    /// Of which new records.
-    pub created: u64,
-    /// Of which updates to existing records.
-    pub updated: u64,
-    /// Rows refused.
-    pub rejected: u64,
-    /// The refused rows (the first [`MAX_REPORTED`]).
-    pub errors: Vec<RowError>,
-    /// True if nothing was stored because of refused rows (all-or-nothing mode).
-    pub aborted: bool,
-}
+pub use staffpass_api::staff::{ImportReport, RowError};
 
 /// A file-level problem: nothing can be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,7 +64,7 @@ pub enum FileError {
 }
 
 fn row_err(line: u64, column: Option<&str>, code: &'static str, message: impl Into<String>) -> RowError {
-    RowError { line, column: column.map(str::to_string), code, message: message.into() }
+    RowError { line, column: column.map(str::to_string), code: code.to_owned(), message: message.into() }
 }
 
 const REQUIRED: &[&str] =
@@ -521,7 +456,7 @@ mod tests {
         );
         let (good, errors) = parse_csv(csv.as_bytes(), today()).unwrap();
         assert_eq!(good.len(), 1);
-        let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.code)).collect();
+        let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.code.as_str())).collect();
         assert_eq!(got, [(2, "bad-ni-number"), (3, "bad-date"), (4, "field-too-long"), (6, "duplicate-assignment")]);
         let text = serde_json::to_string(&errors).unwrap();
         assert!(!text.contains("NOTANI") && !text.contains("Sam Example"), "{text}");

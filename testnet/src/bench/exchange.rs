@@ -13,7 +13,8 @@ use futures::StreamExt as _;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
-use staffpass_node::flows::ConsentRequest;
+use staffpass_api::consents::ConsentRequest;
+use staffpass_api::staff::{ImportFormat, ImportQuery};
 use staffpass_node::flows::records::ConsentState;
 use staffpass_node::network::codec::ExchangeCodec;
 use staffpass_protocol::claims::{ClaimKind, CstfSubject, Vaccine};
@@ -364,7 +365,7 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
 
     // One member of staff; every move shares 5 of their 14 claims.
     let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
-    let _: serde_json::Value = a.admin().post_bytes("/v1/staff/import", "text/csv", csv.into_bytes()).await?;
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await?;
     let home = a.node().clone();
     let staff = home.staff_list(None, 1)?.into_iter().next().context("imported staff record")?.staff_ref;
     let request = |until: Timestamp| ConsentRequest {

@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use staffpass_node::api::Client;
+use staffpass_api::staff::{ImportFormat, ImportQuery};
+use staffpass_api::{Client, data_dir};
 use staffpass_node::config::Config;
-use staffpass_node::node::{self, paths};
-use staffpass_node::tls::Pki;
+use staffpass_node::node;
 use staffpass_protocol::roster::{Change, MemberSpec};
 use staffpass_tests::{CSV_HEADER, roster, staff_row};
 
@@ -140,7 +140,7 @@ fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<NodeProce
 /// Waits (up to 30 s) until the node's API answers `/readyz`.
 async fn wait_ready(api: &Client, log: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while api.get_text("/readyz").await.is_err() {
+    while !api.ready().await.unwrap_or(false) {
         if Instant::now() > deadline {
             bail!("the node did not become ready in 30 s (log: {})", log.display());
         }
@@ -162,12 +162,9 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
     let log_path = dir.path().join("node.log");
     let mut child = start_node(&bin, &report.config, &log_path)?;
-    let pki = Pki::at(paths::tls(&data));
-    let api = Client::from_files(
+    let api = Client::from_client_files(
         &format!("https://127.0.0.1:{}", config.api.listen.port()),
-        pki.ca_cert(),
-        pki.admin_cert(),
-        pki.admin_key(),
+        &data_dir::admin_client_files(&data),
     )?
     .with_timeout(Duration::from_secs(300));
     wait_ready(&api, &log_path).await?;
@@ -186,10 +183,10 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     }
     let disk0 = disk_bytes(&data);
     let t = Instant::now();
-    let imported: serde_json::Value = api.post_bytes("/v1/staff/import", "text/csv", csv.clone().into_bytes()).await?;
+    let imported = api.import_staff(ImportFormat::Csv, csv.clone().into_bytes(), ImportQuery::default()).await?;
     let import = t.elapsed();
-    if imported["imported"].as_u64() != Some(sizes.import_rows as u64) {
-        bail!("import report: {imported}");
+    if imported.imported != sizes.import_rows as u64 {
+        bail!("import report: {imported:?}");
     }
     let disk1 = disk_bytes(&data);
     let (rss_imported, _) = rss(child.pid())?;
@@ -207,7 +204,7 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     for c in &codes {
         r.push(Change::AddMember(fixture_member(c)));
     }
-    let _: serde_json::Value = api.post_json("/v1/agreements", r.chain.entries()).await?;
+    api.submit_chain(r.chain.entries()).await?;
     let addr: libp2p::Multiaddr = config.network.listen[0].parse()?;
     let senders = 4.min(codes.len());
     let per = sizes.passports / senders;
@@ -249,11 +246,7 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     // Idle: nothing in flight for a while (the idle figure is defined as
     // RSS after a quiet period), every peer still connected.
     tokio::time::sleep(Duration::from_secs(if sizes.peers >= 50 { 10 } else { 3 })).await;
-    let peers_seen: serde_json::Value = api.get_json("/v1/peers").await?;
-    let connected = peers_seen
-        .as_array()
-        .map(|a| a.iter().filter(|p| p["connected"].as_bool() == Some(true)).count())
-        .unwrap_or_default();
+    let connected = api.peers().await?.iter().filter(|p| p.connected).count();
     if connected < sizes.peers {
         bail!("only {connected} of {} peers are connected to the measured node", sizes.peers);
     }

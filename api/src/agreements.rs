@@ -1,0 +1,72 @@
+//! Agreements and their roster chains (read: `read-only`; submit: `admin`).
+
+use serde::{Deserialize, Serialize};
+use staffpass_protocol::AgreementId;
+use staffpass_protocol::roster::{Entry, Equivocation, State};
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /v1/agreements/{id}`: one roster as this node holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgreementView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: AgreementId,
+    /// Head seq.
+    pub seq: u64,
+    /// Head hash.
+    pub head: String,
+    /// Not past valid_until.
+    pub fresh: bool,
+    /// The equivocation that halted it, if any.
+    #[schema(value_type = Option<Object>)]
+    pub halted: Option<Equivocation>,
+    /// The roster state after the head entry (terms, stewards, members).
+    #[schema(value_type = Object)]
+    pub state: State,
+}
+
+/// The query of `GET /v1/agreements/{id}/entries`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EntriesQuery {
+    /// The first seq wanted (default 0, the genesis).
+    #[serde(default)]
+    pub from: u64,
+}
+
+/// The body of `POST /v1/agreements` and `POST /v1/agreements/{id}/entries`:
+/// one signed roster entry or a list of them, all for one agreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Submission {
+    /// A list of entries, in seq order.
+    #[schema(value_type = Vec<Object>)]
+    Many(Vec<Entry>),
+    /// One entry.
+    #[schema(value_type = Object)]
+    One(Box<Entry>),
+}
+
+impl Submission {
+    /// The entries, in order.
+    pub fn into_vec(self) -> Vec<Entry> {
+        match self {
+            Submission::Many(v) => v,
+            Submission::One(e) => vec![*e],
+        }
+    }
+}
+
+/// The outcome of a roster submission (201 if any entry was applied, else 200).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    /// The agreement.
+    #[schema(value_type = String)]
+    pub agreement: AgreementId,
+    /// Entries newly applied.
+    pub applied: u64,
+    /// Entries already held.
+    pub already_held: u64,
+    /// The head seq after.
+    pub seq: u64,
+}

@@ -1,0 +1,110 @@
+//! The audit log as the API shows it (`admin`; a staff member's own
+//! activity: `hr`).
+
+use serde::{Deserialize, Serialize};
+use staffpass_protocol::{Hash, OrgId, StaffRef, Timestamp};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::staff::DEFAULT_LIMIT;
+
+/// One link of the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Entry {
+    /// Its position, from 1.
+    pub seq: u64,
+    /// When it was recorded.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// The previous entry's hash (all zeros for entry 1).
+    #[schema(value_type = String)]
+    pub prev: Hash,
+    /// What happened.
+    pub event: Event,
+    /// The hash of `(seq, at, prev, event)`.
+    #[schema(value_type = String)]
+    pub hash: Hash,
+}
+
+/// One audited event: identifiers and codes only, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Who: a client certificate subject, `peer:<PeerId>`, or `system`.
+    pub actor: String,
+    /// What happened (e.g. `issue`, `consent`, `roster-change`).
+    pub action: String,
+    /// Whose data, by pseudonymous reference.
+    #[schema(value_type = Option<String>)]
+    pub staff: Option<StaffRef>,
+    /// The other organisation involved (receiver, sender, member).
+    #[schema(value_type = Option<String>)]
+    pub org: Option<OrgId>,
+    /// What it was done to, by id.
+    pub object: Option<String>,
+    /// A machine-readable code (e.g. `consent-expired`).
+    pub reason: Option<String>,
+}
+
+fn default_limit() -> usize {
+    DEFAULT_LIMIT
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries from this seq on (default 0).
+    #[serde(default)]
+    pub since: u64,
+    /// Page size, 1 to 10000 (default 100).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        AuditQuery { since: 0, limit: DEFAULT_LIMIT }
+    }
+}
+
+/// The end of the chain: the last entry's seq and hash (0 and zeros when
+/// the log is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct Head {
+    /// The last seq.
+    pub seq: u64,
+    /// The last hash.
+    #[schema(value_type = String)]
+    pub hash: Hash,
+}
+
+/// A successful verification of the whole chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyReport {
+    /// How many entries were checked.
+    pub entries: u64,
+    /// The head they lead to.
+    pub head: Head,
+}
+
+/// `GET /v1/audit/verify`: 200 with `ok: true` and the report, or 409 with
+/// `ok: false`, the first broken seq and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Verification {
+    /// The chain verifies.
+    Intact {
+        /// Always true.
+        ok: bool,
+        /// What was checked.
+        report: VerifyReport,
+    },
+    /// The chain is broken.
+    Broken {
+        /// Always false.
+        ok: bool,
+        /// The first entry that does not verify.
+        broken_at: u64,
+        /// What is wrong with it.
+        why: String,
+    },
+}

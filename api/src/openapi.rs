@@ -1,0 +1,329 @@
+//! The OpenAPI 3.1 document of the local API, generated from the types of
+//! this crate with utoipa.
+//!
+//! Each route is described once here, by its path constant from
+//! [`crate::route`]; its tag is the least role that may call it
+//! (`read-only`, `hr`, `admin`; `probe` needs none). The document is
+//! committed as `api/openapi.json` (a test fails when it drifts; run
+//! `UPDATE_OPENAPI=1 cargo test -p staffpass-api` to rewrite it) and served
+//! by the node at `GET /v1/openapi.json`.
+
+// The functions below exist only to carry `#[utoipa::path]`; the node's
+// handlers are in staffpass-node.
+#![allow(dead_code)]
+
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use crate::agreements::{AgreementView, EntriesQuery, Submission, Submitted};
+use crate::audit::{self, AuditQuery, Head, Verification, VerifyReport};
+use crate::consents::{ConsentRequest, ConsentState, ConsentView, StaffSignature};
+use crate::credentials::{CredentialView, RevokeRequest};
+use crate::error::{ErrorBody, ErrorInfo};
+use crate::outbox::{Kind, OutboxItemView};
+use crate::received::{ClaimView, ReceivedView};
+use crate::route;
+use crate::staff::{ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffRecord, StaffSummary};
+use crate::status::{AgreementSummary, Alarm, Peer, Status};
+
+/// The API's OpenAPI document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as the pretty JSON committed in `api/openapi.json`, with a
+/// final newline.
+pub fn json() -> String {
+    // The document is plain data; serialising it cannot fail.
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "staffpass node local API",
+        description = "The HTTPS API of a staffpass node. Every connection presents a client certificate issued by \
+                       the node's CA; its subject OU is the caller's role (admin ⊇ hr ⊇ read-only). Each operation's \
+                       tag is the least role that may call it. Every error has the body ErrorBody.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    modifiers(&ClientCertificate, &ErrorResponses),
+    paths(
+        healthz, readyz, metrics, openapi, status, peers,
+        agreements, submit_chain, agreement, entries, submit_entries,
+        staff_list, import_staff, staff_get, staff_put, staff_delete, record_claim, issue_credential, activity,
+        credential, revoke_credential,
+        consents, grant_consent, consent, withdraw_consent, sign_consent,
+        received, received_one, outbox, audit_log, verify_audit,
+    ),
+    components(schemas(
+        ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted,
+        StaffRecord, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
+        ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView, Kind,
+        audit::Entry, audit::Event, Head, VerifyReport, Verification,
+    )),
+    tags(
+        (name = "probe", description = "No client role needed (still over mutual TLS)."),
+        (name = "read-only", description = "Needs the read-only role or higher."),
+        (name = "hr", description = "Needs the hr role or admin."),
+        (name = "admin", description = "Needs the admin role."),
+    ),
+)]
+struct ApiDoc;
+
+/// Declares the client-certificate authentication for every operation.
+struct ClientCertificate;
+
+impl Modify for ClientCertificate {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_certificate",
+            SecurityScheme::MutualTls {
+                description: Some(
+                    "A client certificate issued by the node's CA (staffpass-node init writes admin.pem; \
+                     more with staffpass-node issue-client); its subject OU is the role."
+                        .to_owned(),
+                ),
+                deprecated: None,
+                extensions: None,
+            },
+        );
+        openapi.security = Some(vec![SecurityRequirement::new("client_certificate", Vec::<String>::new())]);
+    }
+}
+
+/// Gives every operation that names no `default` response the API's error
+/// shape as its `default`: every error of every route has that body.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = ResponseBuilder::new()
+            .description("An API error: the status and `error.code` say which")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in operations.into_iter().flatten() {
+                op.responses.responses.entry("default".to_owned()).or_insert_with(|| RefOr::T(error.clone()));
+            }
+        }
+    }
+}
+
+#[utoipa::path(get, path = route::HEALTHZ, tag = "probe",
+    responses((status = 200, description = "The process serves", body = String, content_type = "text/plain")))]
+fn healthz() {}
+
+#[utoipa::path(get, path = route::READYZ, tag = "probe",
+    responses(
+        (status = 200, description = "Start-up has finished", body = String, content_type = "text/plain"),
+        (status = 503, description = "Still starting", body = ErrorBody),
+    ))]
+fn readyz() {}
+
+#[utoipa::path(get, path = route::METRICS, tag = "read-only",
+    responses(
+        (status = 200, description = "Metrics", body = String, content_type = "application/openmetrics-text"),
+    ))]
+fn metrics() {}
+
+#[utoipa::path(get, path = route::OPENAPI, tag = "read-only",
+    responses(
+        (status = 200, description = "This document", body = Object),
+    ))]
+fn openapi() {}
+
+#[utoipa::path(get, path = route::STATUS, tag = "read-only",
+    responses(
+        (status = 200, description = "The node's status", body = Status),
+    ))]
+fn status() {}
+
+#[utoipa::path(get, path = route::PEERS, tag = "read-only",
+    responses(
+        (status = 200, description = "Members of the rosters held, and connected peers", body = Vec<Peer>),
+    ))]
+fn peers() {}
+
+#[utoipa::path(get, path = route::AGREEMENTS, tag = "read-only",
+    responses(
+        (status = 200, description = "The agreements this node holds a roster for", body = Vec<AgreementSummary>),
+    ))]
+fn agreements() {}
+
+#[utoipa::path(post, path = route::AGREEMENTS, tag = "admin", request_body = Submission,
+    responses(
+        (status = 201, description = "Entries applied", body = Submitted),
+        (status = 200, description = "Every entry was already held", body = Submitted),
+        (status = "default", description = "An API error (409: wrong seq, fork or halted; 422: refused)", body = ErrorBody),
+    ))]
+fn submit_chain() {}
+
+#[utoipa::path(get, path = route::AGREEMENT, tag = "read-only",
+    params(("id" = String, Path, description = "Agreement id")),
+    responses(
+        (status = 200, description = "The roster", body = AgreementView),
+        (status = "default", description = "An API error (404: no roster held)", body = ErrorBody),
+    ))]
+fn agreement() {}
+
+#[utoipa::path(get, path = route::AGREEMENT_ENTRIES, tag = "read-only",
+    params(("id" = String, Path, description = "Agreement id"), EntriesQuery),
+    responses(
+        (status = 200, description = "Signed roster entries from `from` on", body = Vec<Object>),
+    ))]
+fn entries() {}
+
+#[utoipa::path(post, path = route::AGREEMENT_ENTRIES, tag = "admin", request_body = Submission,
+    params(("id" = String, Path, description = "Agreement id")),
+    responses(
+        (status = 201, description = "Entries applied", body = Submitted),
+        (status = 200, description = "Every entry was already held", body = Submitted),
+        (status = "default", description = "An API error (422 wrong-agreement: an entry is for another agreement)", body = ErrorBody),
+    ))]
+fn submit_entries() {}
+
+#[utoipa::path(get, path = route::STAFF, tag = "hr", params(PageQuery),
+    responses(
+        (status = 200, description = "A page of staff records, without claim values", body = Vec<StaffSummary>),
+    ))]
+fn staff_list() {}
+
+#[utoipa::path(post, path = route::STAFF_IMPORT, tag = "hr", params(ImportQuery),
+    request_body(description = "An ESR-style CSV export, or a JSON array of StaffInput", content(
+        (String = "text/csv"),
+        (Vec<StaffInput> = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "What was imported", body = ImportReport),
+        (status = "default", description = "An API error (422 rows-rejected: details is the ImportReport; 413: too large; 415: other type)", body = ErrorBody),
+    ))]
+fn import_staff() {}
+
+#[utoipa::path(get, path = route::STAFF_MEMBER, tag = "hr",
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The record", body = StaffRecord),
+    ))]
+fn staff_get() {}
+
+#[utoipa::path(put, path = route::STAFF_MEMBER, tag = "hr", request_body = StaffInput,
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The record as stored", body = StaffRecord),
+    ))]
+fn staff_put() {}
+
+#[utoipa::path(delete, path = route::STAFF_MEMBER, tag = "hr",
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 204, description = "Deleted"),
+    ))]
+fn staff_delete() {}
+
+#[utoipa::path(post, path = route::STAFF_CLAIMS, tag = "hr", request_body(content = Object, description = "One claim"),
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The record with the claim", body = StaffRecord),
+    ))]
+fn record_claim() {}
+
+#[utoipa::path(post, path = route::STAFF_CREDENTIALS, tag = "hr",
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 201, description = "The credential issued", body = CredentialView),
+    ))]
+fn issue_credential() {}
+
+#[utoipa::path(get, path = route::STAFF_ACTIVITY, tag = "hr",
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The staff member's audit entries", body = Vec<audit::Entry>),
+    ))]
+fn activity() {}
+
+#[utoipa::path(get, path = route::CREDENTIAL, tag = "hr",
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "The credential", body = CredentialView),
+    ))]
+fn credential() {}
+
+#[utoipa::path(post, path = route::CREDENTIAL_REVOKE, tag = "hr", request_body = RevokeRequest,
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "The credential, revoked", body = CredentialView),
+    ))]
+fn revoke_credential() {}
+
+#[utoipa::path(get, path = route::CONSENTS, tag = "hr",
+    responses(
+        (status = 200, description = "Every consent", body = Vec<ConsentView>),
+    ))]
+fn consents() {}
+
+#[utoipa::path(post, path = route::CONSENTS, tag = "hr", request_body = ConsentRequest,
+    responses(
+        (status = 201, description = "The consent recorded; its offer is queued", body = ConsentView),
+    ))]
+fn grant_consent() {}
+
+#[utoipa::path(get, path = route::CONSENT, tag = "hr",
+    params(("id" = String, Path, description = "Consent id")),
+    responses(
+        (status = 200, description = "The consent", body = ConsentView),
+    ))]
+fn consent() {}
+
+#[utoipa::path(delete, path = route::CONSENT, tag = "hr",
+    params(("id" = String, Path, description = "Consent id")),
+    responses(
+        (status = 200, description = "The consent, withdrawn", body = ConsentView),
+    ))]
+fn withdraw_consent() {}
+
+#[utoipa::path(post, path = route::CONSENT_STAFF_SIGNATURE, tag = "hr", request_body = StaffSignature,
+    params(("id" = String, Path, description = "Consent id")),
+    responses(
+        (status = 200, description = "The consent, signed by the staff member", body = ConsentView),
+    ))]
+fn sign_consent() {}
+
+#[utoipa::path(get, path = route::RECEIVED, tag = "hr",
+    responses(
+        (status = 200, description = "Passports received, without claim values", body = Vec<ReceivedView>),
+    ))]
+fn received() {}
+
+#[utoipa::path(get, path = route::RECEIVED_ONE, tag = "hr",
+    params(("id" = String, Path, description = "Consent id")),
+    responses(
+        (status = 200, description = "One passport, with claim values", body = ReceivedView),
+    ))]
+fn received_one() {}
+
+#[utoipa::path(get, path = route::OUTBOX, tag = "admin",
+    responses(
+        (status = 200, description = "Messages waiting", body = Vec<OutboxItemView>),
+    ))]
+fn outbox() {}
+
+#[utoipa::path(get, path = route::AUDIT, tag = "admin", params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of the audit log", body = Vec<audit::Entry>),
+    ))]
+fn audit_log() {}
+
+#[utoipa::path(get, path = route::AUDIT_VERIFY, tag = "admin",
+    responses(
+        (status = 200, description = "The chain verifies", body = Verification),
+        (status = 409, description = "The chain is broken", body = Verification),
+    ))]
+fn verify_audit() {}
