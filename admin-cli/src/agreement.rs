@@ -61,6 +61,21 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// End an equivocation halt on one node, keeping the entry CHOSEN.
+    ///
+    /// For when the agreement's stewards cannot sign a resolution in time
+    /// (`roster propose resolve`); audited on the node as `override`. The
+    /// two hashes are in `node status` (alarms) and `agreement show`.
+    Override {
+        /// The agreement.
+        #[arg(value_name = "ID")]
+        id: AgreementId,
+        /// The hash of the entry that stands (hex).
+        #[arg(long, value_name = "HASH")]
+        chosen: Hash,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Show an agreement as a node holds it: terms, stewards, members.
     Show {
         /// The agreement.
@@ -133,6 +148,18 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                 ]);
             }
             t.print_or("This node holds no agreements yet: submit a chain with `staffpass-admin roster submit CHAIN`.")
+        }
+        Command::Override { id, chosen, node } => {
+            let client = node.client()?;
+            let body = staffpass_api::agreements::OverrideRequest { chosen };
+            let v = block_on(async { Ok(client.override_halt(&id, &body).await?) })?;
+            if format.is_json() {
+                return output::json(&v);
+            }
+            output::line(format!(
+                "{id} is no longer halted on this node: entry {chosen} stands (head now {}). Ask the stewards to sign a resolution so every node agrees.",
+                v.seq
+            ))
         }
         Command::Show { id, node } => {
             let client = node.client()?;

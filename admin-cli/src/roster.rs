@@ -227,6 +227,24 @@ pub enum Propose {
         #[arg(long, value_name = "TIME")]
         since: staffpass_protocol::Timestamp,
     },
+    /// Resolve an equivocation: of the two entries at the halted seq, the
+    /// one with hash CHOSEN stands. Signed by a threshold of the stewards in
+    /// office after it; every node then ends the halt.
+    Resolve {
+        /// The halted agreement's chain as a halted node shows it (`roster fetch`).
+        #[arg(long)]
+        chain: PathBuf,
+        /// The two entries at the halted seq, as the node reports them
+        /// (`agreement show --json`, field `halted`): a JSON file.
+        #[arg(long, value_name = "FILE")]
+        evidence: PathBuf,
+        /// The hash of the entry that stands (hex).
+        #[arg(long, value_name = "HASH")]
+        chosen: staffpass_protocol::Hash,
+        /// The change file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Replace the stewards and the threshold (signed by the current stewards).
     SetStewards {
         #[command(flatten)]
@@ -486,6 +504,9 @@ pub fn describe(change: &Change) -> String {
         Change::RevokeKey { org, key, compromised_since } => {
             format!("revoke {org}'s issuer key {key} as compromised since {compromised_since}")
         }
+        Change::Resolve { seq, chosen } => {
+            format!("resolve the equivocation at seq {seq}: entry {chosen} stands, the other is refused")
+        }
     }
 }
 
@@ -503,8 +524,50 @@ fn accepts_text(t: &Terms) -> String {
 
 // ----------------------------------------------------------------- propose
 
+/// `roster propose resolve`: the resolution entry after the chosen one of
+/// the two entries at a halted seq.
+fn propose_resolve(chain: &Path, evidence: &Path, chosen: Hash, out: &Path, format: Format) -> Result<()> {
+    let chain = load_chain(chain)?;
+    let eq: roster::Equivocation = crate::files::read_json(evidence, "equivocation evidence")?;
+    let bad = |reason: String| Error::BadValue { what: "resolve", input: chosen.to_string(), reason };
+    let picked = [&eq.existing, &eq.conflicting]
+        .into_iter()
+        .find(|e| e.hash() == chosen)
+        .ok_or_else(|| bad(format!("neither entry at seq {} has this hash", eq.seq)))?;
+    let before = eq
+        .seq
+        .checked_sub(1)
+        .and_then(|s| chain.state_at(s))
+        .ok_or_else(|| bad("the chain file does not reach the halted seq".into()))?;
+    let after =
+        roster::apply(Some(&before), picked).map_err(|e| Error::roster("the chosen entry does not apply", e))?;
+    let body = EntryBody {
+        agreement: after.agreement.clone(),
+        seq: eq.seq + 1,
+        prev: chosen,
+        issued_at: now().max(after.issued_at),
+        change: Change::Resolve { seq: eq.seq, chosen },
+    };
+    dry_run(Some(&after), &body).map_err(|e| Error::roster("the resolution would be refused", e))?;
+    let entry = Entry::unsigned(body);
+    write_entry(out, &entry, false)?;
+    if format.is_json() {
+        return output::json(&change_json(&entry));
+    }
+    output::line(format!("Wrote {}: entry {} of {}.", out.display(), entry.body.seq, entry.body.agreement))?;
+    output::line(format!("  {}", describe(&entry.body.change)))?;
+    output::line(format!(
+        "It needs {} signature(s) of the stewards in office after the chosen entry: each runs `staffpass-admin roster sign {} --key STEWARD.key`; then submit it to any node.",
+        after.threshold,
+        out.display()
+    ))
+}
+
 fn propose(p: Propose, format: Format) -> Result<()> {
     let (target, change) = match p {
+        Propose::Resolve { chain, evidence, chosen, out } => {
+            return propose_resolve(&chain, &evidence, chosen, &out, format);
+        }
         Propose::AddMember { target, org, name, issuer_keys, nodes, addresses } => {
             let keys = issuer_keys.iter().map(|k| Issuer::public_arg(k)).collect::<Result<Vec<IssuerPublicKey>>>()?;
             (target, Change::AddMember(MemberSpec { org, name, issuer_keys: keys, nodes, addresses }))

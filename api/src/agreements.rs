@@ -57,6 +57,16 @@ impl Submission {
     }
 }
 
+/// The body of `POST /v1/agreements/{id}/override`: of the two entries at
+/// the halted seq, the one that stands on this node (hex hash, as shown in
+/// the status alarm). Audited; the stewards should still sign a resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OverrideRequest {
+    /// The hash of the chosen entry.
+    #[schema(value_type = String)]
+    pub chosen: staffpass_protocol::signing::Hash,
+}
+
 /// The outcome of a roster submission (201 if any entry was applied, else 200).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Submitted {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use crate::agreements::{AgreementView, EntriesQuery, Submission, Submitted};
+use crate::agreements::{AgreementView, EntriesQuery, OverrideRequest, Submission, Submitted};
 use crate::audit::{self, AuditQuery, Verification};
 use crate::consents::{ConsentRequest, ConsentView, StaffSignature};
 use crate::credentials::{CredentialView, RevokeRequest};
@@ -258,6 +258,16 @@ impl Client {
     /// `POST /v1/agreements/{id}/entries`: submits entries of a chain held.
     pub async fn submit_entries(&self, id: &AgreementId, entries: &Submission) -> Result<Submitted, ClientError> {
         self.post_json(&path(route::AGREEMENT_ENTRIES, id), entries).await
+    }
+
+    /// `POST /v1/agreements/{id}/override`: ends an equivocation halt on
+    /// this node, keeping the entry `chosen`.
+    pub async fn override_halt(
+        &self,
+        id: &AgreementId,
+        chosen: &OverrideRequest,
+    ) -> Result<AgreementView, ClientError> {
+        self.post_json(&path(route::AGREEMENT_OVERRIDE, id), chosen).await
     }
 
     // -------------------------------------------------------------- staff

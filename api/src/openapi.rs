@@ -18,7 +18,7 @@ use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::agreements::{AgreementView, EntriesQuery, Submission, Submitted};
+use crate::agreements::{AgreementView, EntriesQuery, OverrideRequest, Submission, Submitted};
 use crate::audit::{self, AuditQuery, Head, Verification, VerifyReport};
 use crate::consents::{ConsentRequest, ConsentState, ConsentView, StaffSignature};
 use crate::credentials::{CredentialView, RevokeRequest};
@@ -55,14 +55,14 @@ pub fn json() -> String {
     modifiers(&ClientCertificate, &ErrorResponses),
     paths(
         healthz, readyz, metrics, openapi, status, peers,
-        agreements, submit_chain, agreement, entries, submit_entries,
+        agreements, submit_chain, agreement, entries, submit_entries, override_halt,
         staff_list, import_staff, staff_get, staff_put, staff_delete, record_claim, issue_credential, activity,
         credential, revoke_credential,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
         received, received_one, outbox, audit_log, verify_audit,
     ),
     components(schemas(
-        ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted,
+        ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
         ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView, Kind,
         audit::Entry, audit::Event, Head, VerifyReport, Verification,
@@ -189,6 +189,14 @@ fn entries() {}
         (status = "default", description = "An API error (422 wrong-agreement: an entry is for another agreement)", body = ErrorBody),
     ))]
 fn submit_entries() {}
+
+#[utoipa::path(post, path = route::AGREEMENT_OVERRIDE, tag = "admin", request_body = OverrideRequest,
+    params(("id" = String, Path, description = "Agreement id")),
+    responses(
+        (status = 200, description = "The halt is over on this node; the roster as it now stands", body = AgreementView),
+        (status = "default", description = "An API error (404: no roster held; 422: not halted, or the hash is neither entry)", body = ErrorBody),
+    ))]
+fn override_halt() {}
 
 #[utoipa::path(get, path = route::STAFF, tag = "hr", params(PageQuery),
     responses(

@@ -22,6 +22,8 @@ pub const AGREEMENTS: &str = "/v1/agreements";
 pub const AGREEMENT: &str = "/v1/agreements/{id}";
 /// `GET`: its entries; `POST`: submit entries (admin).
 pub const AGREEMENT_ENTRIES: &str = "/v1/agreements/{id}/entries";
+/// `POST`: this node's admin ends an equivocation halt locally (admin).
+pub const AGREEMENT_OVERRIDE: &str = "/v1/agreements/{id}/override";
 /// `GET`: staff records, a page at a time.
 pub const STAFF: &str = "/v1/staff";
 /// `POST`: import staff records (CSV or JSON).

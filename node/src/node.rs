@@ -413,8 +413,11 @@ impl Node {
         for head in theirs {
             let mine = self.rosters.heads().into_iter().find(|h| h.agreement == head.agreement);
             let Some(mine) = mine else { continue };
+            // Ahead: fetch from our own head, so a different entry at it
+            // (a fork we have not seen: the peer resolved it the other way)
+            // shows up as an equivocation, and its resolution then applies.
             let from = if head.seq > mine.seq {
-                mine.seq + 1
+                mine.seq
             } else if self.rosters.hash_at(&head.agreement, head.seq) != Some(head.hash) {
                 head.seq
             } else {

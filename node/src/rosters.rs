@@ -85,6 +85,7 @@ impl Error {
                 P::Invalid(_) => "invalid-change",
                 P::Equivocation { .. } => "equivocation",
                 P::GenesisMismatch { .. } => "genesis-mismatch",
+                P::Resolved { .. } => "resolved",
                 P::FormerStewards { .. } => "former-stewards",
                 P::FromTheFuture { .. } => "from-the-future",
                 P::Halted { .. } => "halted",
@@ -105,6 +106,12 @@ fn entry_key(agreement: &AgreementId, seq: u64) -> Vec<u8> {
 
 fn halt_key(agreement: &AgreementId) -> Vec<u8> {
     format!("h/{agreement}").into_bytes()
+}
+
+fn override_key(agreement: &AgreementId, seq: u64) -> Vec<u8> {
+    let mut k = format!("o/{agreement}/").into_bytes();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }
 
 fn evidence_key(agreement: &AgreementId, seq: u64, hash: &Hash) -> Vec<u8> {
@@ -181,7 +188,17 @@ impl Rosters {
                 },
                 Err(_) => None,
             };
-            let chain = Chain::restore(list, halted).map_err(|source| Error::Corrupt { agreement, source })?;
+            let mut chain = Chain::restore(list, halted)
+                .map_err(|source| Error::Corrupt { agreement: agreement.clone(), source })?;
+            let prefix = format!("o/{agreement}/").into_bytes();
+            for (k, _) in store.scan_prefix(Tree::Rosters, &prefix)? {
+                let seq = k.get(prefix.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+                let seq = seq.ok_or_else(|| Error::Undecodable {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source: encoding::Error::Malformed { what: "roster override key", reason: "no seq".into() },
+                })?;
+                chain.mark_overridden(seq);
+            }
             chains.insert(chain.agreement().clone(), chain);
         }
         let r = Rosters {
@@ -240,14 +257,14 @@ impl Rosters {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         proto::check_clock(&entry, now)?;
         let agreement = entry.body.agreement.clone();
-        let decided = {
+        let (decided, held) = {
             let chains = self.read();
             match chains.get(&agreement) {
                 None if entry.body.seq != 0 || matches!(origin, Origin::Peer(_)) => {
                     return Err(Error::UnknownAgreement { agreement });
                 }
-                None => None,
-                Some(chain) => Some(chain.prepare(entry.clone())),
+                None => (None, 0),
+                Some(chain) => (Some(chain.prepare(entry.clone())), chain.entries().len() as u64),
             }
         };
         match decided {
@@ -267,12 +284,88 @@ impl Rosters {
                     Prepared::AlreadyHave => {}
                     Prepared::Apply { entry, .. } => self.persist(entry, actor, now, entry.body.change.name())?,
                     Prepared::Halt(eq) => self.persist_halt(eq, actor, now)?,
+                    Prepared::Resolve { chosen, entry, .. } => {
+                        self.persist_resolution(chosen, Some(entry), held, actor, now)?
+                    }
+                    Prepared::Override { chosen, .. } => self.persist_resolution(chosen, None, held, actor, now)?,
                 }
-                let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
-                let chain = chains.get_mut(&agreement).ok_or(Error::UnknownAgreement { agreement })?;
-                Ok(chain.commit(prepared)?)
+                self.commit(&agreement, prepared)
             }
         }
+    }
+
+    fn commit(&self, agreement: &AgreementId, prepared: Prepared) -> Result<Appended, Error> {
+        let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
+        let chain = chains.get_mut(agreement).ok_or(Error::UnknownAgreement { agreement: agreement.clone() })?;
+        Ok(chain.commit(prepared)?)
+    }
+
+    /// This node's admin ends a halt locally: of the two entries at the
+    /// halted seq, the one with hash `chosen` stands; the other is refused
+    /// from then on. Audited as `override`. Stewards should still sign a
+    /// resolution (`roster propose resolve`), which every node applies.
+    pub fn override_halt(
+        &self,
+        agreement: &AgreementId,
+        chosen: &Hash,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (prepared, held) = {
+            let chains = self.read();
+            let chain = chains.get(agreement).ok_or(Error::UnknownAgreement { agreement: agreement.clone() })?;
+            (chain.prepare_override(chosen)?, chain.entries().len() as u64)
+        };
+        if let Prepared::Override { chosen, .. } = &prepared {
+            self.persist_resolution(chosen, None, held, actor, now)?;
+        }
+        self.commit(agreement, prepared)?;
+        warn!(%agreement, %actor, "roster halt overridden locally by the node's admin");
+        self.update_metrics(now);
+        Ok(())
+    }
+
+    /// Makes a resolution durable: the halt marker goes, the entries from
+    /// the halted seq on (`held` of them in all) are replaced by the chosen
+    /// entry and the stewards' resolution after it, or, for a local
+    /// override, marked as overridden.
+    fn persist_resolution(
+        &self,
+        chosen: &Entry,
+        resolution: Option<&Entry>,
+        held: u64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let agreement = &chosen.body.agreement;
+        let seq = chosen.body.seq;
+        let mut batch = Batch::default();
+        batch.delete(Tree::Rosters, halt_key(agreement));
+        for stale in seq..held {
+            batch.delete(Tree::Rosters, entry_key(agreement, stale));
+        }
+        batch.put(Tree::Rosters, entry_key(agreement, seq), encoding::to_bytes(chosen));
+        let reason = match resolution {
+            Some(r) => {
+                batch.put(Tree::Rosters, entry_key(agreement, r.body.seq), encoding::to_bytes(r));
+                "resolve"
+            }
+            None => {
+                batch.put(Tree::Rosters, override_key(agreement, seq), chosen.hash().0.to_vec());
+                "override"
+            }
+        };
+        let event = audit::Event {
+            actor: actor.to_string(),
+            action: Action::RosterChange,
+            staff: None,
+            org: None,
+            object: Some(format!("{agreement}#{seq}")),
+            reason: Some(reason.into()),
+        };
+        self.audit.commit(batch, vec![event], now)?;
+        Ok(())
     }
 
     /// Keeps an entry signed by former stewards as evidence (at most

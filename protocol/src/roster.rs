@@ -154,6 +154,16 @@ pub enum Change {
         /// From when it is not to be trusted.
         compromised_since: Timestamp,
     },
+    /// Ends the halt after an equivocation at `seq`: of the two entries
+    /// there, `chosen` stands. Placed at `seq + 1` right after the chosen
+    /// entry (its `prev`), signed by a threshold of the stewards in office
+    /// after it; the other entry is refused from then on.
+    Resolve {
+        /// The seq of the equivocation.
+        seq: u64,
+        /// The hash of the entry that stands.
+        chosen: Hash,
+    },
 }
 
 impl Change {
@@ -172,6 +182,7 @@ impl Change {
             Change::SetTerms(_) => "set-terms",
             Change::Resign { .. } => "resign",
             Change::RevokeKey { .. } => "revoke-key",
+            Change::Resolve { .. } => "resolve",
         }
     }
 }
@@ -369,6 +380,13 @@ pub enum Error {
         /// The allowed skew.
         skew_secs: i64,
     },
+    /// A different entry at a seq whose equivocation was resolved (by the
+    /// stewards or this node's admin): the other entry stands.
+    #[error("seq {seq} was resolved after an equivocation; the entry chosen there stands")]
+    Resolved {
+        /// The seq.
+        seq: u64,
+    },
     /// The chain is halted after an equivocation.
     #[error("the roster chain is halted after an equivocation at seq {seq}; stewards must resolve it")]
     Halted {
@@ -465,6 +483,13 @@ pub enum ChangeError {
     /// Genesis in the middle of a chain.
     #[error("genesis can only be entry 0")]
     LateGenesis,
+    /// A resolution must follow the entry it chooses, at the seq after the
+    /// equivocation it ends.
+    #[error("a resolution of seq {seq} must be entry {seq}+1 and name the entry before it")]
+    BadResolve {
+        /// The seq it names.
+        seq: u64,
+    },
 }
 
 named_enum!(
@@ -702,6 +727,11 @@ pub fn apply(state: Option<&State>, entry: &Entry) -> Result<State, Error> {
         return Err(Error::IssuedBeforePrevious { previous: state.issued_at, found: body.issued_at });
     }
     check_signatures(entry, &state.stewards, state.threshold)?;
+    if let Change::Resolve { seq, chosen } = &body.change
+        && (seq.checked_add(1) != Some(body.seq) || *chosen != body.prev)
+    {
+        return Err(ChangeError::BadResolve { seq: *seq }.into());
+    }
 
     let mut next = state.clone();
     next.seq = body.seq;
@@ -891,6 +921,8 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             }
             s.valid_until = *valid_until;
         }
+        // Checked against its place in `apply`; it changes no state.
+        Change::Resolve { .. } => {}
     }
     Ok(())
 }
@@ -920,6 +952,23 @@ pub enum Prepared {
     AlreadyHave,
     /// A valid different entry at a taken seq: halt.
     Halt(Box<Equivocation>),
+    /// A steward-signed resolution of the halt: the chosen entry, then the
+    /// resolution entry after it, and the state they make.
+    Resolve {
+        /// The entry that stands at the halted seq.
+        chosen: Box<Entry>,
+        /// The resolution entry.
+        entry: Box<Entry>,
+        /// The state after both.
+        state: Box<State>,
+    },
+    /// This node's admin's local resolution: the chosen entry and its state.
+    Override {
+        /// The entry that stands at the halted seq.
+        chosen: Box<Entry>,
+        /// The state after it.
+        state: Box<State>,
+    },
 }
 
 /// What [`Chain::append`] did.
@@ -966,7 +1015,7 @@ impl From<StoredChain> for Chain {
     fn from(c: StoredChain) -> Self {
         let hashes = c.entries.iter().map(Entry::hash).collect();
         let epochs = epochs_of(&c.entries);
-        Chain { entries: c.entries, hashes, epochs, state: c.state, halted: c.halted }
+        Chain { entries: c.entries, hashes, epochs, state: c.state, halted: c.halted, overridden: BTreeSet::new() }
     }
 }
 
@@ -984,6 +1033,10 @@ pub struct Chain {
     epochs: Vec<Epoch>,
     state: State,
     halted: Option<Equivocation>,
+    /// Seqs whose equivocation this node's admin resolved locally (a
+    /// steward-signed resolution is an entry of the chain itself).
+    #[serde(skip)]
+    overridden: BTreeSet<u64>,
 }
 
 impl Chain {
@@ -992,7 +1045,7 @@ impl Chain {
         let state = apply(None, &genesis)?;
         let hashes = vec![genesis.hash()];
         let epochs = epochs_of(std::slice::from_ref(&genesis));
-        Ok(Chain { entries: vec![genesis], hashes, epochs, state, halted: None })
+        Ok(Chain { entries: vec![genesis], hashes, epochs, state, halted: None, overridden: BTreeSet::new() })
     }
 
     /// A chain from all its entries, checking each.
@@ -1088,6 +1141,22 @@ impl Chain {
             {
                 return Ok(Prepared::AlreadyHave);
             }
+            if let Change::Resolve { seq, chosen } = &entry.body.change
+                && *seq == eq.seq
+            {
+                let chosen_entry = [&eq.existing, &eq.conflicting]
+                    .into_iter()
+                    .find(|e| e.hash() == *chosen)
+                    .ok_or(ChangeError::BadResolve { seq: *seq })?;
+                // While halted the state is the one before the seq.
+                let after_chosen = apply(Some(&self.state), chosen_entry)?;
+                let state = apply(Some(&after_chosen), &entry)?;
+                return Ok(Prepared::Resolve {
+                    chosen: Box::new(chosen_entry.clone()),
+                    entry: Box::new(entry),
+                    state: Box::new(state),
+                });
+            }
             return Err(Error::Halted { seq: eq.seq });
         }
         if entry.body.agreement != self.state.agreement {
@@ -1107,6 +1176,9 @@ impl Chain {
             }
             if seq == 0 {
                 return Err(Error::GenesisMismatch { held: *held, found: hash });
+            }
+            if self.is_resolved(seq) {
+                return Err(Error::Resolved { seq });
             }
             // A different entry at a taken seq: an equivocation if it links
             // there and a threshold of the stewards of that seq, still
@@ -1135,6 +1207,23 @@ impl Chain {
                 self.push(*entry);
                 Ok(Appended::Applied)
             }
+            Prepared::Resolve { chosen, entry, state } => {
+                self.truncate(chosen.body.seq);
+                self.push(*chosen);
+                self.push(*entry);
+                self.state = *state;
+                self.halted = None;
+                Ok(Appended::Applied)
+            }
+            Prepared::Override { chosen, state } => {
+                let seq = chosen.body.seq;
+                self.truncate(seq);
+                self.push(*chosen);
+                self.state = *state;
+                self.halted = None;
+                self.overridden.insert(seq);
+                Ok(Appended::Applied)
+            }
             Prepared::Halt(eq) => {
                 if let Some(prev) = eq.seq.checked_sub(1).and_then(|p| self.state_at(p)) {
                     self.state = prev;
@@ -1147,6 +1236,42 @@ impl Chain {
                 })
             }
         }
+    }
+
+    /// True if an equivocation at `seq` was resolved: by a steward-signed
+    /// resolution (the next entry) or by this node's admin.
+    fn is_resolved(&self, seq: u64) -> bool {
+        let next = seq.checked_add(1).and_then(|n| usize::try_from(n).ok()).and_then(|n| self.entries.get(n));
+        self.overridden.contains(&seq)
+            || next.is_some_and(|e| matches!(e.body.change, Change::Resolve { seq: s, .. } if s == seq))
+    }
+
+    /// This node's admin ends the halt locally: the entry `chosen` (one of
+    /// the two at the halted seq) stands, the other is refused from now
+    /// on. For when the stewards cannot sign a resolution in time; audited
+    /// by the node.
+    pub fn prepare_override(&self, chosen: &Hash) -> Result<Prepared, Error> {
+        let Some(eq) = &self.halted else { return Err(ChangeError::BadResolve { seq: self.state.seq }.into()) };
+        let chosen_entry = [&eq.existing, &eq.conflicting]
+            .into_iter()
+            .find(|e| e.hash() == *chosen)
+            .ok_or(ChangeError::BadResolve { seq: eq.seq })?;
+        let state = apply(Some(&self.state), chosen_entry)?;
+        Ok(Prepared::Override { chosen: Box::new(chosen_entry.clone()), state: Box::new(state) })
+    }
+
+    /// Marks `seq` as resolved by this node's admin (when a chain is read
+    /// back from storage).
+    pub fn mark_overridden(&mut self, seq: u64) {
+        self.overridden.insert(seq);
+    }
+
+    /// Drops every entry from `seq` on, with their hashes and steward sets.
+    fn truncate(&mut self, seq: u64) {
+        let keep = usize::try_from(seq).unwrap_or(usize::MAX).min(self.entries.len());
+        self.entries.truncate(keep);
+        self.hashes.truncate(keep);
+        self.epochs = epochs_of(&self.entries);
     }
 
     /// Records an applied entry.

@@ -693,6 +693,139 @@ fn a_revoked_key_signs_nothing_from_its_compromise_on() {
     assert!(matches!(roster::apply(Some(st), &e), Err(Error::Invalid(ChangeError::UnknownKey { .. }))));
 }
 
+/// A chain halted at seq 3 (RJZ, RJ1, then two different re-signs at 3).
+fn halted() -> (RosterBuilder, Entry, Entry) {
+    let mut r = roster();
+    r.push(resign(&r));
+    let held = r.chain.entries()[3].clone();
+    let other = conflicting(&r.chain, 3, &r.stewards[1..3]);
+    assert!(matches!(r.chain.append(other.clone()), Err(Error::Equivocation { seq: 3, .. })));
+    (r, held, other)
+}
+
+/// A resolution of seq 3 choosing `chosen`, signed by `signers`.
+fn resolution(r: &RosterBuilder, chosen: &Entry, signers: &[&StewardSecretKey]) -> Entry {
+    let mut e = Entry::unsigned(EntryBody {
+        agreement: agreement(),
+        seq: 4,
+        prev: chosen.hash(),
+        issued_at: chosen.body.issued_at.plus_secs(60),
+        change: Change::Resolve { seq: 3, chosen: chosen.hash() },
+    });
+    for s in signers {
+        e.sign(s);
+    }
+    let _ = r;
+    e
+}
+
+#[test]
+fn stewards_resolve_a_halt_and_the_other_entry_is_refused_for_good() {
+    for pick_other in [false, true] {
+        let (mut r, held, other) = halted();
+        let chosen = if pick_other { other.clone() } else { held.clone() };
+        let refused = if pick_other { held.clone() } else { other.clone() };
+        let res = resolution(&r, &chosen, &[&r.stewards[0], &r.stewards[2]]);
+        assert_eq!(r.chain.append(res.clone()), Ok(Appended::Applied));
+        assert!(r.chain.halted().is_none());
+        assert_eq!(r.chain.seq(), 4);
+        assert_eq!(r.chain.hash_at(3), Some(chosen.hash()));
+        assert_eq!(r.chain.append(refused), Err(Error::Resolved { seq: 3 }));
+        assert!(r.chain.halted().is_none());
+        assert_eq!(r.chain.append(chosen.clone()), Ok(Appended::AlreadyHave));
+        // The chain goes on, and reads back the same from its entries.
+        r.clock = res.body.issued_at.plus_secs(60);
+        r.push(resign(&r));
+        let again = Chain::from_entries(r.chain.entries().to_vec()).unwrap();
+        assert_eq!(again.state(), r.chain.state());
+    }
+}
+
+#[test]
+fn a_resolution_needs_a_threshold_and_one_of_the_two_entries() {
+    let (mut r, held, _other) = halted();
+    let weak = resolution(&r, &held, &[&r.stewards[0]]);
+    assert!(matches!(r.chain.append(weak), Err(Error::BelowThreshold { .. })));
+    let outsiders = resolution(&r, &held, &[&steward(8), &steward(9)]);
+    assert!(matches!(r.chain.append(outsiders), Err(Error::UnknownSigner { .. })));
+    let third = conflicting(&r.chain, 2, &r.stewards[0..2]);
+    let mut stranger = resolution(&r, &held, &[]);
+    stranger.body.change = Change::Resolve { seq: 3, chosen: third.hash() };
+    stranger.body.prev = third.hash();
+    stranger.sign(&r.stewards[0]);
+    stranger.sign(&r.stewards[1]);
+    assert!(matches!(r.chain.append(stranger), Err(Error::Invalid(ChangeError::BadResolve { seq: 3 }))));
+    assert!(r.chain.halted().is_some(), "still halted");
+    // A resolution outside a halt must sit right after the entry it names.
+    let mut fresh = roster();
+    let mut misplaced = next(&fresh.chain, Change::Resolve { seq: 0, chosen: fresh.chain.head() }, fresh.clock, &[]);
+    misplaced.sign(&fresh.stewards[0]);
+    misplaced.sign(&fresh.stewards[1]);
+    assert!(matches!(fresh.chain.append(misplaced), Err(Error::Invalid(ChangeError::BadResolve { seq: 0 }))));
+    fresh.push(resign(&fresh));
+}
+
+#[test]
+fn an_admin_override_ends_the_halt_on_this_node() {
+    let (mut r, _held, other) = halted();
+    let prepared = r.chain.prepare_override(&other.hash()).unwrap();
+    assert_eq!(r.chain.commit(prepared), Ok(Appended::Applied));
+    assert!(r.chain.halted().is_none());
+    assert_eq!(r.chain.hash_at(3), Some(other.hash()));
+    let held_again = conflicting(&r.chain, 3, &r.stewards[0..2]);
+    assert_eq!(r.chain.append(held_again), Err(Error::Resolved { seq: 3 }));
+    // Not halted: nothing to override.
+    assert!(r.chain.prepare_override(&other.hash()).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whichever entry the stewards choose, and whichever order the two
+    /// entries and the resolution reach a node in, it ends on the same
+    /// chain, not halted, with the chosen entry at the seq.
+    #[test]
+    fn every_arrival_order_of_a_resolved_fork_ends_the_same(pick_other in any::<bool>(), order in 0usize..6) {
+        let base = roster().chain;
+        let mut r = roster();
+        r.push(resign(&r));
+        let held = r.chain.entries()[3].clone();
+        let other = conflicting(&r.chain, 3, &r.stewards[1..3]);
+        let chosen = if pick_other { other.clone() } else { held.clone() };
+        let res = resolution(&r, &chosen, &[&r.stewards[0], &r.stewards[2]]);
+        let items = [held.clone(), other.clone(), res.clone()];
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        let mut chain = base;
+        // Whatever arrives before its place is refused; a node retries
+        // what it missed (anti-entropy), so offer everything twice.
+        for _ in 0..2 {
+            for i in orders[order] {
+                let _ = chain.append(items[i].clone());
+            }
+        }
+        prop_assert!(chain.halted().is_none());
+        prop_assert_eq!(chain.seq(), 4);
+        prop_assert_eq!(chain.hash_at(3), Some(chosen.hash()));
+        prop_assert_eq!(chain.hash_at(4), Some(res.hash()));
+    }
+
+    /// Judging an entry at a taken seq agrees with the replay from genesis
+    /// it replaced: an alternative is an equivocation exactly when it is
+    /// validly signed for its place by stewards still in office.
+    #[test]
+    fn judging_a_taken_seq_from_stored_hashes_agrees_with_a_replay(seq in 1u64..4, signers in 0usize..4) {
+        let mut r = roster();
+        r.push(resign(&r));
+        let sets: [&[StewardSecretKey]; 4] =
+            [&r.stewards[0..1], &r.stewards[0..2], &r.stewards[1..3], &[steward(0), steward(9)]];
+        let alt = conflicting(&r.chain, seq, sets[signers]);
+        let replay = roster::apply(r.chain.state_at(seq - 1).as_ref(), &alt);
+        let mut chain = r.chain.clone();
+        let judged = chain.append(alt);
+        prop_assert_eq!(replay.is_ok(), matches!(judged, Err(Error::Equivocation { .. })), "{:?}", judged);
+    }
+}
+
 #[test]
 fn an_invalid_entry_at_a_taken_seq_is_refused_without_halting() {
     let mut r = roster();

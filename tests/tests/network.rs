@@ -165,6 +165,71 @@ async fn equivocation_is_seen_everywhere_even_after_the_first_entry_has_spread()
     }
 }
 
+/// A halt ends: the stewards sign a resolution choosing one of the two
+/// entries, submit it to one node, and every node applies it, keeps the
+/// chosen entry and refuses the other from then on; a node's admin can
+/// also end a halt locally, audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stewards_resolve_an_equivocation_on_every_node_and_an_admin_can_override_locally() {
+    let (a, b, c, r) = trio().await;
+    let x = r.entry(Change::Resign { valid_until: now().plus_days(40) }, 2);
+    let y = r.entry(Change::Resign { valid_until: now().plus_days(50) }, 2);
+    submit_entry(&a, &x).await.unwrap();
+    assert_eq!(submit_entry(&a, &y).await.unwrap_err().code(), Some("equivocation"));
+    for n in [&a, &b, &c] {
+        wait_until("every node halts", || async move {
+            n.node().rosters.read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
+        })
+        .await;
+    }
+    // The stewards choose y.
+    let mut res = staffpass_protocol::roster::Entry::unsigned(staffpass_protocol::roster::EntryBody {
+        agreement: agreement(),
+        seq: y.body.seq + 1,
+        prev: y.hash(),
+        issued_at: y.body.issued_at.plus_secs(60),
+        change: Change::Resolve { seq: y.body.seq, chosen: y.hash() },
+    });
+    res.sign(&r.stewards[0]);
+    res.sign(&r.stewards[2]);
+    submit_entry(&b, &res).await.expect("the resolution applies");
+    let seq = res.body.seq;
+    for n in [&a, &b, &c] {
+        wait_until("every node applies the resolution", || async move { n.roster_seq(&agreement()) == Some(seq) })
+            .await;
+        let chains = n.node().rosters.read();
+        let ch = chains.get(&agreement()).unwrap();
+        assert!(ch.halted().is_none(), "{} still halted", n.org);
+        assert_eq!(ch.hash_at(y.body.seq), Some(y.hash()), "{} kept the chosen entry", n.org);
+    }
+    assert_eq!(submit_entry(&c, &x).await.unwrap_err().code(), Some("resolved"));
+    assert!(a.admin().status().await.unwrap().alarms.is_empty());
+    // It survives a restart.
+    let mut c = c;
+    c.restart().await.unwrap();
+    assert_eq!(c.roster_seq(&agreement()), Some(seq));
+
+    // A local override, on a node of its own.
+    let d = TestNode::start_new("RJ2").await.unwrap();
+    let mut q = roster("kent-mou");
+    submit(&d, &add_members(&mut q, &[&d])).await.unwrap();
+    let kent: staffpass_protocol::AgreementId = "kent-mou".parse().unwrap();
+    let u = q.entry(Change::Resign { valid_until: now().plus_days(40) }, 2);
+    let v = q.entry(Change::Resign { valid_until: now().plus_days(50) }, 2);
+    submit_entry(&d, &u).await.unwrap();
+    assert!(submit_entry(&d, &v).await.is_err());
+    let body = staffpass_api::agreements::OverrideRequest { chosen: v.hash() };
+    staffpass_node::tls::Pki::issue_client(paths::tls(&d.config.data_dir), "hr-officer", Role::Hr).unwrap();
+    let hr = d.client_as("hr-officer");
+    assert!(hr.override_halt(&kent, &body).await.is_err(), "hr cannot override");
+    let view = d.admin().override_halt(&kent, &body).await.expect("the admin overrides");
+    assert!(view.halted.is_none());
+    assert_eq!(view.seq, v.body.seq);
+    assert_eq!(submit_entry(&d, &u).await.unwrap_err().code(), Some("resolved"));
+    let log = d.admin().audit(staffpass_api::audit::AuditQuery { since: 0, limit: 1000 }).await.unwrap();
+    assert!(log.iter().any(|e| e.event.reason.as_deref() == Some("override")), "the override is audited");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_roster_entries_are_refused_by_the_api_with_a_typed_reason() {
     let a = TestNode::start_new("RJZ").await.unwrap();
@@ -381,5 +446,5 @@ async fn each_route_needs_the_role_the_openapi_document_names() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 29, "every operation but the two probes is checked");
+    assert_eq!(checked, 30, "every operation but the two probes is checked");
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use staffpass_api::agreements::{AgreementView, EntriesQuery, Submission, Submitted};
+use staffpass_api::agreements::{AgreementView, EntriesQuery, OverrideRequest, Submission, Submitted};
 use staffpass_api::error::code;
 use staffpass_api::status::AgreementSummary;
 use staffpass_protocol::AgreementId;
@@ -22,6 +22,10 @@ fn no_roster(id: &AgreementId) -> ApiError {
 }
 
 pub(super) async fn one(State(node): State<Node>, Id(id): Id<AgreementId>) -> ApiResult<Json<AgreementView>> {
+    view(&node, id)
+}
+
+fn view(node: &Node, id: AgreementId) -> ApiResult<Json<AgreementView>> {
     let chains = node.rosters.read();
     let chain = chains.get(&id).ok_or_else(|| no_roster(&id))?;
     Ok(Json(AgreementView {
@@ -85,4 +89,20 @@ pub(super) async fn submit_entries(
         ));
     }
     submit(&node, &caller, list).await
+}
+
+/// Ends an equivocation halt on this node (audited as `override`).
+pub(super) async fn override_halt(
+    State(node): State<Node>,
+    caller: Caller,
+    Id(id): Id<AgreementId>,
+    Json(body): Json<OverrideRequest>,
+) -> ApiResult<Json<AgreementView>> {
+    let who = actor(&caller);
+    let agreement = id.clone();
+    node.blocking(move |n| n.rosters.override_halt(&agreement, &body.chosen, &who, now()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    node.refresh_members().await;
+    view(&node, id)
 }

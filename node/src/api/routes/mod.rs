@@ -64,6 +64,7 @@ pub fn router(node: Node) -> Router {
     let admin = Router::new()
         .route(route::AGREEMENTS, post(agreements::submit_chain))
         .route(route::AGREEMENT_ENTRIES, post(agreements::submit_entries))
+        .route(route::AGREEMENT_OVERRIDE, post(agreements::override_halt))
         .route(route::OUTBOX, get(outbox::list))
         .route(route::AUDIT, get(audit::log))
         .route(route::AUDIT_VERIFY, get(audit::verify))
@@ -136,6 +137,7 @@ pub fn roster_status(e: &rosters::Error) -> StatusCode {
             | P::Equivocation { .. }
             | P::GenesisMismatch { .. }
             | P::FormerStewards { .. }
+            | P::Resolved { .. }
             | P::Halted { .. } => StatusCode::CONFLICT,
             P::FromTheFuture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             P::UnsupportedVersion { .. }
