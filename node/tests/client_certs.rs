@@ -140,12 +140,23 @@ async fn a_revoked_certificate_is_refused_while_others_keep_working() {
 }
 
 #[tokio::test]
-async fn an_unusable_revocation_list_refuses_everyone() {
+async fn an_unusable_revocation_list_refuses_everyone_and_a_removed_one_still_revokes() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::init(dir.path(), "RJZ", &names(), false).unwrap();
+    let (cert, key) = Pki::issue_client(pki.dir(), "gone", Role::Hr).unwrap();
+    let (cert, key) = (dir.path().join("gone.pem"), {
+        std::fs::copy(&cert, dir.path().join("gone.pem")).unwrap();
+        let kept = dir.path().join("gone.key");
+        std::fs::copy(&key, &kept).unwrap();
+        kept
+    });
     let server = Server::start(pki.dir()).await;
     let admin = || server.client(&pki.ca_cert(), &pki.admin_cert(), &pki.admin_key());
+    let gone = || server.client(&pki.ca_cert(), &cert, &key);
     assert!(whoami(&admin()).await.is_some());
+    pki.revoke(&RevokeTarget::Name("gone".into())).unwrap();
+    assert_eq!(whoami(&gone()).await, None);
+    let good = std::fs::read(pki.crl()).unwrap();
 
     // A CRL that does not parse: fail closed on the running node, and at start.
     std::fs::write(pki.crl(), b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n").unwrap();
@@ -159,9 +170,14 @@ async fn an_unusable_revocation_list_refuses_everyone() {
     std::fs::copy(other.crl(), pki.crl()).unwrap();
     assert!(matches!(pki.revoke(&RevokeTarget::Serial("01".into())), Err(tls::Error::BadCrl { .. })));
 
-    // Fixed (removed): accepted again without a restart.
+    // Restored: accepted again without a restart, and the revoked one still refused.
+    std::fs::write(pki.crl(), &good).unwrap();
+    assert!(whoami(&admin()).await.is_some());
+    assert_eq!(whoami(&gone()).await, None);
+    // Removed: the running node keeps the last list it loaded.
     std::fs::remove_file(pki.crl()).unwrap();
     assert!(whoami(&admin()).await.is_some());
+    assert_eq!(whoami(&gone()).await, None, "removing the list un-revoked a certificate");
     server.stop().await;
 }
 

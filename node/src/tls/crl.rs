@@ -272,7 +272,9 @@ struct Loaded {
 /// (one `stat`) and rebuilds the inner verifier when the file changed, so
 /// `staffpass-node client-cert revoke` takes effect on a running node
 /// without a restart. If the new file is unusable, every client
-/// certificate is refused (and the reason logged) until it is fixed.
+/// certificate is refused (and the reason logged) until it is fixed. If
+/// the file disappears, the last list loaded stays in force until the node
+/// restarts.
 #[derive(Debug)]
 pub struct ClientVerifier {
     roots: Arc<RootCertStore>,
@@ -300,8 +302,9 @@ impl ClientVerifier {
         Ok(ClientVerifier { roots, provider, crl, ca, hints, loaded })
     }
 
-    /// The verifier for the CRL file as it is now.
-    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+    /// The verifier for the CRL file as it is now, or an error if that
+    /// file is unusable.
+    fn current(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
         let now = stamp(&self.crl);
         let loaded = match self.loaded.read() {
             Ok(l) => l.clone(),
@@ -311,6 +314,10 @@ impl ClientVerifier {
             Ok(s) => *s == loaded.stamp,
             Err(_) => false,
         };
+        // A list that disappears does not un-revoke anything on a running
+        // node (`rotate-api-ca` moves it aside while the node still serves
+        // the old CA): keep the last one until a new file or a restart.
+        let fresh = fresh || matches!((&now, &loaded.stamp), (Ok(None), Some(_)));
         let loaded = if fresh {
             loaded
         } else {
@@ -336,8 +343,10 @@ impl ClientVerifier {
             fresh
         };
         match &loaded.verifier {
-            Ok(v) => v.clone(),
-            Err(_) => Arc::new(RefuseAll),
+            Ok(v) => Ok(v.clone()),
+            Err(_) => {
+                Err(rustls::Error::General("the node's client certificate revocation list is unusable".to_owned()))
+            }
         }
     }
 }
@@ -372,7 +381,7 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current().verify_client_cert(end_entity, intermediates, now)
+        self.current()?.verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -395,47 +404,6 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Refuses every client certificate (the CRL is unusable).
-#[derive(Debug)]
-struct RefuseAll;
-
-impl ClientCertVerifier for RefuseAll {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Err(rustls::Error::General("the node's client certificate revocation list is unusable".to_owned()))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("refused".to_owned()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("refused".to_owned()))
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        Vec::new()
     }
 }
 
