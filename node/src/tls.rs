@@ -412,7 +412,8 @@ impl Pki {
 /// certificate and key, and a verifier that **requires** a client
 /// certificate chaining to the node CA and not on the node's revocation
 /// list (`crl.pem`, reloaded when it changes; see [`ClientVerifier`]).
-/// ALPN: h2, http/1.1.
+/// Sessions are never resumed, so every connection's certificate is
+/// checked against the current list. ALPN: h2, http/1.1.
 pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> {
     let pki = Pki::at(dir.as_ref());
     let provider = provider();
@@ -439,6 +440,11 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> 
             source,
         })?;
     config.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
+    // No session resumption: a resumed session is not verified again, so a
+    // revoked certificate could keep connecting with an earlier session.
+    // Every connection makes a full handshake (cheap for a local admin API).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -178,6 +179,45 @@ async fn an_unusable_revocation_list_refuses_everyone_and_a_removed_one_still_re
     std::fs::remove_file(pki.crl()).unwrap();
     assert!(whoami(&admin()).await.is_some());
     assert_eq!(whoami(&gone()).await, None, "removing the list un-revoked a certificate");
+    server.stop().await;
+}
+
+/// `GET /status` over one new TLS connection made with `config` (shared
+/// across calls, so the client offers to resume its last session): the
+/// HTTP answer, or `None` if the connection was refused.
+async fn raw_status(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+        stream.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        std::io::Result::Ok(String::from_utf8_lossy(&answer).into_owned())
+    };
+    match tokio::time::timeout(STEP, attempt).await.expect("raw TLS exchange hung") {
+        Ok(answer) if answer.starts_with("HTTP/1.1 200") => Some(answer),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_cannot_resume_an_earlier_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::init(dir.path(), "RJZ", &names(), false).unwrap();
+    let (cert, key) = Pki::issue_client(pki.dir(), "laptop", Role::Hr).unwrap();
+    let config = Arc::new(
+        tls::client_config(&std::fs::read(pki.ca_cert()).unwrap(), &std::fs::read(&cert).unwrap(), &{
+            std::fs::read(&key).unwrap()
+        })
+        .unwrap(),
+    );
+    let server = Server::start(pki.dir()).await;
+    assert!(raw_status(server.addr, config.clone()).await.is_some());
+    assert!(raw_status(server.addr, config.clone()).await.is_some(), "a second connection works");
+    pki.revoke(&RevokeTarget::Name("laptop".into())).unwrap();
+    assert_eq!(raw_status(server.addr, config.clone()).await, None, "a resumed session skipped revocation");
     server.stop().await;
 }
 
