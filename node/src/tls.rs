@@ -8,6 +8,7 @@
 //! | `ca.pem`, `ca.key` | the node's own CA (10 years); it signs every certificate below |
 //! | `server.pem`, `server.key` | the API's server certificate (2 years), for the given DNS names / IP addresses |
 //! | `admin.pem`, `admin.key` | the first client certificate (2 years), role `admin` |
+//! | `crl.pem` | the client certificates revoked so far (made by the first [`Pki::revoke`]) |
 //!
 //! More client certificates come from [`Pki::issue_client`] and are written
 //! to `clients/<name>.pem` and `clients/<name>.key`, or from a client's own

@@ -71,7 +71,14 @@ impl Pki {
                 return Err(Error::Exists { path: dir.clone() });
             }
         }
-        let new = Pki::init(&staging, &org, &server_names, false)?;
+        let new = match Pki::init(&staging, &org, &server_names, false) {
+            Ok(new) => new,
+            Err(e) => {
+                // Only never-used new files are there; the old PKI is untouched.
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
         let new_ca = first_cert(&read_file(&new.ca_cert())?, &new.ca_cert().display().to_string())?;
         let new_ca_sha256 = hex::encode(Sha256::digest(new_ca.as_ref()));
 
