@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
-use crate::{agreement, audit, consent, credential, keys, node, received, roster, staff};
+use crate::{agreement, audit, cert, consent, credential, keys, node, received, roster, staff};
 
 /// What the exit codes mean, shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\
@@ -71,6 +71,9 @@ pub enum Command {
     /// The node's audit log: tail, verify.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// API client certificates: make your key and a signing request.
+    #[command(subcommand)]
+    Cert(cert::Command),
     /// Print a shell completion script (e.g. `staffpass-admin completions bash > /etc/bash_completion.d/staffpass-admin`).
     Completions {
         /// The shell.
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Consent(c) => consent::run(c, format),
         Command::Received(c) => received::run(c, format),
         Command::Audit(c) => audit::run(c, format),
+        Command::Cert(c) => cert::run(c, format),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut command(), "staffpass-admin", &mut out);

@@ -239,6 +239,9 @@ pub enum Error {
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// The client key pair or signing request could not be made.
+    #[error("could not make the client key or certificate signing request: {0}")]
+    CertRequest(#[source] rcgen::Error),
 }
 
 impl Error {
@@ -272,6 +275,7 @@ impl Error {
             | Error::Client(_)
             | Error::Answer(_)
             | Error::Runtime(_)
+            | Error::CertRequest(_)
             | Error::Output(_) => Exit::Error,
         }
     }

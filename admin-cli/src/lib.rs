@@ -11,6 +11,7 @@
 
 pub mod agreement;
 pub mod audit;
+pub mod cert;
 pub mod claims;
 pub mod cli;
 pub mod connect;

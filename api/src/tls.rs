@@ -88,3 +88,16 @@ pub fn root_store(pem: &[u8], origin: &str) -> Result<RootCertStore, Error> {
     }
     Ok(roots)
 }
+
+/// Longest API client name (a certificate's CN, and a file name on the node).
+pub const MAX_CLIENT_NAME_LEN: usize = 64;
+
+/// True if `name` can name an API client certificate: 1 to
+/// [`MAX_CLIENT_NAME_LEN`] characters from `A-Z a-z 0-9 . _ -`, starting
+/// with a letter or digit (so it is also a safe file name).
+pub fn is_client_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CLIENT_NAME_LEN
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use staffpass_node::config::{Config, LogFormat};
 use staffpass_node::node::{self, Node};
+use staffpass_node::tls::{Pki, RevokeTarget};
 use staffpass_protocol::OrgId;
 
 /// staffpass-node: runs a trust's staffpass node.
@@ -71,16 +72,40 @@ enum Command {
     /// Issue a client certificate for the local API, signed by the node's
     /// CA, bound to a role: admin (everything), hr (staff, consents,
     /// received passports), read-only (status, peers, agreements, metrics).
+    ///
+    /// Without a subcommand, makes the key pair on this machine
+    /// (clients/NAME.key, 0600). `sign` issues one from a client's own
+    /// signing request instead (the key stays on the client's machine);
+    /// `revoke` puts one on the node's revocation list.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     ClientCert {
+        #[command(subcommand)]
+        action: Option<ClientCertCommand>,
+        /// The node's data directory.
+        #[arg(long, env = "STAFFPASS_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The user's account name (letters, digits, '.', '_', '-').
+        #[arg(long, required = true)]
+        name: Option<String>,
+        /// The role: admin, hr or read-only.
+        #[arg(long, required = true)]
+        role: Option<staffpass_node::api::Role>,
+    },
+    /// Replace the local API's CA, server certificate and admin client
+    /// certificate (run with the node stopped, or restart it afterwards).
+    /// The old files, the revocation list and every client certificate
+    /// issued under the old CA are moved to tls/replaced-<time>/, not
+    /// deleted. The node identity (PeerId), issuer and data keys, and the
+    /// database are not touched. Every client must then use the new CA
+    /// certificate and a certificate issued by the new CA.
+    RotateApiCa {
         /// The node's data directory.
         #[arg(long, env = "STAFFPASS_DATA_DIR")]
         data_dir: PathBuf,
-        /// The user's account name (letters, digits, '.', '_', '-').
-        #[arg(long)]
-        name: String,
-        /// The role: admin, hr or read-only.
-        #[arg(long)]
-        role: staffpass_node::api::Role,
+        /// Extra host names or IP addresses for the new API certificate
+        /// (repeatable); the old certificate's names are kept.
+        #[arg(long = "api-name")]
+        api_names: Vec<String>,
     },
     /// Rotate the issuer key (run with the node stopped). The old key is kept
     /// as a retired key file. Give the printed keys to your agreement
@@ -99,6 +124,45 @@ enum Command {
         /// Override one config value: section.key=value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+    },
+}
+
+/// The `client-cert` subcommands.
+#[derive(Subcommand, Debug)]
+enum ClientCertCommand {
+    /// Issue a certificate from a client's certificate signing request
+    /// (made with `staffpass-admin cert request`). Only the request's public
+    /// key is used: the role is the one given here, whatever the request
+    /// claims, and the name is --name or the request's CN. Writes
+    /// clients/NAME.pem; give it to the client with the node CA (tls/ca.pem).
+    Sign {
+        /// The node's data directory.
+        #[arg(long, env = "STAFFPASS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The signing request (PEM).
+        #[arg(long)]
+        csr: PathBuf,
+        /// The role: admin, hr or read-only.
+        #[arg(long)]
+        role: staffpass_node::api::Role,
+        /// The account name (default: the request's CN, checked like any name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a client certificate, by name or by serial: it goes on the
+    /// node's revocation list (tls/crl.pem, signed by the node CA) and its
+    /// files move to tls/clients/revoked/. A running node refuses it from
+    /// its next TLS handshake; no restart is needed.
+    Revoke {
+        /// The node's data directory.
+        #[arg(long, env = "STAFFPASS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The certificate's name (as issued).
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        name: Option<String>,
+        /// The certificate's serial number (hex), e.g. one no longer on file.
+        #[arg(long)]
+        serial: Option<String>,
     },
 }
 
@@ -166,7 +230,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.shutdown().await;
             Ok(())
         }
-        Command::ClientCert { data_dir, name, role } => {
+        Command::ClientCert { action: Some(action), .. } => client_cert(action),
+        Command::ClientCert { action: None, data_dir, name, role } => {
+            let (Some(data_dir), Some(name), Some(role)) = (data_dir, name, role) else {
+                anyhow::bail!("client-cert needs --data-dir, --name and --role (or a subcommand: sign, revoke)");
+            };
             let (cert, key) = staffpass_node::tls::Pki::issue_client(node::paths::tls(&data_dir), &name, role)?;
             println!("Issued a {role} certificate for {name}:");
             println!("  certificate: {}", cert.display());
@@ -175,6 +243,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "  node CA:     {}",
                 staffpass_node::tls::Pki::at(node::paths::tls(&data_dir)).ca_cert().display()
             );
+            Ok(())
+        }
+        Command::RotateApiCa { data_dir, api_names } => {
+            let r = Pki::at(node::paths::tls(&data_dir)).rotate_ca(&api_names)?;
+            println!("Replaced the API CA, server certificate and admin client certificate.");
+            println!("  old CA (sha256 {}) and files moved to {}:", r.old_ca_sha256, r.replaced_dir.display());
+            for path in &r.moved {
+                println!("    {}", path.display());
+            }
+            println!("  new CA:      {} (sha256 {})", r.ca_cert.display(), r.new_ca_sha256);
+            println!("  admin cert:  {}", r.admin_cert.display());
+            println!("  admin key:   {} (0600)", r.admin_key.display());
+            println!("  API names:   {}", r.server_names.join(", "));
+            println!("Unchanged: the node identity (PeerId), issuer and data keys, and the database.");
+            println!("Restart the node: until then it still serves with the old CA.");
+            println!(
+                "Every client must now trust the new CA ({}) and use a certificate issued by it; \
+                 the old admin and client certificates are refused.",
+                r.ca_cert.display()
+            );
+            if !r.to_reissue.is_empty() {
+                println!(
+                    "Issue new certificates for: {} (staffpass-node client-cert sign --csr FILE --role ROLE)",
+                    r.to_reissue.join(", ")
+                );
+            }
             Ok(())
         }
         Command::RotateIssuerKey { data_dir } => {
@@ -194,6 +288,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn client_cert(action: ClientCertCommand) -> anyhow::Result<()> {
+    match action {
+        ClientCertCommand::Sign { data_dir, csr, role, name } => {
+            let pki = Pki::at(node::paths::tls(&data_dir));
+            let pem = read_limited(&csr, staffpass_node::tls::MAX_CSR_BYTES)?;
+            let signed = pki.sign_csr(&pem, &csr.display().to_string(), name.as_deref(), role)?;
+            println!("Issued a {} certificate for {} from {}:", signed.role, signed.name, csr.display());
+            println!("  certificate: {}", signed.cert.display());
+            println!("  serial:      {}", signed.serial);
+            println!("  node CA:     {}", pki.ca_cert().display());
+            println!("Give the client both files; its private key never left its machine.");
+            Ok(())
+        }
+        ClientCertCommand::Revoke { data_dir, name, serial } => {
+            let target = match (name, serial) {
+                (_, Some(serial)) => RevokeTarget::Serial(serial),
+                (Some(name), None) => RevokeTarget::Name(name),
+                (None, None) => anyhow::bail!("give the certificate's name or --serial"),
+            };
+            let r = Pki::at(node::paths::tls(&data_dir)).revoke(&target)?;
+            match &r.name {
+                Some(name) => println!("Revoked the certificate of {name} (serial {}).", r.serial),
+                None => println!("Revoked the certificate with serial {} (no file of it found).", r.serial),
+            }
+            println!("  revocation list: {} ({} revoked)", r.crl.display(), r.total);
+            for path in &r.moved {
+                println!("  kept aside:      {}", path.display());
+            }
+            println!(
+                "A running node refuses it from its next TLS handshake (no restart needed); \
+                 connections it already has open stay open until they close, or restart the node to cut them."
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Reads at most `max` bytes of `path`, refusing a larger file.
+fn read_limited(path: &std::path::Path, max: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() > max {
+        anyhow::bail!("{} is larger than {max} bytes; not a certificate signing request", path.display());
+    }
+    Ok(bytes)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -8,9 +8,19 @@
 //! | `ca.pem`, `ca.key` | the node's own CA (10 years); it signs every certificate below |
 //! | `server.pem`, `server.key` | the API's server certificate (2 years), for the given DNS names / IP addresses |
 //! | `admin.pem`, `admin.key` | the first client certificate (2 years), role `admin` |
+//! | `crl.pem` | the client certificates revoked so far (made by the first [`Pki::revoke`]) |
 //!
 //! More client certificates come from [`Pki::issue_client`] and are written
-//! to `clients/<name>.pem` and `clients/<name>.key`.
+//! to `clients/<name>.pem` and `clients/<name>.key`, or from a client's own
+//! certificate signing request ([`Pki::sign_csr`], `clients/<name>.pem` only:
+//! the private key never leaves the client's machine).
+//!
+//! [`Pki::revoke`] adds a client certificate to `crl.pem`, a certificate
+//! revocation list signed by the node CA; the API's client verifier
+//! ([`server_config`]) loads it, and reloads it when the file changes, so a
+//! running node refuses a revoked certificate from its next handshake.
+//! [`Pki::rotate_ca`] replaces the CA, the server and the admin certificates
+//! (and nothing outside this directory), keeping the old files aside.
 //!
 //! A client certificate binds its holder's role: subject `OU` is the role
 //! (`admin`, `hr` or `read-only`), `CN` is the user's name. The server reads
@@ -33,7 +43,6 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
-use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -46,6 +55,19 @@ use staffpass_api::tls::root_store;
 /// The PEM parsing and client configuration shared with the API client.
 pub use staffpass_api::tls::{certs, client_config, private_key, provider};
 
+mod crl;
+mod csr;
+mod rotate;
+
+pub use crl::{ClientVerifier, RevokeTarget, Revoked};
+pub use csr::{MAX_CSR_BYTES, Signed};
+pub use rotate::Rotated;
+
+/// File name of the certificate revocation list, in the PKI directory.
+pub const CRL_FILE: &str = "crl.pem";
+/// Directory (under [`CLIENTS_DIR`]) where revoked client certificates are kept.
+pub const REVOKED_DIR: &str = "revoked";
+
 /// Name (CN) of the admin client certificate made by [`Pki::init`].
 pub const ADMIN_NAME: &str = "admin";
 
@@ -57,7 +79,7 @@ pub const LEAF_VALIDITY: Duration = Duration::days(730);
 const BACKDATE: Duration = Duration::hours(1);
 
 /// Longest accepted client name (also used as a file name).
-pub const MAX_NAME_LEN: usize = 64;
+pub const MAX_NAME_LEN: usize = staffpass_api::tls::MAX_CLIENT_NAME_LEN;
 
 /// ALPN protocols the API server offers, in order of preference.
 pub const SERVER_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -160,10 +182,52 @@ pub enum Error {
         #[source]
         source: rustls::server::VerifierBuilderError,
     },
+
+    /// No client certificate of that name was issued (or it was revoked already).
+    #[error(
+        "no client certificate named {name:?} in {}; list the directory, or revoke by --serial",
+        dir.display()
+    )]
+    UnknownClient { name: String, dir: PathBuf },
+
+    /// A serial number is not hexadecimal.
+    #[error("serial {serial:?} is not a certificate serial number (hexadecimal, colons allowed)")]
+    InvalidSerial { serial: String },
+
+    /// The certificate is on the revocation list already.
+    #[error("certificate with serial {serial} is already revoked (in {})", crl.display())]
+    AlreadyRevoked { serial: String, crl: PathBuf },
+
+    /// The certificate to revoke was not issued by this node CA.
+    #[error(
+        "{} was not issued by the current node CA {}; it is not accepted by the API anyway",
+        cert.display(),
+        ca.display()
+    )]
+    NotThisCa { cert: PathBuf, ca: PathBuf },
+
+    /// The revocation list is not usable: unreadable, not signed by the node CA, or malformed.
+    #[error(
+        "certificate revocation list {}: {reason}; restore it from backup (or move it aside and revoke \
+         again every certificate that was on it)",
+        path.display()
+    )]
+    BadCrl { path: PathBuf, reason: String },
+
+    /// A certificate signing request does not parse or uses an unsupported key.
+    #[error("certificate signing request {origin}: {reason}")]
+    BadCsr { origin: String, reason: String },
+
+    /// A certificate signing request's signature does not verify with its own key.
+    #[error(
+        "certificate signing request {origin}: its signature does not verify (damaged or tampered with); \
+         ask the client to make a new one with `staffpass-admin cert request`"
+    )]
+    CsrSignature { origin: String },
 }
 
 impl Error {
-    fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
         Error::Io { action, path: path.to_path_buf(), source }
     }
 
@@ -257,25 +321,7 @@ impl Pki {
         refuse_existing(&cert_path)?;
         refuse_existing(&key_path)?;
 
-        let ca_cert_path = pki.ca_cert();
-        let ca_key_path = pki.ca_key();
-        let ca_pem = read_file(&ca_cert_path)?;
-        let ca_der = first_cert(&ca_pem, &ca_cert_path.display().to_string())?;
-        let (_, ca_x509) = x509_parser::parse_x509_certificate(ca_der.as_ref())
-            .map_err(|e| Error::BadCertificate { origin: ca_cert_path.display().to_string(), reason: e.to_string() })?;
-        let org =
-            ca_x509.subject().iter_organization().next().and_then(|o| o.as_str().ok()).unwrap_or_default().to_owned();
-
-        let ca_key_pem = read_private_file(&ca_key_path)?;
-        let ca_key_str = std::str::from_utf8(&ca_key_pem)
-            .map_err(|_| Error::BadKey { origin: ca_key_path.display().to_string() })?;
-        let ca_key =
-            KeyPair::from_pem(ca_key_str).map_err(|_| Error::BadKey { origin: ca_key_path.display().to_string() })?;
-        if ca_key.public_key_raw() != ca_x509.public_key().subject_public_key.data.as_ref() {
-            return Err(Error::CaKeyMismatch { cert: ca_cert_path, key: ca_key_path });
-        }
-        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)
-            .map_err(|e| Error::BadCertificate { origin: ca_cert_path.display().to_string(), reason: e.to_string() })?;
+        let (issuer, org) = pki.issuer()?;
 
         let (cert_pem, key_pem) = client_cert(&issuer, &org, name, role)?;
         create_private_dir(&pki.dir().join(CLIENTS_DIR))?;
@@ -283,6 +329,37 @@ impl Pki {
         write_file(&key_path, key_pem.as_bytes(), Mode::Private, false)?;
         tracing::info!(client = name, %role, "issued an API client certificate");
         Ok((cert_path, key_path))
+    }
+
+    /// Loads the node CA as an rcgen issuer, after checking that its key
+    /// belongs to its certificate. Returns it with the CA's organisation.
+    fn issuer(&self) -> Result<(Issuer<'static, KeyPair>, String), Error> {
+        let (ca_der, org) = self.ca()?;
+        let ca_cert_path = self.ca_cert();
+        let ca_key_path = self.ca_key();
+        let ca_key_pem = read_private_file(&ca_key_path)?;
+        let ca_key_str = std::str::from_utf8(&ca_key_pem)
+            .map_err(|_| Error::BadKey { origin: ca_key_path.display().to_string() })?;
+        let ca_key =
+            KeyPair::from_pem(ca_key_str).map_err(|_| Error::BadKey { origin: ca_key_path.display().to_string() })?;
+        let (_, ca_x509) = parse_cert(&ca_der, &ca_cert_path)?;
+        if ca_key.public_key_raw() != ca_x509.public_key().subject_public_key.data.as_ref() {
+            return Err(Error::CaKeyMismatch { cert: ca_cert_path, key: ca_key_path });
+        }
+        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)
+            .map_err(|e| Error::BadCertificate { origin: ca_cert_path.display().to_string(), reason: e.to_string() })?;
+        Ok((issuer, org))
+    }
+
+    /// The node CA certificate (DER) and its organisation (subject `O`).
+    fn ca(&self) -> Result<(CertificateDer<'static>, String), Error> {
+        let ca_cert_path = self.ca_cert();
+        let ca_pem = read_file(&ca_cert_path)?;
+        let ca_der = first_cert(&ca_pem, &ca_cert_path.display().to_string())?;
+        let (_, ca_x509) = parse_cert(&ca_der, &ca_cert_path)?;
+        let org =
+            ca_x509.subject().iter_organization().next().and_then(|o| o.as_str().ok()).unwrap_or_default().to_owned();
+        Ok((ca_der, org))
     }
 
     /// The directory holding the files.
@@ -320,6 +397,11 @@ impl Pki {
         self.dir.join(ADMIN_KEY)
     }
 
+    /// Path of the certificate revocation list (`crl.pem`).
+    pub fn crl(&self) -> PathBuf {
+        self.dir.join(CRL_FILE)
+    }
+
     /// Paths of the certificate and key [`Pki::issue_client`] writes for `name`.
     pub fn client_paths(&self, name: &str) -> (PathBuf, PathBuf) {
         let dir = self.dir.join(CLIENTS_DIR);
@@ -329,7 +411,10 @@ impl Pki {
 
 /// The API server's rustls configuration, from the PKI in `dir`: its
 /// certificate and key, and a verifier that **requires** a client
-/// certificate chaining to the node CA. ALPN: h2, http/1.1.
+/// certificate chaining to the node CA and not on the node's revocation
+/// list (`crl.pem`, reloaded when it changes; see [`ClientVerifier`]).
+/// Sessions are never resumed, so every connection's certificate is
+/// checked against the current list. ALPN: h2, http/1.1.
 pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> {
     let pki = Pki::at(dir.as_ref());
     let provider = provider();
@@ -337,9 +422,7 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> 
     let ca_path = pki.ca_cert();
     let ca_pem = read_file(&ca_path)?;
     let roots = root_store(&ca_pem, &ca_path.display().to_string())?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|source| Error::Verifier { path: ca_path.clone(), source })?;
+    let verifier = Arc::new(ClientVerifier::new(Arc::new(roots), provider.clone(), pki.crl(), ca_path)?);
 
     let cert_path = pki.server_cert();
     let cert_pem = read_file(&cert_path)?;
@@ -358,6 +441,11 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> 
             source,
         })?;
     config.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
+    // No session resumption: a resumed session is not verified again, so a
+    // revoked certificate could keep connecting with an earlier session.
+    // Every connection makes a full handshake (cheap for a local admin API).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -366,6 +454,19 @@ fn first_cert(pem: &[u8], origin: &str) -> Result<CertificateDer<'static>, Error
         .into_iter()
         .next()
         .ok_or_else(|| Error::BadCertificate { origin: origin.to_owned(), reason: "no certificate found".to_owned() })
+}
+
+fn parse_cert<'a>(
+    der: &'a CertificateDer<'_>,
+    path: &Path,
+) -> Result<(&'a [u8], x509_parser::certificate::X509Certificate<'a>), Error> {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| Error::BadCertificate { origin: path.display().to_string(), reason: e.to_string() })
+}
+
+/// A certificate serial number as lower-case hex, colon-free.
+fn serial_hex(raw: &[u8]) -> String {
+    hex::encode(raw)
 }
 
 fn ca_name(org: &str) -> String {
@@ -449,11 +550,11 @@ fn server_sans(names: &[String]) -> Result<Vec<SanType>, Error> {
 
 /// Client names end up in a certificate's CN and in file names.
 fn validate_client_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(Error::InvalidClientName { name: name.to_owned() }) }
+    if staffpass_api::tls::is_client_name(name) {
+        Ok(())
+    } else {
+        Err(Error::InvalidClientName { name: name.to_owned() })
+    }
 }
 
 fn refuse_existing(path: &Path) -> Result<(), Error> {

@@ -21,9 +21,18 @@ fn help_renders_for_every_command_and_documents_the_config_keys() {
     for key in ["network.anti_entropy_secs", "api.listen", "exchange.retry_max_secs", "STAFFPASS_NETWORK__MDNS"] {
         assert!(text.contains(key), "--help documents {key}");
     }
-    for cmd in ["init", "run", "client-cert", "rotate-issuer-key", "show-config"] {
-        let out = node().args([cmd, "--help"]).output().unwrap();
-        assert!(out.status.success(), "{cmd} --help");
+    for cmd in [
+        &["init"][..],
+        &["run"],
+        &["client-cert"],
+        &["client-cert", "sign"],
+        &["client-cert", "revoke"],
+        &["rotate-api-ca"],
+        &["rotate-issuer-key"],
+        &["show-config"],
+    ] {
+        let out = node().args(cmd).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{cmd:?} --help");
         assert!(!out.stdout.is_empty());
     }
 }
@@ -94,6 +103,52 @@ fn init_makes_a_private_node_and_refuses_to_overwrite_it() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".retired.key"))
         .collect();
     assert_eq!(retired.len(), 1);
+}
+
+#[test]
+fn client_certificates_are_revoked_signed_and_the_api_ca_rotated_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rjz");
+    let run = |args: &[&str]| {
+        let out = node().args(args).arg("--data-dir").arg(&dir).output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, _, err) = run(&["init", "--org", "RJZ", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    assert_eq!(code, Some(0), "{err}");
+    let keys_before = std::fs::read(dir.join("keys/node.key")).unwrap();
+    run(&["client-cert", "--name", "desk", "--role", "hr"]);
+
+    // Revoke by name: the list is written, the files kept aside.
+    let (code, out, err) = run(&["client-cert", "revoke", "desk"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Revoked the certificate of desk") && out.contains("no restart needed"), "{out}");
+    assert_eq!(mode(&dir.join("tls/crl.pem")), 0o644);
+    assert!(!dir.join("tls/clients/desk.key").exists());
+    let (code, _, err) = run(&["client-cert", "revoke", "desk"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, _) = run(&["client-cert", "revoke"]);
+    assert_eq!(code, Some(2), "a name or --serial is needed");
+
+    // Sign a request: the role given here.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, "admin");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "viewer");
+    let csr = tmp.path().join("viewer.csr");
+    std::fs::write(&csr, params.serialize_request(&key).unwrap().pem().unwrap()).unwrap();
+    let (code, out, err) = run(&["client-cert", "sign", "--csr", csr.to_str().unwrap(), "--role", "read-only"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Issued a read-only certificate for viewer"), "{out}");
+    assert!(!dir.join("tls/clients/viewer.key").exists());
+
+    // Rotate the API CA: the identity stays.
+    let (code, out, err) = run(&["rotate-api-ca"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Restart the node") && out.contains("Issue new certificates for: viewer"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    assert_eq!(std::fs::read(dir.join("keys/node.key")).unwrap(), keys_before);
+    assert_eq!(mode(&dir.join("tls/ca.key")), 0o600);
 }
 
 #[test]
