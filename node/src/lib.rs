@@ -2,13 +2,22 @@
 //!
 //! The daemon a trust runs: configuration, key files, encrypted storage
 //! (sled), the peer-to-peer network (rust-libp2p), roster sync, the
-//! passport flows and the local HTTPS API. `main.rs` only parses
-//! arguments, loads config, starts a [`node::Node`] and waits for a signal.
+//! exchange service and its workers, and the local HTTPS API. `main.rs`
+//! only parses arguments, loads config, starts a [`node::Node`] and waits
+//! for a signal.
+//!
+//! The parts, what each owns and one consent's path through them are
+//! described in `docs/architecture.md`. In short: [`exchange::Exchange`]
+//! (synchronous; store, audit, rosters and [`clock::Clock`] injected),
+//! its workers over [`exchange::Transport`], [`rosters::sync`], the
+//! [`network`] event loop, the [`api`], and the composition root
+//! [`node::Builder`], which nothing else imports.
 
 pub mod api;
 pub mod audit;
+pub mod clock;
 pub mod config;
-pub mod flows;
+pub mod exchange;
 pub mod keys;
 pub mod metrics;
 pub mod misbehaviour;
@@ -16,4 +25,5 @@ pub mod network;
 pub mod node;
 pub mod rosters;
 pub mod store;
+pub mod task;
 pub mod tls;

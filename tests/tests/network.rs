@@ -63,8 +63,11 @@ async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
     let d = TestNode::start_new("RJ2").await.unwrap();
     submit(&d, &forged_agreement(&d, &[&a, &b, &c])).await.unwrap();
     for n in [&a, &b, &c] {
-        wait_until("every member denies the outsider", || async move { n.node().metrics.denied_connections.get() > 0 })
-            .await;
+        wait_until(
+            "every member denies the outsider",
+            || async move { n.node().metrics().denied_connections.get() > 0 },
+        )
+        .await;
         assert!(!n.connected_to(&d.peer_id).await, "{} must not be connected to the outsider", n.org);
     }
 
@@ -87,13 +90,13 @@ async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
         wait_until("members drop the suspended node", || async move { !n.connected_to(&p).await }).await;
     }
     // ... and keep refusing it.
-    let denied = a.node().metrics.denied_connections.get();
+    let denied = a.node().metrics().denied_connections.get();
     let mut raw = RawPeer::new(libp2p::identity::Keypair::generate_ed25519()).unwrap();
     assert!(raw.connect(&a.p2p).await.is_err(), "a stranger's connection is refused");
     let an = &a;
     wait_until(
         "the stranger's denial is counted",
-        || async move { an.node().metrics.denied_connections.get() > denied },
+        || async move { an.node().metrics().denied_connections.get() > denied },
     )
     .await;
 }
@@ -158,7 +161,7 @@ async fn equivocation_is_seen_everywhere_even_after_the_first_entry_has_spread()
     assert_eq!(err.code(), Some("equivocation"), "{err}");
     for n in [&a, &b, &c] {
         wait_until("the evidence reaches every node", || async move {
-            n.node().rosters.read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
+            n.node().rosters().read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
         })
         .await;
         assert_eq!(n.roster_seq(&agreement()), Some(before), "{}: both entries refused", n.org);
@@ -279,11 +282,11 @@ async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
     let mut r = roster("london-mou");
     let chain = add_members(&mut r, &[&a]);
     submit(&a, &chain).await.unwrap();
-    let peer = a.node().peer_id;
-    let issuer = a.node().issuer.public();
+    let peer = a.node().peer_id();
+    let issuer = a.node().issuer_key();
     a.restart().await.unwrap();
-    assert_eq!(a.node().peer_id, peer, "same node key");
-    assert_eq!(a.node().issuer.public(), issuer, "same issuer key");
+    assert_eq!(a.node().peer_id(), peer, "same node key");
+    assert_eq!(a.node().issuer_key(), issuer, "same issuer key");
     assert_eq!(a.roster_seq(&agreement()), Some(r.chain.seq()), "same roster");
     let v = a.admin().verify_audit().await.unwrap();
     assert!(matches!(v, Verification::Intact { ok: true, .. }), "{v:?}");

@@ -3,130 +3,123 @@
 //! them, then delivered to the receiver's nodes (from the roster) with
 //! exponential backoff and jitter until a valid signed receipt comes back.
 //! A crash or partition delays delivery; it never loses it.
+//!
+//! This is the outbox's synchronous half, on [`Exchange`]: what is due,
+//! what to send and to which nodes, the receipt's acceptance, the retry.
+//! The async half that talks to the network is [`super::outbox_worker`].
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
+use staffpass_protocol::bundle::{self, Rejection, check_terms};
 use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
 use staffpass_protocol::wire::exchange::{Request, Response};
-use staffpass_protocol::{Bundle, MessageId, encoding};
-use tokio::sync::{Semaphore, watch};
+use staffpass_protocol::{Bundle, NodeId, encoding};
 use tracing::{debug, info, warn};
 
 use super::records::*;
-use super::{backoff_ms, decode, event};
+use super::{Exchange, backoff_ms, decode, event};
 use crate::audit::Action;
 use crate::metrics::ExchangeLabels;
-use crate::network;
-use crate::node::{Node, now};
 use crate::store::{Batch, Tree};
 
-/// Most deliveries in flight at once.
-pub const MAX_IN_FLIGHT: usize = 64;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
-
-/// A stored outbox item with when it is next due.
+/// A stored outbox item, under its store key.
 #[derive(Debug, Clone)]
-struct Due {
-    item: OutboxItem,
-    next_ms: i64,
+pub struct Due {
+    /// Its key in the Outbox tree.
+    pub key: Vec<u8>,
+    /// The item.
+    pub item: OutboxItem,
 }
 
-impl Node {
-    /// Runs the outbox until `stop`.
-    pub async fn outbox_loop(self, mut stop: watch::Receiver<bool>) {
-        let in_flight: Arc<Mutex<HashSet<MessageId>>> = Arc::default();
-        let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        loop {
-            let mut next_wake = Duration::from_secs(5);
-            match self.outbox_items() {
-                Ok(items) => {
-                    self.metrics.outbox_pending.set(items.len() as i64);
-                    let t = now_ms();
-                    for (key, due) in items {
-                        if due.next_ms > t {
-                            next_wake = next_wake.min(Duration::from_millis((due.next_ms - t) as u64));
-                            continue;
-                        }
-                        {
-                            let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                            if !f.insert(due.item.id) {
-                                continue;
-                            }
-                        }
-                        let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                        let node = self.clone();
-                        let in_flight = in_flight.clone();
-                        tokio::spawn(async move {
-                            let id = due.item.id;
-                            node.deliver(key, due).await;
-                            in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                            drop(permit);
-                            node.outbox_wake.notify_one();
-                        });
-                    }
-                }
-                Err(e) => warn!(error = %e, "cannot read the outbox"),
-            }
-            tokio::select! {
-                _ = self.outbox_wake.notified() => {}
-                _ = tokio::time::sleep(next_wake) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-        }
+/// A message ready to go: its request, and the receiver's nodes (from the
+/// roster of the agreement it is sent under), in roster order.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// What is sent.
+    pub due: Due,
+    /// The request.
+    pub request: Request,
+    /// Where it may go.
+    pub nodes: Vec<NodeId>,
+}
+
+/// The outbox's contents: what is due now, and when the next is due.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Items due now, oldest first.
+    pub due: Vec<Due>,
+    /// When the next item not yet due will be (ms since the epoch).
+    pub next_ms: Option<i64>,
+}
+
+impl Exchange {
+    /// Every message in the outbox (for the API).
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>, super::Error> {
+        self.outbox_items().map(|items| items.into_iter().map(|d| d.item).collect())
     }
 
-    fn outbox_items(&self) -> Result<Vec<(Vec<u8>, Due)>, super::Error> {
-        self.store
+    fn outbox_items(&self) -> Result<Vec<Due>, super::Error> {
+        self.0
+            .store
             .scan_prefix(Tree::Outbox, b"")?
             .into_iter()
-            .map(|(k, v)| {
-                let item: OutboxItem = decode(&v, "outbox item")?;
-                let next_ms = item.next_attempt_ms();
-                Ok((k, Due { item, next_ms }))
-            })
+            .map(|(key, v)| Ok(Due { key, item: decode(&v, "outbox item")? }))
             .collect()
     }
 
-    async fn deliver(&self, key: Vec<u8>, due: Due) {
-        let item = due.item;
-        let request = match Request::decode(&item.request) {
+    /// What in the outbox is due now, and when the next will be; updates
+    /// the pending gauge.
+    pub fn outbox_pending(&self) -> Result<Pending, super::Error> {
+        let items = self.outbox_items()?;
+        self.0.metrics.outbox_pending.set(items.len() as i64);
+        let t = self.0.clock.now_ms();
+        let mut out = Pending::default();
+        for due in items {
+            let next = due.item.next_attempt_ms();
+            if next > t {
+                out.next_ms = Some(out.next_ms.map_or(next, |n| n.min(next)));
+            } else {
+                out.due.push(due);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Readies one due message: decodes its request and finds the
+    /// receiver's nodes. An offer the roster no longer allows is given up
+    /// here (see [`Exchange::refuse_locally`]); an undecodable item is left
+    /// in place. `None`: nothing to send.
+    pub fn prepare(&self, due: Due) -> Option<Delivery> {
+        let request = match Request::decode(&due.item.request) {
             Ok(r) => r,
             Err(e) => {
-                warn!(message = %item.id, error = %e, "undecodable outbox item left in place");
-                return;
+                warn!(message = %due.item.id, error = %e, "undecodable outbox item left in place");
+                return None;
             }
         };
         if let Request::Offer { bundle, .. } = &request
             && let Err(reason) = self.offer_allowed(bundle)
         {
-            self.refuse_locally(&key, &item, reason);
-            return;
+            self.refuse_locally(&due.key, &due.item, reason);
+            return None;
         }
-        let peers: Vec<libp2p::PeerId> = {
-            let chains = self.rosters.read();
-            chains
-                .get(&item.agreement)
-                .map(|c| c.state().nodes_of(&item.to).iter().filter_map(network::peer_of).collect())
-                .unwrap_or_default()
+        let nodes = {
+            let chains = self.0.rosters.read();
+            chains.get(&due.item.agreement).map(|c| c.state().nodes_of(&due.item.to).to_vec()).unwrap_or_default()
         };
-        let mut last_error = format!("no node of {} in the roster of {}", item.to, item.agreement);
-        for peer in peers {
-            match self.network.exchange(peer, request.clone()).await {
-                Ok(resp) => match self.accept_receipt_blocking(&key, &item, resp).await {
-                    Ok(()) => return,
-                    Err(e) => last_error = e,
-                },
-                Err(e) => last_error = e.to_string(),
-            }
-        }
+        Some(Delivery { due, request, nodes })
+    }
+
+    /// Why a message found no node: the error recorded when none was tried.
+    pub fn no_node_error(item: &OutboxItem) -> String {
+        format!("no node of {} in the roster of {}", item.to, item.agreement)
+    }
+
+    /// Records a failed delivery: counts it, and schedules the next attempt
+    /// with backoff.
+    pub fn retry_later(&self, due: &Due, last_error: &str) {
+        let (key, item) = (due.key.clone(), &due.item);
         debug!(message = %item.id, attempts = item.attempts + 1, error = %last_error, "delivery failed; will retry");
-        self.metrics
+        self.0
+            .metrics
             .exchange_messages
             .get_or_create(&ExchangeLabels {
                 direction: "out".into(),
@@ -137,12 +130,12 @@ impl Node {
         let mut next = item.clone();
         next.attempts += 1;
         next.last_error = Some(last_error.chars().take(200).collect());
-        let cfg = &self.config.exchange;
+        let cfg = &self.0.settings;
         let delay = backoff_ms(next.attempts - 1, cfg.retry_initial_ms, cfg.retry_max_secs * 1000);
-        next.set_next_attempt_ms(now_ms() + delay as i64);
+        next.set_next_attempt_ms(self.0.clock.now_ms() + delay as i64);
         let mut batch = Batch::default();
         batch.put(Tree::Outbox, key, encoding::to_bytes(&next));
-        if let Err(e) = self.store.commit(batch) {
+        if let Err(e) = self.0.store.commit(batch) {
             warn!(error = %e, "cannot record the retry");
         }
     }
@@ -152,20 +145,20 @@ impl Node {
     /// receiver). Fails closed.
     fn offer_allowed(&self, bundle: &Bundle) -> Result<(), Rejection> {
         let consent = bundle.consent.consent();
-        let exchange = Exchange {
+        let exchange = bundle::Exchange {
             agreement: &consent.agreement,
-            issuer: &self.org,
+            issuer: &self.0.org,
             receiver: &consent.receiver,
             move_kind: consent.move_kind,
             claims: &consent.claims,
         };
-        check_terms(&*self.rosters.read(), &exchange, now()).map(|_| ())
+        check_terms(&*self.0.rosters.read(), &exchange, self.now()).map(|_| ())
     }
 
     /// Gives up an offer the roster no longer allows: the consent shows the
     /// rejection and its reason; nothing was sent.
     fn refuse_locally(&self, key: &[u8], item: &OutboxItem, reason: Rejection) {
-        let at = now();
+        let at = self.now();
         let result = (|| -> Result<(), super::Error> {
             let mut consent = self.consent(&item.consent)?;
             if !matches!(consent.state, ConsentState::Withdrawn { .. }) {
@@ -179,7 +172,7 @@ impl Node {
             ev.org = Some(item.to.clone());
             ev.object = Some(format!("{}/{}", item.consent, item.id));
             ev.reason = Some(reason.code().to_string());
-            self.audit.commit(batch, vec![ev], at)?;
+            self.0.audit.commit(batch, vec![ev], at)?;
             Ok(())
         })();
         match result {
@@ -190,26 +183,18 @@ impl Node {
         }
     }
 
-    /// [`Node::accept_receipt`] on the blocking pool (its commit waits for
-    /// an fsync; receipts arriving together then share one flush).
-    async fn accept_receipt_blocking(&self, key: &[u8], item: &OutboxItem, resp: Response) -> Result<(), String> {
-        let (key, item) = (key.to_vec(), item.clone());
-        self.blocking(move |n| n.accept_receipt(&key, &item, resp))
-            .await
-            .unwrap_or_else(|e| Err(format!("receipt handler failed: {e}")))
-    }
-
     /// Checks a receipt by the protocol's rules ([`verify_receipt`]) and
     /// records it with the consent, removing the message from the outbox,
     /// in one commit.
-    fn accept_receipt(&self, key: &[u8], item: &OutboxItem, resp: Response) -> Result<(), String> {
+    pub fn accept_receipt(&self, due: &Due, resp: Response) -> Result<(), String> {
+        let (key, item) = (&due.key, &due.item);
         let expect = Expected { message: item.id, kind: item.kind, receiver: &item.to, agreement: &item.agreement };
         let b = {
-            let chains = self.rosters.read();
-            verify_receipt(&resp.receipt, &expect, &*chains, now()).map_err(|e| e.to_string())?
+            let chains = self.0.rosters.read();
+            verify_receipt(&resp.receipt, &expect, &*chains, self.now()).map_err(|e| e.to_string())?
         };
         let mut consent = self.consent(&item.consent).map_err(|e| e.to_string())?;
-        let at = now();
+        let at = self.now();
         let (action, reason) = match (&b.outcome, item.kind) {
             (Outcome::Received { .. }, OutKind::Offer) => {
                 if !matches!(consent.state, ConsentState::Withdrawn { .. }) {
@@ -245,13 +230,14 @@ impl Node {
         ev.org = Some(item.to.clone());
         ev.object = Some(format!("{}/{}", item.consent, item.id));
         ev.reason = reason.clone();
-        self.audit.commit(batch, vec![ev], at).map_err(|e| e.to_string())?;
+        self.0.audit.commit(batch, vec![ev], at).map_err(|e| e.to_string())?;
         // A revocation's acknowledgement is a delivery, not a rejection.
         let outcome = match &b.outcome {
             Outcome::Rejected { .. } => b.outcome.label(),
             _ => "delivered".into(),
         };
-        self.metrics
+        self.0
+            .metrics
             .exchange_messages
             .get_or_create(&ExchangeLabels {
                 direction: "out".into(),
@@ -260,23 +246,8 @@ impl Node {
             })
             .inc();
         info!(message = %item.id, consent = %item.consent, kind = item.kind.as_str(), to = %item.to, %outcome, "receipt stored");
-        self.receipts_stored.send_modify(|n| *n += 1);
+        self.0.receipts_stored.send_modify(|n| *n += 1);
         Ok(())
-    }
-
-    /// Runs the expiry sweep at start and then periodically, until `stop`.
-    pub async fn sweep_loop(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(self.config.exchange.expiry_sweep_secs));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            if let Err(e) = self.sweep_expired() {
-                warn!(error = %e, "expiry sweep failed");
-            }
-        }
     }
 }
 

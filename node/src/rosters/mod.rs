@@ -7,6 +7,8 @@
 //! valid entries at one seq halt the chain (both refused) and raise an
 //! alarm that `/v1/status` and the metrics show until stewards resolve it.
 
+pub mod sync;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};

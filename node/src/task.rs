@@ -1,0 +1,25 @@
+//! The one way blocking work leaves the async runtime.
+//!
+//! Every store commit waits for an fsync, which must not stall the
+//! runtime's workers (the network, the API and, in benchmarks and tests,
+//! other nodes in the same process share them); commits that arrive
+//! together on the blocking pool share one group flush. The services are
+//! synchronous; their async callers (API handlers, workers, the inbound
+//! exchange handler, roster sync) reach them through [`blocking`].
+
+/// The blocking task did not finish: it panicked, or the runtime is
+/// shutting down. Nothing after it was acted on.
+#[derive(Debug, thiserror::Error)]
+#[error("the operation did not complete: {0}")]
+pub struct Interrupted(pub String);
+
+/// Runs `f` with `service` on the blocking pool.
+pub async fn blocking<S, T, F>(service: &S, f: F) -> Result<T, Interrupted>
+where
+    S: Clone + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(&S) -> T + Send + 'static,
+{
+    let service = service.clone();
+    tokio::task::spawn_blocking(move || f(&service)).await.map_err(|e| Interrupted(e.to_string()))
+}
