@@ -11,7 +11,8 @@
 //! (synchronous; store, audit, rosters and [`clock::Clock`] injected),
 //! its workers over [`exchange::Transport`], [`rosters::sync`], the
 //! [`network`] event loop, the [`api`], and the composition root
-//! [`node::Builder`], which nothing else imports.
+//! [`node::Builder`], which nothing else imports. With the `testkit`
+//! feature (tests only), [`testkit`] runs exchange services in memory.
 
 pub mod api;
 pub mod audit;
@@ -26,4 +27,6 @@ pub mod node;
 pub mod rosters;
 pub mod store;
 pub mod task;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tls;
