@@ -9,7 +9,7 @@
 //! The parts, what each owns and one consent's path through them are
 //! described in `docs/architecture.md`. In short: [`exchange::Exchange`]
 //! (synchronous; store, audit, rosters and [`clock::Clock`] injected),
-//! its workers over [`exchange::Transport`], [`rosters::sync`], the
+//! its workers over [`exchange::Transport`], [`sync`], the
 //! [`network`] event loop, the [`api`], and the composition root
 //! [`node::Builder`], which nothing else imports. With the `testkit`
 //! feature (tests only), [`testkit`] runs exchange services in memory.
@@ -26,6 +26,7 @@ pub mod network;
 pub mod node;
 pub mod rosters;
 pub mod store;
+pub mod sync;
 pub mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::network::{self, Event, Network, Verdict};
 use crate::rosters::{self, Rosters};
 use crate::store::{self, Store};
+use crate::sync::RosterSync;
 use crate::task::blocking;
 
 /// Layout of a data directory.
@@ -80,7 +81,7 @@ struct Inner {
     peer_id: PeerId,
     issuer: IssuerPublicKey,
     exchange: Exchange,
-    sync: rosters::sync::Sync,
+    sync: RosterSync,
     rosters: Arc<Rosters>,
     network: Network,
     metrics: Arc<Metrics>,
@@ -110,7 +111,7 @@ impl Node {
         &self.0.exchange
     }
     /// Roster sync.
-    pub fn sync(&self) -> &rosters::sync::Sync {
+    pub fn sync(&self) -> &RosterSync {
         &self.0.sync
     }
     /// The agreements it holds.
@@ -129,7 +130,7 @@ impl Node {
     pub fn is_ready(&self) -> bool {
         self.0.ready.load(Ordering::SeqCst)
     }
-    /// Submits a roster entry as the local admin (see [`rosters::sync::Sync::submit`]).
+    /// Submits a roster entry as the local admin (see [`RosterSync::submit`]).
     pub async fn submit_roster_entry(&self, entry: proto::Entry, actor: &str) -> Result<Appended, rosters::Error> {
         self.0.sync.submit(entry, actor).await
     }
@@ -247,7 +248,7 @@ impl<T: Transport> Builder<T> {
             staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
             metrics: metrics.clone(),
         });
-        let sync = rosters::sync::Sync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone());
+        let sync = RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone());
         let ready = Arc::new(AtomicBool::new(false));
         let node = Node(Arc::new(Inner {
             org: config.org.clone(),
@@ -273,7 +274,7 @@ impl<T: Transport> Builder<T> {
             stop_rx.clone(),
         )));
         let anti_entropy = Duration::from_secs(config.network.anti_entropy_secs);
-        tasks.push(tokio::spawn(rosters::sync::run(sync.clone(), anti_entropy, stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::sync::run(sync.clone(), anti_entropy, stop_rx.clone())));
         tasks.push(tokio::spawn(exchange::outbox_worker::run(exchange.clone(), transport(&network), stop_rx.clone())));
         match blocking(&exchange, |ex| ex.sweep_expired()).await {
             Ok(Ok(_)) => {}
@@ -329,7 +330,7 @@ impl<T: Transport> Builder<T> {
 /// service (on the blocking pool, from the sender's node id).
 async fn route_events(
     exchange: Exchange,
-    sync: rosters::sync::Sync,
+    sync: RosterSync,
     network: Network,
     metrics: Arc<Metrics>,
     mut events: mpsc::Receiver<Event>,

@@ -21,5 +21,35 @@ where
     F: FnOnce(&S) -> T + Send + 'static,
 {
     let service = service.clone();
-    tokio::task::spawn_blocking(move || f(&service)).await.map_err(|e| Interrupted(e.to_string()))
+    run(move || f(&service)).await
+}
+
+/// Runs `f` on the blocking pool (work that needs no service, such as
+/// parsing a large import).
+pub async fn run<T, F>(f: F) -> Result<T, Interrupted>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| Interrupted(e.to_string()))
+}
+
+/// Runs `f` every `period` (the first time at once; a late tick delays the
+/// next) until `stop` turns true or `f` returns `false`.
+pub async fn every<F, Fut>(period: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if !f().await {
+            return;
+        }
+    }
 }

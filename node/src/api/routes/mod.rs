@@ -35,6 +35,7 @@ use crate::exchange::{self, Exchange};
 use crate::metrics::Metrics;
 use crate::network::Network;
 use crate::rosters::{self, Rosters};
+use crate::sync::RosterSync;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -45,7 +46,7 @@ pub struct AppState {
     /// The exchange service.
     pub exchange: Exchange,
     /// Roster sync (for entries submitted by the admin).
-    pub sync: rosters::sync::Sync,
+    pub sync: RosterSync,
     /// The agreements held.
     pub rosters: Arc<Rosters>,
     /// The network (status and peers).

@@ -12,7 +12,6 @@ use staffpass_protocol::roster::MemberStatus;
 use super::ApiResult;
 use super::AppState;
 use crate::api::error::{ApiError, Json};
-use crate::clock::now;
 
 pub(super) async fn healthz() -> &'static str {
     "ok"
@@ -37,7 +36,7 @@ pub(super) async fn openapi() -> Response {
 
 /// The agreements this node holds, as `/v1/status` and `/v1/agreements` show them.
 pub(super) fn summaries(app: &AppState) -> Vec<AgreementSummary> {
-    let t = now();
+    let t = app.exchange.now();
     app.rosters
         .read()
         .values()
@@ -78,7 +77,7 @@ pub(super) async fn peers(State(app): State<AppState>) -> ApiResult<Json<Vec<Pee
     let connected: BTreeSet<String> = info.connected.iter().map(|(p, _)| p.to_string()).collect();
     let mut out: BTreeMap<String, Peer> = BTreeMap::new();
     // The rosters list this node too; it is not its own peer.
-    for m in app.rosters.members().into_iter().filter(|m| m.peer != app.peer_id) {
+    for m in app.sync.members().into_iter().filter(|m| m.peer != app.peer_id) {
         let id = m.peer.to_string();
         out.insert(id.clone(), Peer { connected: connected.contains(&id), org: None, peer_id: id });
     }

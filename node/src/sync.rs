@@ -1,36 +1,38 @@
-//! Roster sync: roster entries to and from peers. Gossip in
-//! ([`Sync::on_gossip`]), anti-entropy on every connection and on a timer
-//! ([`Sync::sync_with`], [`Sync::fetch`], [`run`]), answers to peers'
-//! roster requests ([`Sync::answer`]), and entries submitted by the local
-//! admin ([`Sync::submit`]), spread by gossip. Every apply is durable before
+//! Roster sync: roster entries to and from peers, over the network (the
+//! chains themselves are [`crate::rosters`]). Gossip in
+//! ([`RosterSync::on_gossip`]), anti-entropy on every connection and on a timer
+//! ([`RosterSync::sync_with`], [`RosterSync::fetch`], [`run`]), answers to peers'
+//! roster requests ([`RosterSync::answer`]), and entries submitted by the local
+//! admin ([`RosterSync::submit`]), spread by gossip. Every apply is durable before
 //! it is acted on and runs through [`crate::task::blocking`].
 //!
 //! Hostile members are expected: an answer counts only for the agreement
 //! and range asked (`wire::roster::check_fetched`), a peer can extend but
 //! never create a chain ([`Origin`]), a peer learns heads only of the
 //! agreements it is a member of, and a peer caught sending what no honest
-//! node sends is counted and disconnected ([`Sync::misbehaved`]).
+//! node sends is counted and disconnected ([`RosterSync::misbehaved`]).
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use staffpass_protocol::AgreementId;
 use staffpass_protocol::roster::{self as proto, Appended};
 use staffpass_protocol::wire::roster::{self as wire_roster, Head, MAX_ENTRIES};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::{Error, Origin, Rosters};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::misbehaviour::Misbehaviour;
 use crate::network::{self, Network, Verdict};
-use crate::task::blocking;
+use crate::rosters::{Error, Origin, Rosters};
+use crate::task::{blocking, every};
 
 /// Roster sync: a cheap, cloneable handle.
 #[derive(Clone)]
-pub struct Sync(Arc<Inner>);
+pub struct RosterSync(Arc<Inner>);
 
 struct Inner {
     rosters: Arc<Rosters>,
@@ -41,10 +43,10 @@ struct Inner {
     misbehaviour: Misbehaviour,
 }
 
-impl Sync {
+impl RosterSync {
     /// Roster sync for `rosters` over `network`.
     pub fn new(rosters: Arc<Rosters>, network: Network, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
-        Sync(Arc::new(Inner { rosters, network, metrics, clock, misbehaviour: Misbehaviour::default() }))
+        RosterSync(Arc::new(Inner { rosters, network, metrics, clock, misbehaviour: Misbehaviour::default() }))
     }
 
     /// The chains it keeps in sync.
@@ -52,9 +54,25 @@ impl Sync {
         &self.0.rosters
     }
 
+    /// The member nodes that may connect: every node of every active member
+    /// of each agreement in which this node's organisation is active, with
+    /// the address hints that parse.
+    pub fn members(&self) -> Vec<network::Member> {
+        self.0
+            .rosters
+            .member_nodes()
+            .into_iter()
+            .filter_map(|(n, hints)| {
+                let mut addresses: Vec<Multiaddr> = hints.iter().filter_map(|a| Multiaddr::from_str(a).ok()).collect();
+                addresses.dedup();
+                network::peer_of(&n).map(|peer| network::Member { peer, addresses })
+            })
+            .collect()
+    }
+
     /// Tells the network who may connect, after a roster change.
     pub async fn refresh_members(&self) {
-        if let Err(e) = self.0.network.set_members(self.0.rosters.members()).await {
+        if let Err(e) = self.0.network.set_members(self.members()).await {
             warn!(error = %e, "cannot update the member set");
         }
     }
@@ -233,12 +251,7 @@ impl Sync {
 
     /// A member peer sent something no honest node sends: count it, log it
     /// (rate-limited) and hang up on it.
-    async fn misbehaved(
-        &self,
-        peer: PeerId,
-        reason: &'static str,
-        detail: &(dyn std::fmt::Display + std::marker::Sync),
-    ) {
+    async fn misbehaved(&self, peer: PeerId, reason: &'static str, detail: &(dyn std::fmt::Display + Sync)) {
         self.0.misbehaviour.record(&self.0.metrics, &peer, reason, detail);
         let _ = self.0.network.disconnect(peer).await;
     }
@@ -246,18 +259,15 @@ impl Sync {
 
 /// Anti-entropy on a timer: every `period`, sync with every connected
 /// peer, until `stop`.
-pub async fn run(sync: Sync, period: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+pub async fn run(sync: RosterSync, period: Duration, stop: watch::Receiver<bool>) {
+    every(period, stop, || async {
         sync.0.rosters.update_metrics(sync.0.clock.now());
-        let Ok(info) = sync.0.network.info().await else { return };
+        // A stopped network ends the loop.
+        let Ok(info) = sync.0.network.info().await else { return false };
         for (peer, _) in info.connected {
             tokio::spawn(sync.clone().sync_with(peer));
         }
-    }
+        true
+    })
+    .await
 }
