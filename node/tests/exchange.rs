@@ -4,6 +4,7 @@
 //! service: the whole move, withdrawal, revocation, updates, expiry, each
 //! refusal and each idempotent replay.
 
+use staffpass_node::exchange::outbox::ReceiptError;
 use staffpass_node::exchange::records::{ConsentState, OutKind};
 use staffpass_node::exchange::{Error, StaffInput, staff};
 use staffpass_node::testkit::{Net, Trust};
@@ -46,6 +47,12 @@ fn only_request(t: &Trust) -> Request {
     let items = t.exchange.outbox().expect("outbox");
     assert_eq!(items.len(), 1, "one message in the outbox");
     Request::decode(&items[0].request).expect("stored request decodes")
+}
+
+/// The queued request of `kind` in `t`'s outbox (decoded).
+fn queued(t: &Trust, kind: OutKind) -> Request {
+    let item = t.exchange.outbox().expect("outbox").into_iter().find(|i| i.kind == kind).expect("message queued");
+    Request::decode(&item.request).expect("stored request decodes")
 }
 
 // ------------------------------------------------------------ the whole move
@@ -136,14 +143,7 @@ async fn a_withdrawal_arriving_before_its_offer_blocks_the_offer() {
     let (_, id) = granted(&net);
     let offer = only_request(home);
     home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
-    let withdraw = home
-        .exchange
-        .outbox()
-        .expect("outbox")
-        .into_iter()
-        .find(|i| i.kind == OutKind::Withdraw)
-        .map(|i| Request::decode(&i.request).expect("request"))
-        .expect("withdrawal queued");
+    let withdraw = queued(home, OutKind::Withdraw);
     // The withdrawal arrives first, then the offer: the offer is refused.
     host.exchange.receive(&home.node, withdraw).expect("answered");
     let resp = host.exchange.receive(&home.node, offer).expect("answered");
@@ -181,14 +181,7 @@ async fn a_withdrawal_for_a_passport_not_held_is_acknowledged_as_erased() {
     let (home, host) = (net.get("RJZ"), net.get("RJ1"));
     let (_, id) = granted(&net);
     home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
-    let withdraw = home
-        .exchange
-        .outbox()
-        .expect("outbox")
-        .into_iter()
-        .find(|i| i.kind == OutKind::Withdraw)
-        .map(|i| Request::decode(&i.request).expect("request"))
-        .expect("withdrawal queued");
+    let withdraw = queued(home, OutKind::Withdraw);
     let resp = host.exchange.receive(&home.node, withdraw).expect("answered");
     assert!(matches!(resp.receipt.body.outcome, Outcome::Erased { .. }));
 }
@@ -233,14 +226,7 @@ async fn an_offer_of_a_revoked_credential_is_refused_at_the_host() {
     let offer = only_request(home);
     let cred = home.exchange.consent(&id).expect("consent").credential;
     home.exchange.revoke_credential(&cred, RevocationReason::ProvidedInError, "hr").expect("revoked");
-    let revoke = home
-        .exchange
-        .outbox()
-        .expect("outbox")
-        .into_iter()
-        .find(|i| i.kind == OutKind::Revoke)
-        .map(|i| Request::decode(&i.request).expect("request"))
-        .expect("revocation queued");
+    let revoke = queued(home, OutKind::Revoke);
     let ack = host.exchange.receive(&home.node, revoke).expect("answered");
     assert!(matches!(ack.receipt.body.outcome, Outcome::RevocationAcknowledged { .. }));
     let resp = host.exchange.receive(&home.node, offer).expect("answered");
@@ -575,7 +561,8 @@ async fn a_receipt_signed_by_another_org_is_not_accepted() {
     let request = Request::decode(&due.item.request).expect("request");
     // RV5 answers (it rejects the offer, which was not for it).
     let resp = other.exchange.receive(&home.node, request).expect("answered");
-    assert!(home.exchange.accept_receipt(&due, resp).is_err());
+    let refused = home.exchange.accept_receipt(&due, resp);
+    assert!(matches!(refused, Err(ReceiptError::Refused(_))), "{refused:?}");
     assert_eq!(home.exchange.outbox().expect("outbox").len(), 1, "the message stays until a valid receipt");
 }
 

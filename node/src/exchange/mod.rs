@@ -35,6 +35,7 @@ use staffpass_protocol::claims::{Claim, ClaimKind};
 use staffpass_protocol::consent::{Consent, SignedConsent, Withdrawal};
 use staffpass_protocol::credential::{self, Disclosure, Issue};
 use staffpass_protocol::revocation::{Revocation, RevocationReason};
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::wire::exchange;
 use staffpass_protocol::{
     AgreementId, Bundle, ConsentId, CredentialId, IssuerPublicKey, IssuerSecretKey, MessageId, OrgId, Signature,
@@ -557,19 +558,28 @@ impl Exchange {
 
     // -------------------------------------------------------------- consents
 
+    /// Whether the agreement's terms, by this node's roster at `at`, allow
+    /// this trust to share `claims` with `receiver` for `move_kind`
+    /// (`protocol::bundle::check_terms`, the rule the receiver applies too).
+    /// Fails closed.
+    fn terms_allow(
+        &self,
+        agreement: &AgreementId,
+        receiver: &OrgId,
+        move_kind: MoveKind,
+        claims: &BTreeSet<ClaimKind>,
+        at: Timestamp,
+    ) -> Result<(), Rejection> {
+        let exchange = bundle::Exchange { agreement, issuer: &self.0.org, receiver, move_kind, claims };
+        check_terms(&*self.0.rosters.read(), &exchange, at).map(|_| ())
+    }
+
     /// Records a staff member's sharing consent and queues the offer. If the
     /// staff member holds a key, the consent waits for their signature.
     pub fn grant_consent(&self, req: ConsentRequest, actor: &str) -> Result<ConsentRecord, Error> {
         let at = self.now();
         let rec = self.staff(&req.staff)?;
-        let exchange = bundle::Exchange {
-            agreement: &req.agreement,
-            issuer: &self.0.org,
-            receiver: &req.receiver,
-            move_kind: req.move_kind,
-            claims: &req.claims,
-        };
-        check_terms(&*self.0.rosters.read(), &exchange, at)
+        self.terms_allow(&req.agreement, &req.receiver, req.move_kind, &req.claims, at)
             .map_err(|reason| Error::Terms { agreement: req.agreement.clone(), reason })?;
         if req.receiver == self.0.org {
             return Err(Error::Invalid("a trust cannot share a passport with itself".into()));

@@ -8,7 +8,7 @@
 //! what to send and to which nodes, the receipt's acceptance, the retry.
 //! The async half that talks to the network is [`super::outbox_worker`].
 
-use staffpass_protocol::bundle::{self, Rejection, check_terms};
+use staffpass_protocol::bundle::Rejection;
 use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
 use staffpass_protocol::wire::exchange::{Request, Response};
 use staffpass_protocol::{Bundle, NodeId, encoding};
@@ -19,6 +19,18 @@ use super::{Exchange, backoff_ms, decode, event};
 use crate::audit::Action;
 use crate::metrics::ExchangeLabels;
 use crate::store::{Batch, Tree};
+
+/// Why a response was not taken as the receipt of an outbox message (the
+/// message stays, and is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    /// The protocol's receipt rules refused it.
+    #[error(transparent)]
+    Refused(#[from] receipt::Error),
+    /// It could not be recorded.
+    #[error(transparent)]
+    Exchange(#[from] super::Error),
+}
 
 /// A stored outbox item, under its store key.
 #[derive(Debug, Clone)]
@@ -118,15 +130,7 @@ impl Exchange {
     pub fn retry_later(&self, due: &Due, last_error: &str) {
         let (key, item) = (due.key.clone(), &due.item);
         debug!(message = %item.id, attempts = item.attempts + 1, error = %last_error, "delivery failed; will retry");
-        self.0
-            .metrics
-            .exchange_messages
-            .get_or_create(&ExchangeLabels {
-                direction: "out".into(),
-                kind: item.kind.as_str().into(),
-                outcome: "retry".into(),
-            })
-            .inc();
+        self.count_out(item.kind, "retry".into());
         let mut next = item.clone();
         next.attempts += 1;
         next.last_error = Some(last_error.chars().take(200).collect());
@@ -144,15 +148,8 @@ impl Exchange {
     /// the agreement's terms now (the same check as at grant and at the
     /// receiver). Fails closed.
     fn offer_allowed(&self, bundle: &Bundle) -> Result<(), Rejection> {
-        let consent = bundle.consent.consent();
-        let exchange = bundle::Exchange {
-            agreement: &consent.agreement,
-            issuer: &self.0.org,
-            receiver: &consent.receiver,
-            move_kind: consent.move_kind,
-            claims: &consent.claims,
-        };
-        check_terms(&*self.0.rosters.read(), &exchange, self.now()).map(|_| ())
+        let c = bundle.consent.consent();
+        self.terms_allow(&c.agreement, &c.receiver, c.move_kind, &c.claims, self.now())
     }
 
     /// Gives up an offer the roster no longer allows: the consent shows the
@@ -186,14 +183,14 @@ impl Exchange {
     /// Checks a receipt by the protocol's rules ([`verify_receipt`]) and
     /// records it with the consent, removing the message from the outbox,
     /// in one commit.
-    pub fn accept_receipt(&self, due: &Due, resp: Response) -> Result<(), String> {
+    pub fn accept_receipt(&self, due: &Due, resp: Response) -> Result<(), ReceiptError> {
         let (key, item) = (&due.key, &due.item);
         let expect = Expected { message: item.id, kind: item.kind, receiver: &item.to, agreement: &item.agreement };
         let b = {
             let chains = self.0.rosters.read();
-            verify_receipt(&resp.receipt, &expect, &*chains, self.now()).map_err(|e| e.to_string())?
+            verify_receipt(&resp.receipt, &expect, &*chains, self.now())?
         };
-        let mut consent = self.consent(&item.consent).map_err(|e| e.to_string())?;
+        let mut consent = self.consent(&item.consent)?;
         let at = self.now();
         let (action, reason) = match (&b.outcome, item.kind) {
             (Outcome::Received { .. }, OutKind::Offer) => {
@@ -218,7 +215,7 @@ impl Exchange {
                 (Action::Receipt, Some("revocation-acknowledged".into()))
             }
             (outcome, kind) => {
-                return Err(receipt::Error::OutcomeMismatch { kind, outcome: outcome.name() }.to_string());
+                return Err(receipt::Error::OutcomeMismatch { kind, outcome: outcome.name() }.into());
             }
         };
         consent.receipts.push(resp.receipt.clone());
@@ -230,24 +227,24 @@ impl Exchange {
         ev.org = Some(item.to.clone());
         ev.object = Some(format!("{}/{}", item.consent, item.id));
         ev.reason = reason.clone();
-        self.0.audit.commit(batch, vec![ev], at).map_err(|e| e.to_string())?;
+        self.0.audit.commit(batch, vec![ev], at).map_err(super::Error::from)?;
         // A revocation's acknowledgement is a delivery, not a rejection.
         let outcome = match &b.outcome {
             Outcome::Rejected { .. } => b.outcome.label(),
             _ => "delivered".into(),
         };
-        self.0
-            .metrics
-            .exchange_messages
-            .get_or_create(&ExchangeLabels {
-                direction: "out".into(),
-                kind: item.kind.as_str().into(),
-                outcome: outcome.clone(),
-            })
-            .inc();
+        self.count_out(item.kind, outcome.clone());
         info!(message = %item.id, consent = %item.consent, kind = item.kind.as_str(), to = %item.to, %outcome, "receipt stored");
         self.0.receipts_stored.send_modify(|n| *n += 1);
         Ok(())
+    }
+}
+
+impl Exchange {
+    /// Counts an outgoing message's outcome.
+    fn count_out(&self, kind: OutKind, outcome: String) {
+        let labels = ExchangeLabels { direction: "out".into(), kind: kind.as_str().into(), outcome };
+        self.0.metrics.exchange_messages.get_or_create(&labels).inc();
     }
 }
 

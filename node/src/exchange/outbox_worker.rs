@@ -74,7 +74,7 @@ pub async fn deliver<T: Transport>(ex: &Exchange, transport: &T, due: Due) {
                 let due = delivery.due.clone();
                 match blocking(ex, move |ex| ex.accept_receipt(&due, resp)).await {
                     Ok(Ok(())) => return,
-                    Ok(Err(e)) => last_error = e,
+                    Ok(Err(e)) => last_error = e.to_string(),
                     Err(e) => last_error = format!("receipt handler failed: {e}"),
                 }
             }
