@@ -12,7 +12,6 @@ use super::AppState;
 use super::{ApiResult, Id, actor, status::summaries};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, Json};
-use crate::clock::now;
 
 pub(super) async fn list(State(app): State<AppState>) -> Json<Vec<AgreementSummary>> {
     Json(summaries(&app))
@@ -28,7 +27,7 @@ pub(super) async fn one(State(app): State<AppState>, Id(id): Id<AgreementId>) ->
     Ok(Json(AgreementView {
         seq: chain.seq(),
         head: chain.head().to_string(),
-        fresh: chain.state().is_fresh(now()),
+        fresh: chain.state().is_fresh(app.exchange.now()),
         halted: chain.halted().cloned(),
         state: chain.state().clone(),
         id,

@@ -12,7 +12,6 @@ use super::AppState;
 use super::{ApiResult, Id, actor, committing};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, Json};
-use crate::clock::now;
 use crate::exchange::staff;
 
 /// Most records in one page of `GET /v1/staff`.
@@ -26,11 +25,11 @@ pub(super) async fn import(
     body: Bytes,
 ) -> ApiResult<Json<ImportReport>> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("text/csv");
-    let today = now().date();
+    let today = app.exchange.now().date();
     let parsed = if ct.starts_with("application/json") {
-        tokio::task::spawn_blocking(move || staff::parse_json(&body, today)).await
+        crate::task::run(move || staff::parse_json(&body, today)).await
     } else if ct.starts_with("text/csv") || ct.starts_with("application/csv") {
-        tokio::task::spawn_blocking(move || staff::parse_csv(&body, today)).await
+        crate::task::run(move || staff::parse_csv(&body, today)).await
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
