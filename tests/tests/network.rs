@@ -386,3 +386,36 @@ async fn each_route_needs_the_role_the_openapi_document_names() {
     }
     assert_eq!(checked, 29, "every operation but the two probes is checked");
 }
+
+/// A clock stopped at one time.
+struct Stopped(staffpass_protocol::Timestamp);
+
+impl staffpass_node::clock::Clock for Stopped {
+    fn now_ms(&self) -> i64 {
+        self.0.unix() * 1000
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builder_runs_the_node_on_an_injected_store_and_clock() {
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+    use staffpass_node::store::{MemStore, Store as _, Tree};
+
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    a.stop().await;
+    let store = std::sync::Arc::new(MemStore::new());
+    let at = staffpass_protocol::testkit::now();
+    let running = staffpass_node::node::Production::new(a.config.clone())
+        .store(store.clone())
+        .clock(std::sync::Arc::new(Stopped(at)))
+        .start()
+        .await
+        .unwrap();
+    a.running = Some(running);
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    assert_eq!(store.scan_prefix(Tree::Staff, b"").unwrap().len(), 1, "the record is in the injected store");
+    let staff = a.admin().staff_list(&PageQuery::default()).await.unwrap().remove(0).staff_ref;
+    let credential = a.admin().issue_credential(&staff).await.unwrap();
+    assert_eq!(credential.issued_at, at, "dated by the injected clock");
+}
