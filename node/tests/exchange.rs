@@ -633,3 +633,102 @@ async fn reading_what_does_not_exist_is_not_found() {
     assert!(matches!(host.exchange.received_one(&id), Err(Error::NoReceived(_))));
     assert_eq!(Error::NoReceived(id).code(), "not-found");
 }
+
+// ------------------------------------------------------------ more branches
+
+#[tokio::test]
+async fn a_withdrawal_or_revocation_from_another_org_is_rejected() {
+    let net = Net::new(&["RJZ", "RJ1", "RV5"]);
+    let (home, host, other) = (net.get("RJZ"), net.get("RJ1"), net.get("RV5"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    let cred = home.exchange.consent(&id).expect("consent").credential;
+    // Revoked first: a withdrawn consent's receiver is not told of revocations.
+    home.exchange.revoke_credential(&cred, RevocationReason::TrainingExpiry, "hr").expect("revoked");
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    for kind in [OutKind::Withdraw, OutKind::Revoke] {
+        let resp = host.exchange.receive(&other.node, queued(home, kind)).expect("answered");
+        assert!(matches!(resp.receipt.body.outcome, Outcome::Rejected { .. }), "{kind:?}");
+    }
+    assert_eq!(received_status(host, &id), "active", "a stranger cannot erase or revoke");
+}
+
+#[tokio::test]
+async fn a_replayed_withdrawal_gets_the_stored_receipt() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    let withdraw = queued(home, OutKind::Withdraw);
+    let first = host.exchange.receive(&home.node, withdraw.clone()).expect("answered");
+    let again = host.exchange.receive(&home.node, withdraw).expect("answered");
+    assert_eq!(first.encode(), again.encode());
+    assert_eq!(received_status(host, &id), "erased");
+}
+
+#[tokio::test]
+async fn a_rejected_withdrawal_leaves_the_consent_withdrawn() {
+    let mut net = pair();
+    let (_, id) = granted(&net);
+    net.get("RJZ").deliver().await;
+    net.get("RJZ").exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    // The host no longer counts the home as a member at all.
+    net.roster.push(Change::Remove { org: org("RJZ") });
+    let entry = net.roster.chain.entries().last().cloned().expect("entry");
+    net.get("RJ1").submit(entry);
+    let home = net.get("RJZ");
+    home.deliver().await;
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty(), "the answer was final");
+}
+
+#[tokio::test]
+async fn an_undecodable_outbox_item_is_left_in_place_and_nothing_is_sent() {
+    let net = pair();
+    let home = net.get("RJZ");
+    granted(&net);
+    let mut item = home.exchange.outbox().expect("outbox").remove(0);
+    item.request = vec![0xff; 8];
+    let mut batch = staffpass_node::store::Batch::default();
+    item.put(&mut batch);
+    staffpass_node::store::Store::commit(&*home.store, batch).expect("commit");
+    assert_eq!(home.deliver().await, 1);
+    assert_eq!(net.hub.requests(), 0, "nothing was sent");
+    let left = home.exchange.outbox().expect("outbox").remove(0);
+    assert_eq!(left.attempts, 0, "not counted as an attempt");
+}
+
+#[tokio::test]
+async fn a_reimport_with_changed_claims_resends_to_live_consents() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    let before = host.exchange.received_one(&id).expect("held").credential;
+    let mut claims = fixture::sample_claims();
+    for c in &mut claims {
+        if let Claim::Training(CstfSubject::FireSafety, t) = c {
+            t.completed_on = home.exchange.now().date();
+        }
+    }
+    let input = StaffInput { assignment_number: "12345678-1".into(), claims, staff_key: None };
+    let report = home.exchange.import_staff(vec![(2, input)], Vec::new(), false, "hr").expect("report");
+    assert_eq!(report.updated, 1);
+    assert_eq!(home.deliver().await, 1);
+    assert_ne!(host.exchange.received_one(&id).expect("held").credential, before);
+}
+
+#[tokio::test]
+async fn staff_are_listed_in_pages() {
+    let net = pair();
+    let home = net.get("RJZ");
+    for a in ["10000000-1", "20000000-1", "30000000-1"] {
+        home.import_staff(a);
+    }
+    let first = home.exchange.staff_list(None, 2).expect("page");
+    assert_eq!(first.len(), 2);
+    let rest = home.exchange.staff_list(Some(&first[1].staff_ref), 2).expect("page");
+    assert_eq!(rest.len(), 1);
+    assert!(first.iter().all(|r| r.staff_ref != rest[0].staff_ref));
+}
