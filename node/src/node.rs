@@ -1,5 +1,7 @@
-//! The running node: opens keys and storage, starts the network and the
-//! local API, and drives roster sync. Everything is shut down cleanly by
+//! The composition root: [`Builder`] opens keys and storage, builds the
+//! services (exchange, roster sync), starts the network, the workers and
+//! the local API, and routes network events to the services. Nothing in
+//! this crate imports it but `main.rs`. Everything is shut down cleanly by
 //! [`RunningNode::shutdown`]: the API stops accepting, connections close,
 //! and the store is flushed.
 
@@ -11,19 +13,23 @@ use std::time::Duration;
 
 use libp2p::PeerId;
 use staffpass_protocol::roster::{self as proto, Appended};
-use staffpass_protocol::wire::roster::{self as wire_roster, Head, MAX_ENTRIES};
-use staffpass_protocol::{AgreementId, IssuerSecretKey, NodeId, OrgId, Timestamp};
+use staffpass_protocol::{AgreementId, IssuerPublicKey, OrgId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use crate::api::routes::AppState;
 use crate::audit::Audit;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::exchange::{self, Exchange, Transport};
 use crate::keys::KeyFiles;
 use crate::metrics::Metrics;
 use crate::network::{self, Event, Network, Verdict};
 use crate::rosters::{self, Rosters};
 use crate::store::{self, Store};
+use crate::sync::RosterSync;
+use crate::task::blocking;
 
 /// Layout of a data directory.
 pub use staffpass_api::data_dir as paths;
@@ -63,64 +69,77 @@ pub enum StartError {
 }
 
 /// The wall clock as a protocol timestamp.
-pub fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    Timestamp::from_unix(secs).unwrap_or_default()
-}
+pub use crate::clock::now;
 
-/// Shared state of a running node.
-pub struct Inner {
-    /// Its configuration.
-    pub config: Config,
-    /// Its organisation.
-    pub org: OrgId,
-    /// Its transport identity.
-    pub peer_id: PeerId,
-    /// The same, as a protocol node id.
-    pub node_id: NodeId,
-    /// The current issuer key.
-    pub issuer: IssuerSecretKey,
-    /// Storage.
-    pub store: Arc<dyn Store>,
-    /// The audit log.
-    pub audit: Arc<Audit>,
-    /// The agreements it holds.
-    pub rosters: Rosters,
-    /// The network handle.
-    pub network: Network,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// When it started.
-    pub started_at: Timestamp,
-    /// Key of the keyed hash that turns assignment numbers into staff references.
-    pub staff_ref_key: [u8; 32],
-    /// Wakes the outbox sender after a commit that queued a message.
-    pub outbox_wake: tokio::sync::Notify,
-    /// How many receipts this node has stored for its outgoing messages;
-    /// observers (benchmarks, tests) wait on it instead of polling.
-    pub receipts_stored: watch::Sender<u64>,
-    /// Member peers caught misbehaving.
-    pub misbehaviour: crate::misbehaviour::Misbehaviour,
-    ready: AtomicBool,
-}
-
-/// A cheap, cloneable handle to a running node.
+/// A running node's parts: a cheap, cloneable handle. Built only here, by
+/// [`Builder`]; the services it holds know nothing of it.
 #[derive(Clone)]
-pub struct Node(pub Arc<Inner>);
+pub struct Node(Arc<Inner>);
 
-impl std::ops::Deref for Node {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+struct Inner {
+    org: OrgId,
+    peer_id: PeerId,
+    issuer: IssuerPublicKey,
+    exchange: Exchange,
+    sync: RosterSync,
+    rosters: Arc<Rosters>,
+    network: Network,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// Starts the production node ([`Production`]) from its configuration.
+    pub async fn start(config: Config) -> Result<RunningNode, StartError> {
+        Production::new(config).start().await
+    }
+
+    /// Its organisation.
+    pub fn org(&self) -> &OrgId {
+        &self.0.org
+    }
+    /// Its transport identity.
+    pub fn peer_id(&self) -> PeerId {
+        self.0.peer_id
+    }
+    /// The public half of its current issuer key.
+    pub fn issuer_key(&self) -> IssuerPublicKey {
+        self.0.issuer
+    }
+    /// The exchange service.
+    pub fn exchange(&self) -> &Exchange {
+        &self.0.exchange
+    }
+    /// Roster sync.
+    pub fn sync(&self) -> &RosterSync {
+        &self.0.sync
+    }
+    /// The agreements it holds.
+    pub fn rosters(&self) -> &Arc<Rosters> {
+        &self.0.rosters
+    }
+    /// The network handle.
+    pub fn network(&self) -> &Network {
+        &self.0.network
+    }
+    /// Metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
+    }
+    /// True once start-up has finished.
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::SeqCst)
+    }
+    /// Submits a roster entry as the local admin (see [`RosterSync::submit`]).
+    pub async fn submit_roster_entry(&self, entry: proto::Entry, actor: &str) -> Result<Appended, rosters::Error> {
+        self.0.sync.submit(entry, actor).await
     }
 }
 
 /// A started node and the means to stop it.
 pub struct RunningNode {
     node: Node,
+    store: Arc<dyn Store>,
     api_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -139,77 +158,151 @@ impl RunningNode {
     pub async fn shutdown(self) {
         info!("shutting down");
         let _ = self.stop.send(true);
-        self.node.network.shutdown().await;
+        self.node.network().shutdown().await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
-        if let Err(e) = self.node.store.flush() {
+        if let Err(e) = self.store.flush() {
             warn!(error = %e, "final flush failed");
         }
         info!("stopped");
     }
 }
 
-impl Node {
+/// Makes the outbox's transport from the started network.
+type MakeTransport<T> = Box<dyn FnOnce(&Network) -> T + Send>;
+
+/// The composition root: builds the store, the audit log, the rosters, the
+/// exchange service, the network and the API, spawns the workers, and
+/// routes network events to the services. The store, the clock and the
+/// outbox's transport can be swapped; [`Production`] is the production
+/// wiring (sled in the data directory, the system clock, libp2p).
+pub struct Builder<T: Transport = Network> {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    clock: Arc<dyn Clock>,
+    transport: MakeTransport<T>,
+}
+
+/// The production wiring.
+pub type Production = Builder<Network>;
+
+impl Production {
+    /// The production wiring for `config`.
+    pub fn new(config: Config) -> Self {
+        Builder { config, store: None, clock: Arc::new(SystemClock), transport: Box::new(|n: &Network| n.clone()) }
+    }
+}
+
+impl<T: Transport> Builder<T> {
+    /// Uses `store` instead of the sled database in the data directory.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Delivers the outbox over `transport` instead of the libp2p network.
+    pub fn transport<U: Transport>(self, transport: U) -> Builder<U> {
+        Builder { config: self.config, store: self.store, clock: self.clock, transport: Box::new(move |_| transport) }
+    }
+
     /// Opens the data directory and starts the node.
-    pub async fn start(config: Config) -> Result<RunningNode, StartError> {
+    pub async fn start(self) -> Result<RunningNode, StartError> {
+        let Builder { config, store, clock, transport } = self;
         let data = config.data_dir.clone();
         let keys = KeyFiles::load(&paths::keys(&data))?;
-        let store_cfg = store::Config { cache_capacity: config.storage.cache_mb << 20, ..store::Config::default() };
-        let store: Arc<dyn Store> = Arc::new(store::SledStore::open_with(
-            &paths::db(&data),
-            keys.data(),
-            store::OpenMode::Existing,
-            &store_cfg,
-        )?);
+        let store: Arc<dyn Store> = match store {
+            Some(s) => s,
+            None => {
+                let store_cfg =
+                    store::Config { cache_capacity: config.storage.cache_mb << 20, ..store::Config::default() };
+                Arc::new(store::SledStore::open_with(
+                    &paths::db(&data),
+                    keys.data(),
+                    store::OpenMode::Existing,
+                    &store_cfg,
+                )?)
+            }
+        };
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
-        let rosters = Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?;
+        let rosters = Arc::new(Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?);
         let keypair = keys.node().libp2p_keypair();
-        let ed = keypair.clone().try_into_ed25519().map_err(|_| StartError::NodeKey)?;
-        let node_id = NodeId::from_ed25519_public(&ed.public().to_bytes());
+        keypair.clone().try_into_ed25519().map_err(|_| StartError::NodeKey)?;
         let (network, events) = Network::start(keypair, &config.network, metrics.clone()).await?;
         let peer_id = network.peer_id();
-
+        let exchange = Exchange::new(exchange::Parts {
+            org: config.org.clone(),
+            issuer: keys.issuer().duplicate(),
+            store: store.clone(),
+            audit: audit.clone(),
+            rosters: rosters.clone(),
+            clock: clock.clone(),
+            settings: config.exchange.clone(),
+            staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
+            metrics: metrics.clone(),
+        });
+        let sync = RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone());
+        let ready = Arc::new(AtomicBool::new(false));
         let node = Node(Arc::new(Inner {
             org: config.org.clone(),
             peer_id,
-            node_id,
-            issuer: keys.issuer().duplicate(),
-            store,
-            audit,
-            rosters,
-            network,
-            metrics,
-            started_at: now(),
-            staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
-            outbox_wake: tokio::sync::Notify::new(),
-            receipts_stored: watch::Sender::new(0),
-            misbehaviour: Default::default(),
-            ready: AtomicBool::new(false),
-            config,
+            issuer: keys.issuer().public(),
+            exchange: exchange.clone(),
+            sync: sync.clone(),
+            rosters: rosters.clone(),
+            network: network.clone(),
+            metrics: metrics.clone(),
+            ready: ready.clone(),
         }));
-        info!(org = %node.org, peer = %peer_id, "node starting");
+        info!(org = %config.org, peer = %peer_id, "node starting");
 
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(node.clone().event_loop(events, stop_rx.clone())));
-        tasks.push(tokio::spawn(node.clone().anti_entropy_loop(stop_rx.clone())));
-        tasks.push(tokio::spawn(node.clone().outbox_loop(stop_rx.clone())));
-        if let Err(e) = node.sweep_expired() {
-            warn!(error = %e, "start-up expiry sweep failed");
+        tasks.push(tokio::spawn(route_events(
+            exchange.clone(),
+            sync.clone(),
+            network.clone(),
+            metrics.clone(),
+            events,
+            stop_rx.clone(),
+        )));
+        let anti_entropy = Duration::from_secs(config.network.anti_entropy_secs);
+        tasks.push(tokio::spawn(crate::sync::run(sync.clone(), anti_entropy, stop_rx.clone())));
+        tasks.push(tokio::spawn(exchange::outbox_worker::run(exchange.clone(), transport(&network), stop_rx.clone())));
+        match blocking(&exchange, |ex| ex.sweep_expired()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "start-up expiry sweep failed"),
+            Err(e) => warn!(error = %e, "start-up expiry sweep failed"),
         }
-        tasks.push(tokio::spawn(node.clone().sweep_loop(stop_rx.clone())));
+        let sweep = Duration::from_secs(config.exchange.expiry_sweep_secs);
+        tasks.push(tokio::spawn(exchange::sweep_worker::run(exchange.clone(), sweep, stop_rx.clone())));
 
-        let api_addr = node.config.api.listen;
+        let api_addr = config.api.listen;
         let listener = tokio::net::TcpListener::bind(api_addr)
             .await
             .map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let api_addr = listener.local_addr().map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let tls = crate::tls::server_config(paths::tls(&data))?;
-        let router = crate::api::routes::router(node.clone());
-        let api_options =
-            crate::api::server::Options { body_limit: node.config.api.body_limit_bytes, ..Default::default() };
+        let state = AppState {
+            exchange: exchange.clone(),
+            sync: sync.clone(),
+            rosters: rosters.clone(),
+            network: network.clone(),
+            audit,
+            metrics,
+            peer_id,
+            ready: ready.clone(),
+            import_limit: config.api.import_limit_bytes,
+        };
+        let router = crate::api::routes::router(state);
+        let api_options = crate::api::server::Options { body_limit: config.api.body_limit_bytes, ..Default::default() };
         let mut api_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
@@ -220,272 +313,60 @@ impl Node {
             }
         }));
 
-        let agreements: Vec<AgreementId> = node.rosters.read().keys().cloned().collect();
+        let agreements: Vec<AgreementId> = rosters.read().keys().cloned().collect();
         for id in agreements {
-            node.network.subscribe(id).await?;
+            network.subscribe(id).await?;
         }
-        node.refresh_members().await;
-        node.rosters.update_metrics(now());
-        node.ready.store(true, Ordering::SeqCst);
+        sync.refresh_members().await;
+        rosters.update_metrics(clock.now());
+        ready.store(true, Ordering::SeqCst);
         info!(api = %api_addr, "node ready");
-        Ok(RunningNode { node, api_addr, stop, tasks })
+        Ok(RunningNode { node, store, api_addr, stop, tasks })
     }
+}
 
-    /// True once start-up has finished.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-
-    /// Tells the network who may connect, after a roster change.
-    pub async fn refresh_members(&self) {
-        if let Err(e) = self.network.set_members(self.rosters.members()).await {
-            warn!(error = %e, "cannot update the member set");
-        }
-    }
-
-    /// Submits a roster entry from the API: applies it durably, then
-    /// spreads it by gossip and updates who may connect.
-    pub async fn submit_roster_entry(&self, entry: proto::Entry, actor: &str) -> Result<Appended, rosters::Error> {
-        let agreement = entry.body.agreement.clone();
-        let bytes = staffpass_protocol::encoding::to_bytes(&entry);
-        let is_genesis = entry.body.seq == 0;
-        let r = self.apply_roster_entry(entry, rosters::Origin::Admin(actor.to_string())).await;
-        match &r {
-            Ok(Appended::Applied) => {
-                if is_genesis {
-                    let _ = self.network.subscribe(agreement.clone()).await;
-                }
-                if let Err(e) = self.network.publish(agreement, bytes).await {
-                    warn!(error = %e, "roster entry applied but not gossiped; anti-entropy will carry it");
-                }
-                self.refresh_members().await;
+/// Routes the network's events to the services until `stop`: connections
+/// and roster messages to roster sync, exchange requests to the exchange
+/// service (on the blocking pool, from the sender's node id).
+async fn route_events(
+    exchange: Exchange,
+    sync: RosterSync,
+    network: Network,
+    metrics: Arc<Metrics>,
+    mut events: mpsc::Receiver<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => match ev { Some(ev) => ev, None => return },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match ev {
+            Event::Connected { peer } => {
+                tokio::spawn(sync.clone().sync_with(peer));
             }
-            Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => {
-                // Spread the conflicting entry: every node holding the
-                // other one then sees the equivocation too.
-                if let Err(e) = self.network.publish(agreement, bytes).await {
-                    warn!(error = %e, "equivocation evidence not gossiped; anti-entropy will carry it");
-                }
-                self.refresh_members().await;
+            Event::Disconnected { .. } => {}
+            Event::RosterRequest { peer, request, channel } => {
+                let response = sync.answer(&peer, request);
+                let _ = network.respond_roster(channel, response).await;
             }
-            _ => {}
-        }
-        r
-    }
-
-    /// Runs `f` with this node on the blocking pool. Anything that commits
-    /// to the store goes through here: a commit waits for its fsync (roster
-    /// applies hold the roster lock meanwhile), which must not stall the
-    /// runtime's workers (the network, the API and, in benchmarks and
-    /// tests, other nodes in the same process share them); commits that
-    /// arrive together then share one group flush.
-    pub async fn blocking<T, F>(&self, f: F) -> Result<T, tokio::task::JoinError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Node) -> T + Send + 'static,
-    {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || f(&node)).await
-    }
-
-    /// Applies one roster entry durably, on the blocking pool.
-    async fn apply_roster_entry(
-        &self,
-        entry: proto::Entry,
-        origin: rosters::Origin,
-    ) -> Result<Appended, rosters::Error> {
-        self.blocking(move |n| n.rosters.submit(entry, &origin, now()))
-            .await
-            .unwrap_or_else(|e| Err(rosters::Error::Interrupted(e.to_string())))
-    }
-
-    async fn event_loop(self, mut events: mpsc::Receiver<Event>, mut stop: watch::Receiver<bool>) {
-        loop {
-            let ev = tokio::select! {
-                ev = events.recv() => match ev { Some(ev) => ev, None => return },
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            match ev {
-                Event::Connected { peer } => {
-                    tokio::spawn(self.clone().sync_with(peer));
-                }
-                Event::Disconnected { .. } => {}
-                Event::RosterRequest { peer, request, channel } => {
-                    let response = self.answer_roster(&peer, request);
-                    let _ = self.network.respond_roster(channel, response).await;
-                }
-                Event::Gossip { source, id, topic, data } => {
-                    let verdict = self.on_gossip(source, &topic, &data).await;
-                    Metrics::count(&self.metrics.gossip_messages, verdict_name(verdict));
-                    let _ = self.network.report_gossip(id, source, verdict).await;
-                }
-                Event::ExchangeRequest { peer, request, channel } => {
-                    let node = self.clone();
-                    tokio::spawn(async move {
-                        let response = crate::flows::receive(&node, peer, request).await;
-                        if let Some(response) = response {
-                            let _ = node.network.respond_exchange(channel, response).await;
+            Event::Gossip { source, id, topic, data } => {
+                let verdict = sync.on_gossip(source, &topic, &data).await;
+                Metrics::count(&metrics.gossip_messages, verdict_name(verdict));
+                let _ = network.report_gossip(id, source, verdict).await;
+            }
+            Event::ExchangeRequest { peer, request, channel } => {
+                let (exchange, network) = (exchange.clone(), network.clone());
+                tokio::spawn(async move {
+                    let Some(sender) = network::node_of(&peer) else { return };
+                    match blocking(&exchange, move |ex| ex.receive(&sender, request)).await {
+                        Ok(Some(response)) => {
+                            let _ = network.respond_exchange(channel, response).await;
                         }
-                    });
-                }
-            }
-        }
-    }
-
-    fn answer_roster(&self, peer: &PeerId, request: wire_roster::Request) -> wire_roster::Response {
-        let Some(node) = network::node_of(peer) else { return wire_roster::Response::Unknown };
-        match request {
-            wire_roster::Request::Heads(theirs) => {
-                let mine: Vec<Head> = self
-                    .rosters
-                    .heads_for(&node)
-                    .into_iter()
-                    .filter(|h| theirs.iter().any(|t| t.agreement == h.agreement))
-                    .collect();
-                wire_roster::Response::Heads(mine)
-            }
-            wire_roster::Request::Fetch { agreement, from, limit } => {
-                let limit = usize::from(limit.min(MAX_ENTRIES));
-                // Room for the frame and the enum tag within the response bound.
-                let budget = wire_roster::MAX_RESPONSE - 1024;
-                match self.rosters.entries_for(&agreement, from, limit, budget, &node) {
-                    Some(entries) => wire_roster::Response::Entries(entries),
-                    None => wire_roster::Response::Unknown,
-                }
-            }
-        }
-    }
-
-    async fn on_gossip(&self, source: PeerId, topic: &str, data: &[u8]) -> Verdict {
-        let Some(agreement) = topic.strip_prefix("/staffpass/roster/").and_then(|a| a.parse::<AgreementId>().ok())
-        else {
-            return Verdict::Reject;
-        };
-        let entry = match wire_roster::decode_entry(data) {
-            Ok(e) if e.body.agreement == agreement => e,
-            _ => return Verdict::Reject,
-        };
-        match self.apply_roster_entry(entry, rosters::Origin::Peer(source)).await {
-            Ok(Appended::Applied) => {
-                self.refresh_members().await;
-                Verdict::Accept
-            }
-            Ok(Appended::AlreadyHave) => Verdict::Ignore,
-            Err(rosters::Error::Refused(proto::Error::Gap { .. })) => {
-                tokio::spawn(self.clone().sync_with(source));
-                Verdict::Ignore
-            }
-            Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => {
-                // Validly signed evidence: forward it so every node sees
-                // both entries; the relaying peer did nothing wrong.
-                self.refresh_members().await;
-                Verdict::Accept
-            }
-            Err(rosters::Error::Refused(e @ proto::Error::GenesisMismatch { .. })) => {
-                self.misbehaved(source, "foreign-genesis", &e).await;
-                Verdict::Reject
-            }
-            Err(rosters::Error::Refused(proto::Error::Halted { .. }))
-            | Err(rosters::Error::UnknownAgreement { .. })
-            | Err(rosters::Error::Store(_))
-            | Err(rosters::Error::Audit(_))
-            | Err(rosters::Error::Interrupted(_)) => Verdict::Ignore,
-            Err(_) => Verdict::Reject,
-        }
-    }
-
-    /// Anti-entropy with one peer: compare heads, fetch what is missing,
-    /// and fetch any entry whose hash differs (so equivocation is seen).
-    pub async fn sync_with(self, peer: PeerId) {
-        // Only the heads of chains the peer belongs to: it learns nothing
-        // of this node's other agreements.
-        let Some(node) = network::node_of(&peer) else { return };
-        let request = wire_roster::Request::Heads(self.rosters.heads_for(&node));
-        let theirs = match self.network.roster(peer, request).await {
-            Ok(wire_roster::Response::Heads(h)) => h,
-            Ok(_) => return,
-            Err(e) => {
-                debug!(%peer, error = %e, "anti-entropy: heads request failed");
-                return;
-            }
-        };
-        let mut changed = false;
-        for head in theirs {
-            let mine = self.rosters.heads().into_iter().find(|h| h.agreement == head.agreement);
-            let Some(mine) = mine else { continue };
-            // Ahead: fetch from our own head, so a different entry at it
-            // (a fork we have not seen: the peer resolved it the other way)
-            // shows up as an equivocation, and its resolution then applies.
-            let from = if head.seq > mine.seq {
-                mine.seq
-            } else if self.rosters.hash_at(&head.agreement, head.seq) != Some(head.hash) {
-                head.seq
-            } else {
-                continue;
-            };
-            changed |= self.fetch(peer, &head.agreement, from, head.seq).await;
-        }
-        if changed {
-            self.refresh_members().await;
-        }
-    }
-
-    /// Fetches entries `from ..= until` of `agreement` from `peer` and
-    /// applies them. An answer counts only for the agreement and seq range
-    /// asked for: one that holds anything else is refused whole, and so is a
-    /// different genesis; the peer is then counted as misbehaving and
-    /// disconnected.
-    async fn fetch(&self, peer: PeerId, agreement: &AgreementId, mut from: u64, until: u64) -> bool {
-        let origin = rosters::Origin::Peer(peer);
-        let mut changed = false;
-        while from <= until {
-            let req = wire_roster::Request::Fetch { agreement: agreement.clone(), from, limit: MAX_ENTRIES };
-            let entries = match self.network.roster(peer, req).await {
-                Ok(wire_roster::Response::Entries(e)) if !e.is_empty() => e,
-                _ => return changed,
-            };
-            if let Err(e) = wire_roster::check_fetched(agreement, from, MAX_ENTRIES, &entries) {
-                self.misbehaved(peer, "unasked-roster-entries", &e).await;
-                return changed;
-            }
-            let last = entries.last().map_or(from, |e| e.body.seq);
-            for e in entries {
-                match self.apply_roster_entry(e, origin.clone()).await {
-                    Ok(Appended::Applied) => changed = true,
-                    Ok(Appended::AlreadyHave) => {}
-                    Err(rosters::Error::Refused(proto::Error::Equivocation { .. })) => return true,
-                    Err(rosters::Error::Refused(e @ proto::Error::GenesisMismatch { .. })) => {
-                        self.misbehaved(peer, "foreign-genesis", &e).await;
-                        return changed;
+                        Ok(None) => {}
+                        Err(e) => warn!(%peer, error = %e, "exchange handler failed; the sender will retry"),
                     }
-                    Err(_) => return changed,
-                }
-            }
-            from = last + 1;
-        }
-        changed
-    }
-
-    /// A member peer sent something no honest node sends: count it, log it
-    /// (rate-limited) and hang up on it.
-    async fn misbehaved(&self, peer: PeerId, reason: &'static str, detail: &(dyn std::fmt::Display + Sync)) {
-        self.misbehaviour.record(&self.metrics, &peer, reason, detail);
-        let _ = self.network.disconnect(peer).await;
-    }
-
-    async fn anti_entropy_loop(self, mut stop: watch::Receiver<bool>) {
-        let period = Duration::from_secs(self.config.network.anti_entropy_secs);
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            self.rosters.update_metrics(now());
-            let Ok(info) = self.network.info().await else { return };
-            for (peer, _) in info.connected {
-                tokio::spawn(self.clone().sync_with(peer));
+                });
             }
         }
     }

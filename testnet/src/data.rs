@@ -6,7 +6,7 @@
 //! date, some is close to its refresher date and some has expired. The
 //! output is a pure function of `(seed, rows, today, assignment base)`, and
 //! is written as the ESR-style CSV that `staffpass-node` imports (see the
-//! column list at the top of `node/src/flows/staff.rs`).
+//! column list at the top of `node/src/exchange/staff.rs`).
 
 use std::fmt::Write as _;
 
@@ -265,7 +265,7 @@ mod tests {
     fn the_file_imports_cleanly_with_the_nodes_own_parser() {
         let s = spec(11, 300);
         let csv = generate(&s);
-        let (good, errors) = staffpass_node::flows::staff::parse_csv(csv.as_bytes(), s.today).unwrap();
+        let (good, errors) = staffpass_node::exchange::staff::parse_csv(csv.as_bytes(), s.today).unwrap();
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(good.len(), 300);
         // Every person has the 11 CSTF subjects, identity and assignment.
@@ -276,7 +276,7 @@ mod tests {
     fn some_training_is_in_date_some_expiring_and_some_expired() {
         use staffpass_protocol::claims::Validity;
         let s = spec(5, 100);
-        let (good, _) = staffpass_node::flows::staff::parse_csv(generate(&s).as_bytes(), s.today).unwrap();
+        let (good, _) = staffpass_node::exchange::staff::parse_csv(generate(&s).as_bytes(), s.today).unwrap();
         let (mut in_date, mut expiring, mut expired) = (0, 0, 0);
         for (_, p) in &good {
             for c in &p.claims {

@@ -79,7 +79,7 @@ impl TestNode {
         config.api.listen = "127.0.0.1:0".parse()?;
         let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
         let running = Node::start(config.clone()).await?;
-        let info = running.node().network.info().await?;
+        let info = running.node().network().info().await?;
         let p2p = info.listen_addrs.first().cloned().ok_or_else(|| anyhow::anyhow!("node has no listen address"))?;
         let api = running.api_addr();
         config.network.listen = vec![p2p.to_string()];
@@ -152,12 +152,12 @@ impl TestNode {
 
     /// The head seq of an agreement's roster on this node.
     pub fn roster_seq(&self, agreement: &AgreementId) -> Option<u64> {
-        self.node().rosters.read().get(agreement).map(|c| c.seq())
+        self.node().rosters().read().get(agreement).map(|c| c.seq())
     }
 
     /// True if this node is connected to `peer`.
     pub async fn connected_to(&self, peer: &PeerId) -> bool {
-        self.node().network.info().await.map(|i| i.connected.iter().any(|(p, _)| p == peer)).unwrap_or(false)
+        self.node().network().info().await.map(|i| i.connected.iter().any(|(p, _)| p == peer)).unwrap_or(false)
     }
 }
 

@@ -337,7 +337,7 @@ async fn bad_bundles_are_rejected_with_their_reason_and_nothing_is_kept() {
     let key = testkit::issuer("RJ2", 0);
     let rj1 = b.peer_id;
     wait_until("the host learns of RJ2", || async {
-        b.node().rosters.read().values().any(|c| c.state().status(&"RJ2".parse().unwrap()).is_some())
+        b.node().rosters().read().values().any(|c| c.state().status(&"RJ2".parse().unwrap()).is_some())
     })
     .await;
 
@@ -541,7 +541,7 @@ async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
     let mut raw = raw_member(&a, &mut r, "RJ2").await;
     let key = testkit::issuer("RJ2", 0);
     wait_until("the host learns of RJ2", || async {
-        b.node().rosters.read().values().any(|c| c.state().status(&"RJ2".parse().unwrap()).is_some())
+        b.node().rosters().read().values().any(|c| c.state().status(&"RJ2".parse().unwrap()).is_some())
     })
     .await;
     import(&a, &staff_csv(&[ALEX])).await;

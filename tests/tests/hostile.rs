@@ -46,7 +46,7 @@ async fn fetched(seen: &mut mpsc::Receiver<Seen>) {
 
 /// The victim's count of misbehaviour of `reason` by peers.
 fn misbehaviour(v: &TestNode, reason: &str) -> bool {
-    v.node().metrics.render().lines().any(|l| {
+    v.node().metrics().render().lines().any(|l| {
         l.starts_with("staffpass_peer_misbehaviour_total{")
             && l.contains(&format!("reason=\"{reason}\""))
             && !l.ends_with(" 0")
@@ -100,7 +100,7 @@ async fn a_fetch_answer_cannot_plant_an_agreement() {
     let chain = add_members(&mut genuine, &[&v]);
     submit(&v, &chain).await.expect("the genuine genesis is accepted");
     assert_eq!(v.roster_seq(&rogue), Some(chain.len() as u64 - 1));
-    assert!(v.node().rosters.alarms().is_empty(), "no equivocation alarm");
+    assert!(v.node().rosters().alarms().is_empty(), "no equivocation alarm");
 }
 
 /// A member answers a fetch at seq 0 with a different, self-signed genesis
@@ -116,10 +116,10 @@ async fn a_foreign_genesis_does_not_halt_the_chain() {
     fetched(&mut seen).await;
     let vr = &v;
     wait_until("the victim halts or counts the lie", || async move {
-        !vr.node().rosters.alarms().is_empty() || misbehaviour(vr, "foreign-genesis")
+        !vr.node().rosters().alarms().is_empty() || misbehaviour(vr, "foreign-genesis")
     })
     .await;
-    assert!(v.node().rosters.alarms().is_empty(), "a self-signed genesis halted the chain");
+    assert!(v.node().rosters().alarms().is_empty(), "a self-signed genesis halted the chain");
     assert_eq!(v.roster_seq(&london()), Some(seq));
     wait_until("the victim hangs up on the liar", || async { !v.connected_to(&peer).await }).await;
 }

@@ -63,8 +63,11 @@ async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
     let d = TestNode::start_new("RJ2").await.unwrap();
     submit(&d, &forged_agreement(&d, &[&a, &b, &c])).await.unwrap();
     for n in [&a, &b, &c] {
-        wait_until("every member denies the outsider", || async move { n.node().metrics.denied_connections.get() > 0 })
-            .await;
+        wait_until(
+            "every member denies the outsider",
+            || async move { n.node().metrics().denied_connections.get() > 0 },
+        )
+        .await;
         assert!(!n.connected_to(&d.peer_id).await, "{} must not be connected to the outsider", n.org);
     }
 
@@ -87,13 +90,13 @@ async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
         wait_until("members drop the suspended node", || async move { !n.connected_to(&p).await }).await;
     }
     // ... and keep refusing it.
-    let denied = a.node().metrics.denied_connections.get();
+    let denied = a.node().metrics().denied_connections.get();
     let mut raw = RawPeer::new(libp2p::identity::Keypair::generate_ed25519()).unwrap();
     assert!(raw.connect(&a.p2p).await.is_err(), "a stranger's connection is refused");
     let an = &a;
     wait_until(
         "the stranger's denial is counted",
-        || async move { an.node().metrics.denied_connections.get() > denied },
+        || async move { an.node().metrics().denied_connections.get() > denied },
     )
     .await;
 }
@@ -158,7 +161,7 @@ async fn equivocation_is_seen_everywhere_even_after_the_first_entry_has_spread()
     assert_eq!(err.code(), Some("equivocation"), "{err}");
     for n in [&a, &b, &c] {
         wait_until("the evidence reaches every node", || async move {
-            n.node().rosters.read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
+            n.node().rosters().read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
         })
         .await;
         assert_eq!(n.roster_seq(&agreement()), Some(before), "{}: both entries refused", n.org);
@@ -178,7 +181,7 @@ async fn stewards_resolve_an_equivocation_on_every_node_and_an_admin_can_overrid
     assert_eq!(submit_entry(&a, &y).await.unwrap_err().code(), Some("equivocation"));
     for n in [&a, &b, &c] {
         wait_until("every node halts", || async move {
-            n.node().rosters.read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
+            n.node().rosters().read().get(&agreement()).is_some_and(|ch| ch.halted().is_some())
         })
         .await;
     }
@@ -197,7 +200,7 @@ async fn stewards_resolve_an_equivocation_on_every_node_and_an_admin_can_overrid
     for n in [&a, &b, &c] {
         wait_until("every node applies the resolution", || async move { n.roster_seq(&agreement()) == Some(seq) })
             .await;
-        let chains = n.node().rosters.read();
+        let chains = n.node().rosters().read();
         let ch = chains.get(&agreement()).unwrap();
         assert!(ch.halted().is_none(), "{} still halted", n.org);
         assert_eq!(ch.hash_at(y.body.seq), Some(y.hash()), "{} kept the chosen entry", n.org);
@@ -344,11 +347,11 @@ async fn restart_keeps_everything_and_a_corrupt_store_refuses_to_start() {
     let mut r = roster("london-mou");
     let chain = add_members(&mut r, &[&a]);
     submit(&a, &chain).await.unwrap();
-    let peer = a.node().peer_id;
-    let issuer = a.node().issuer.public();
+    let peer = a.node().peer_id();
+    let issuer = a.node().issuer_key();
     a.restart().await.unwrap();
-    assert_eq!(a.node().peer_id, peer, "same node key");
-    assert_eq!(a.node().issuer.public(), issuer, "same issuer key");
+    assert_eq!(a.node().peer_id(), peer, "same node key");
+    assert_eq!(a.node().issuer_key(), issuer, "same issuer key");
     assert_eq!(a.roster_seq(&agreement()), Some(r.chain.seq()), "same roster");
     let v = a.admin().verify_audit().await.unwrap();
     assert!(matches!(v, Verification::Intact { ok: true, .. }), "{v:?}");
@@ -447,4 +450,37 @@ async fn each_route_needs_the_role_the_openapi_document_names() {
         }
     }
     assert_eq!(checked, 30, "every operation but the two probes is checked");
+}
+
+/// A clock stopped at one time.
+struct Stopped(staffpass_protocol::Timestamp);
+
+impl staffpass_node::clock::Clock for Stopped {
+    fn now_ms(&self) -> i64 {
+        self.0.unix() * 1000
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builder_runs_the_node_on_an_injected_store_and_clock() {
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+    use staffpass_node::store::{MemStore, Store as _, Tree};
+
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    a.stop().await;
+    let store = std::sync::Arc::new(MemStore::new());
+    let at = staffpass_protocol::testkit::now();
+    let running = staffpass_node::node::Production::new(a.config.clone())
+        .store(store.clone())
+        .clock(std::sync::Arc::new(Stopped(at)))
+        .start()
+        .await
+        .unwrap();
+    a.running = Some(running);
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    assert_eq!(store.scan_prefix(Tree::Staff, b"").unwrap().len(), 1, "the record is in the injected store");
+    let staff = a.admin().staff_list(&PageQuery::default()).await.unwrap().remove(0).staff_ref;
+    let credential = a.admin().issue_credential(&staff).await.unwrap();
+    assert_eq!(credential.issued_at, at, "dated by the injected clock");
 }

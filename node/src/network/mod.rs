@@ -53,6 +53,9 @@ pub enum Error {
     /// Publishing failed.
     #[error("cannot publish: {0}")]
     Publish(String),
+    /// A node id that is no libp2p PeerId.
+    #[error("node {0} has no libp2p peer id")]
+    NotAPeer(NodeId),
 }
 
 /// A member node to keep connected to.
@@ -151,6 +154,17 @@ enum Command {
 pub struct Network {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+}
+
+/// The outbox's transport: a node id becomes a PeerId here, so no libp2p
+/// type reaches the exchange service.
+impl crate::exchange::Transport for Network {
+    type Error = Error;
+
+    async fn exchange(&self, to: &NodeId, request: exchange::Request) -> Result<exchange::Response, Error> {
+        let peer = peer_of(to).ok_or_else(|| Error::NotAPeer(to.clone()))?;
+        Network::exchange(self, peer, request).await
+    }
 }
 
 /// Converts a protocol node id to a libp2p PeerId.

@@ -21,8 +21,8 @@
 //! - The `store/` key prefix in [`Tree::Meta`] is reserved for the store's
 //!   own bookkeeping (schema version, data key fingerprint, commit count).
 //!
-//! The trait is synchronous; from async code call it inside
-//! `tokio::task::spawn_blocking`, since a commit waits for an fsync.
+//! The trait is synchronous; from async code call it through
+//! [`crate::task::blocking`], since a commit waits for an fsync.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -15,7 +15,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
 use staffpass_api::consents::ConsentRequest;
 use staffpass_api::staff::{ImportFormat, ImportQuery};
-use staffpass_node::flows::records::ConsentState;
+use staffpass_node::exchange::records::ConsentState;
 use staffpass_node::network::codec::ExchangeCodec;
 use staffpass_protocol::claims::{ClaimKind, CstfSubject, Vaccine};
 use staffpass_protocol::receipt::{Outcome as ReceiptOutcome, Receipt};
@@ -366,7 +366,7 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
     // One member of staff; every move shares 5 of their 14 claims.
     let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
     a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await?;
-    let home = a.node().clone();
+    let home = a.node().exchange().clone();
     let staff = home.staff_list(None, 1)?.into_iter().next().context("imported staff record")?.staff_ref;
     let request = |until: Timestamp| ConsentRequest {
         staff: staff.clone(),
@@ -378,7 +378,7 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
         not_after: until,
         staff_key: None,
     };
-    let mut rx = home.receipts_stored.subscribe();
+    let mut rx = home.receipts_stored();
     let mut lat = Vec::with_capacity(sizes.moves);
     let mut grant_lat = Vec::with_capacity(sizes.moves);
     let warmup = 10;
@@ -386,7 +386,7 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
         let target = *rx.borrow_and_update() + 1;
         let req = request(now().plus_days(30));
         let t = Instant::now();
-        home.blocking(move |n| n.grant_consent(req, "bench")).await??;
+        staffpass_node::task::blocking(&home, move |ex| ex.grant_consent(req, "bench")).await??;
         let granted = t.elapsed();
         tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c >= target))
             .await

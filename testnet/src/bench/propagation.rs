@@ -39,7 +39,7 @@ async fn real(n: usize, changes: usize) -> anyhow::Result<Vec<Duration>> {
     for node in &nodes {
         let r = wait(
             || async {
-                tokio::time::timeout(Duration::from_secs(1), node.node().network.info())
+                tokio::time::timeout(Duration::from_secs(1), node.node().network().info())
                     .await
                     .ok()
                     .and_then(|i| i.ok())

@@ -8,30 +8,30 @@ use staffpass_api::status::AgreementSummary;
 use staffpass_protocol::AgreementId;
 use staffpass_protocol::roster::{Appended, Entry};
 
+use super::AppState;
 use super::{ApiResult, Id, actor, status::summaries};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, Json};
-use crate::node::{Node, now};
 
-pub(super) async fn list(State(node): State<Node>) -> Json<Vec<AgreementSummary>> {
-    Json(summaries(&node))
+pub(super) async fn list(State(app): State<AppState>) -> Json<Vec<AgreementSummary>> {
+    Json(summaries(&app))
 }
 
 fn no_roster(id: &AgreementId) -> ApiError {
     ApiError::not_found(format!("this node holds no roster for {id}"))
 }
 
-pub(super) async fn one(State(node): State<Node>, Id(id): Id<AgreementId>) -> ApiResult<Json<AgreementView>> {
-    view(&node, id)
+pub(super) async fn one(State(app): State<AppState>, Id(id): Id<AgreementId>) -> ApiResult<Json<AgreementView>> {
+    view(&app, id)
 }
 
-fn view(node: &Node, id: AgreementId) -> ApiResult<Json<AgreementView>> {
-    let chains = node.rosters.read();
+fn view(app: &AppState, id: AgreementId) -> ApiResult<Json<AgreementView>> {
+    let chains = app.rosters.read();
     let chain = chains.get(&id).ok_or_else(|| no_roster(&id))?;
     Ok(Json(AgreementView {
         seq: chain.seq(),
         head: chain.head().to_string(),
-        fresh: chain.state().is_fresh(now()),
+        fresh: chain.state().is_fresh(app.exchange.now()),
         halted: chain.halted().cloned(),
         state: chain.state().clone(),
         id,
@@ -39,17 +39,17 @@ fn view(node: &Node, id: AgreementId) -> ApiResult<Json<AgreementView>> {
 }
 
 pub(super) async fn entries(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     Id(id): Id<AgreementId>,
     Query(q): Query<EntriesQuery>,
 ) -> ApiResult<Json<Vec<Entry>>> {
-    let chains = node.rosters.read();
+    let chains = app.rosters.read();
     let chain = chains.get(&id).ok_or_else(|| no_roster(&id))?;
     Ok(Json(chain.entries_from(q.from).to_vec()))
 }
 
 /// Applies `list`, all for one agreement, in order.
-async fn submit(node: &Node, caller: &Caller, list: Vec<Entry>) -> ApiResult<(StatusCode, Json<Submitted>)> {
+async fn submit(app: &AppState, caller: &Caller, list: Vec<Entry>) -> ApiResult<(StatusCode, Json<Submitted>)> {
     let Some(first) = list.first() else { return Err(ApiError::bad_request("no roster entries in the body")) };
     let agreement = first.body.agreement.clone();
     let mut out = Submitted { agreement: agreement.clone(), applied: 0, already_held: 0, seq: 0 };
@@ -57,25 +57,25 @@ async fn submit(node: &Node, caller: &Caller, list: Vec<Entry>) -> ApiResult<(St
         if e.body.agreement != agreement {
             return Err(ApiError::bad_request("all entries must be for one agreement"));
         }
-        match node.submit_roster_entry(e, &actor(caller)).await? {
+        match app.sync.submit(e, &actor(caller)).await? {
             Appended::Applied => out.applied += 1,
             Appended::AlreadyHave => out.already_held += 1,
         }
     }
-    out.seq = node.rosters.read().get(&agreement).map(|c| c.seq()).unwrap_or_default();
+    out.seq = app.rosters.read().get(&agreement).map(|c| c.seq()).unwrap_or_default();
     Ok((if out.applied > 0 { StatusCode::CREATED } else { StatusCode::OK }, Json(out)))
 }
 
 pub(super) async fn submit_chain(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Json(body): Json<Submission>,
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
-    submit(&node, &caller, body.into_vec()).await
+    submit(&app, &caller, body.into_vec()).await
 }
 
 pub(super) async fn submit_entries(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(id): Id<AgreementId>,
     Json(body): Json<Submission>,
@@ -88,21 +88,22 @@ pub(super) async fn submit_entries(
             format!("the entry is not for agreement {id}"),
         ));
     }
-    submit(&node, &caller, list).await
+    submit(&app, &caller, list).await
 }
 
 /// Ends an equivocation halt on this node (audited as `override`).
 pub(super) async fn override_halt(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(id): Id<AgreementId>,
     Json(body): Json<OverrideRequest>,
 ) -> ApiResult<Json<AgreementView>> {
     let who = actor(&caller);
     let agreement = id.clone();
-    node.blocking(move |n| n.rosters.override_halt(&agreement, &body.chosen, &who, now()))
+    let now = app.exchange.now();
+    crate::task::blocking(&app.rosters, move |r| r.override_halt(&agreement, &body.chosen, &who, now))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    node.refresh_members().await;
-    view(&node, id)
+    app.sync.refresh_members().await;
+    view(&app, id)
 }

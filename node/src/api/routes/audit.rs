@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use staffpass_api::audit::{AuditQuery, Entry, Verification};
 use staffpass_protocol::StaffRef;
 
+use super::AppState;
 use super::{ApiResult, Id};
 use crate::api::error::Json;
-use crate::node::Node;
 
 /// Most entries of a staff member's activity shown.
 const MAX_ACTIVITY: usize = 1000;
@@ -16,12 +16,12 @@ fn views(entries: &[crate::audit::Entry]) -> Vec<Entry> {
     entries.iter().map(Entry::from).collect()
 }
 
-pub(super) async fn log(State(node): State<Node>, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<Entry>>> {
-    Ok(Json(views(&node.audit.since(q.since, q.limit.clamp(1, crate::audit::MAX_PAGE))?)))
+pub(super) async fn log(State(app): State<AppState>, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<Entry>>> {
+    Ok(Json(views(&app.audit.since(q.since, q.limit.clamp(1, crate::audit::MAX_PAGE))?)))
 }
 
-pub(super) async fn verify(State(node): State<Node>) -> (StatusCode, Json<Verification>) {
-    match node.audit.verify() {
+pub(super) async fn verify(State(app): State<AppState>) -> (StatusCode, Json<Verification>) {
+    match app.audit.verify() {
         Ok(report) => (StatusCode::OK, Json(Verification::Intact { ok: true, report })),
         Err(broken) => (
             StatusCode::CONFLICT,
@@ -30,6 +30,6 @@ pub(super) async fn verify(State(node): State<Node>) -> (StatusCode, Json<Verifi
     }
 }
 
-pub(super) async fn activity(State(node): State<Node>, Id(r): Id<StaffRef>) -> ApiResult<Json<Vec<Entry>>> {
-    Ok(Json(views(&node.audit.for_staff(&r, MAX_ACTIVITY)?)))
+pub(super) async fn activity(State(app): State<AppState>, Id(r): Id<StaffRef>) -> ApiResult<Json<Vec<Entry>>> {
+    Ok(Json(views(&app.audit.for_staff(&r, MAX_ACTIVITY)?)))
 }

@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use staffpass_api::consents::{ConsentRequest, ConsentView, StaffSignature};
 use staffpass_protocol::{ConsentId, Signable};
 
+use super::AppState;
 use super::{ApiResult, Id, actor, committing};
 use crate::api::auth::Caller;
 use crate::api::error::Json;
-use crate::flows::records::{ConsentRecord, ConsentState};
-use crate::node::Node;
+use crate::exchange::records::{ConsentRecord, ConsentState};
 
 /// A consent as the API shows it.
 fn view(r: &ConsentRecord) -> ConsentView {
@@ -24,38 +24,38 @@ fn view(r: &ConsentRecord) -> ConsentView {
 }
 
 pub(super) async fn grant(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Json(req): Json<ConsentRequest>,
 ) -> ApiResult<(StatusCode, Json<ConsentView>)> {
     let actor = actor(&caller);
-    let rec = committing(&node, move |n| n.grant_consent(req, &actor)).await?;
+    let rec = committing(&app.exchange, move |ex| ex.grant_consent(req, &actor)).await?;
     Ok((StatusCode::CREATED, Json(view(&rec))))
 }
 
-pub(super) async fn list(State(node): State<Node>) -> ApiResult<Json<Vec<ConsentView>>> {
-    Ok(Json(node.consents()?.iter().map(view).collect()))
+pub(super) async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<ConsentView>>> {
+    Ok(Json(app.exchange.consents()?.iter().map(view).collect()))
 }
 
-pub(super) async fn one(State(node): State<Node>, Id(id): Id<ConsentId>) -> ApiResult<Json<ConsentView>> {
-    Ok(Json(view(&node.consent(&id)?)))
+pub(super) async fn one(State(app): State<AppState>, Id(id): Id<ConsentId>) -> ApiResult<Json<ConsentView>> {
+    Ok(Json(view(&app.exchange.consent(&id)?)))
 }
 
 pub(super) async fn withdraw(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(id): Id<ConsentId>,
 ) -> ApiResult<Json<ConsentView>> {
     let actor = actor(&caller);
-    Ok(Json(view(&committing(&node, move |n| n.withdraw_consent(&id, &actor)).await?)))
+    Ok(Json(view(&committing(&app.exchange, move |ex| ex.withdraw_consent(&id, &actor)).await?)))
 }
 
 pub(super) async fn sign(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(id): Id<ConsentId>,
     Json(b): Json<StaffSignature>,
 ) -> ApiResult<Json<ConsentView>> {
     let actor = actor(&caller);
-    Ok(Json(view(&committing(&node, move |n| n.sign_consent(&id, b.signature, &actor)).await?)))
+    Ok(Json(view(&committing(&app.exchange, move |ex| ex.sign_consent(&id, b.signature, &actor)).await?)))
 }

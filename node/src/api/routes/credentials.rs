@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use staffpass_api::credentials::{CredentialView, RevokeRequest};
 use staffpass_protocol::{CredentialId, StaffRef};
 
+use super::AppState;
 use super::{ApiResult, Id, actor, committing};
 use crate::api::auth::Caller;
 use crate::api::error::Json;
-use crate::flows::records::CredentialRecord;
-use crate::node::Node;
+use crate::exchange::records::CredentialRecord;
 
 /// A credential as the API shows it.
 fn view(r: &CredentialRecord) -> CredentialView {
@@ -24,26 +24,26 @@ fn view(r: &CredentialRecord) -> CredentialView {
 }
 
 pub(super) async fn issue(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(r): Id<StaffRef>,
 ) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     let actor = actor(&caller);
-    let rec = committing(&node, move |n| n.issue_credential(&r, &actor)).await?;
+    let rec = committing(&app.exchange, move |ex| ex.issue_credential(&r, &actor)).await?;
     Ok((StatusCode::CREATED, Json(view(&rec))))
 }
 
-pub(super) async fn one(State(node): State<Node>, Id(id): Id<CredentialId>) -> ApiResult<Json<CredentialView>> {
-    Ok(Json(view(&node.credential(&id)?)))
+pub(super) async fn one(State(app): State<AppState>, Id(id): Id<CredentialId>) -> ApiResult<Json<CredentialView>> {
+    Ok(Json(view(&app.exchange.credential(&id)?)))
 }
 
 pub(super) async fn revoke(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(id): Id<CredentialId>,
     Json(b): Json<RevokeRequest>,
 ) -> ApiResult<Json<CredentialView>> {
     let actor = actor(&caller);
-    let rec = committing(&node, move |n| n.revoke_credential(&id, b.reason, &actor)).await?;
+    let rec = committing(&app.exchange, move |ex| ex.revoke_credential(&id, b.reason, &actor)).await?;
     Ok(Json(view(&rec)))
 }

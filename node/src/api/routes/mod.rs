@@ -16,25 +16,56 @@ mod received;
 mod staff;
 mod status;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use libp2p::PeerId;
 use staffpass_api::route;
 use staffpass_protocol::bundle::Rejection;
 
 use super::auth::{self, Caller, Role};
 use super::error::ApiError;
-use crate::flows;
-use crate::node::Node;
-use crate::rosters;
+use crate::audit::Audit;
+use crate::exchange::{self, Exchange};
+use crate::metrics::Metrics;
+use crate::network::Network;
+use crate::rosters::{self, Rosters};
+use crate::sync::RosterSync;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Builds the router for `node`.
-pub fn router(node: Node) -> Router {
-    let import_limit = node.config.api.import_limit_bytes;
+/// What the routes reach: the services, handed over by the composition
+/// root. Every call that commits goes through [`committing`].
+#[derive(Clone)]
+pub struct AppState {
+    /// The exchange service.
+    pub exchange: Exchange,
+    /// Roster sync (for entries submitted by the admin).
+    pub sync: RosterSync,
+    /// The agreements held.
+    pub rosters: Arc<Rosters>,
+    /// The network (status and peers).
+    pub network: Network,
+    /// The audit log.
+    pub audit: Arc<Audit>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// This node's transport identity.
+    pub peer_id: PeerId,
+    /// Set once start-up has finished.
+    pub ready: Arc<AtomicBool>,
+    /// Largest staff import body, in bytes.
+    pub import_limit: usize,
+}
+
+/// Builds the router over the services in `state`.
+pub fn router(state: AppState) -> Router {
+    let import_limit = state.import_limit;
     // No role: liveness and readiness probes.
     let probes = Router::new().route(route::HEALTHZ, get(status::healthz)).route(route::READYZ, get(status::readyz));
     let read_only = Router::new()
@@ -69,7 +100,7 @@ pub fn router(node: Node) -> Router {
         .route(route::AUDIT, get(audit::log))
         .route(route::AUDIT_VERIFY, get(audit::verify))
         .route_layer(auth::require(Role::Admin));
-    probes.merge(read_only).merge(hr).merge(admin).with_state(node)
+    probes.merge(read_only).merge(hr).merge(admin).with_state(state)
 }
 
 /// The audit actor of a request.
@@ -89,20 +120,21 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// Runs a flow that commits to the store on the blocking pool: a commit
-/// waits for its fsync, which must not hold up the runtime's workers.
-async fn committing<T, F>(node: &Node, f: F) -> ApiResult<T>
+/// Runs an exchange operation that commits to the store on the blocking
+/// pool ([`crate::task::blocking`]): a commit waits for its fsync, which
+/// must not hold up the runtime's workers.
+async fn committing<T, F>(exchange: &Exchange, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
-    F: FnOnce(&Node) -> Result<T, flows::Error> + Send + 'static,
+    F: FnOnce(&Exchange) -> Result<T, exchange::Error> + Send + 'static,
 {
-    Ok(node.blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))??)
+    Ok(crate::task::blocking(exchange, f).await.map_err(|e| ApiError::internal(e.to_string()))??)
 }
 
-/// The HTTP status of a flow error. No wildcard: a new variant must be
+/// The HTTP status of a exchange error. No wildcard: a new variant must be
 /// given its status here.
-pub fn flow_status(e: &flows::Error) -> StatusCode {
-    use flows::Error as E;
+pub fn flow_status(e: &exchange::Error) -> StatusCode {
+    use exchange::Error as E;
     match e {
         E::NoStaff(_) | E::NoCredential(_) | E::NoConsent(_) | E::NoReceived(_) => StatusCode::NOT_FOUND,
         E::Terms { reason, .. } => terms_status(*reason),
@@ -158,8 +190,8 @@ pub fn roster_status(e: &rosters::Error) -> StatusCode {
     }
 }
 
-impl From<flows::Error> for ApiError {
-    fn from(e: flows::Error) -> Self {
+impl From<exchange::Error> for ApiError {
+    fn from(e: exchange::Error) -> Self {
         ApiError::new(flow_status(&e), e.code(), e.to_string())
     }
 }

@@ -3,19 +3,14 @@
 use axum::extract::State;
 use staffpass_api::outbox::OutboxItemView;
 
-use super::ApiResult;
-use crate::api::error::{ApiError, Json};
-use crate::flows::records::OutboxItem;
-use crate::node::Node;
-use crate::store::Tree;
+use super::{ApiResult, AppState};
+use crate::api::error::Json;
 
-pub(super) async fn list(State(node): State<Node>) -> ApiResult<Json<Vec<OutboxItemView>>> {
-    let items = node
-        .store
-        .scan_prefix(Tree::Outbox, b"")
-        .map_err(|e| ApiError::internal(e.to_string()))?
+pub(super) async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<OutboxItemView>>> {
+    let items = app
+        .exchange
+        .outbox()?
         .into_iter()
-        .filter_map(|(_, v)| staffpass_protocol::encoding::from_bytes::<OutboxItem>(&v, usize::MAX, "outbox").ok())
         .map(|i| OutboxItemView {
             id: i.id,
             kind: out_kind(i.kind),

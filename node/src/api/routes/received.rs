@@ -4,14 +4,14 @@ use axum::extract::State;
 use staffpass_api::received::ReceivedView;
 use staffpass_protocol::ConsentId;
 
+use super::AppState;
 use super::{ApiResult, Id};
 use crate::api::error::Json;
-use crate::node::Node;
 
-pub(super) async fn list(State(node): State<Node>) -> ApiResult<Json<Vec<ReceivedView>>> {
-    Ok(Json(node.received()?))
+pub(super) async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<ReceivedView>>> {
+    Ok(Json(app.exchange.received()?))
 }
 
-pub(super) async fn one(State(node): State<Node>, Id(id): Id<ConsentId>) -> ApiResult<Json<ReceivedView>> {
-    Ok(Json(node.received_one(&id)?))
+pub(super) async fn one(State(app): State<AppState>, Id(id): Id<ConsentId>) -> ApiResult<Json<ReceivedView>> {
+    Ok(Json(app.exchange.received_one(&id)?))
 }

@@ -8,28 +8,28 @@ use staffpass_api::staff::{ImportQuery, ImportReport, PageQuery, StaffInput, Sta
 use staffpass_protocol::StaffRef;
 use staffpass_protocol::claims::Claim;
 
+use super::AppState;
 use super::{ApiResult, Id, actor, committing};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, Json};
-use crate::flows::staff;
-use crate::node::{Node, now};
+use crate::exchange::staff;
 
 /// Most records in one page of `GET /v1/staff`.
 const MAX_PAGE: usize = 1000;
 
 pub(super) async fn import(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<ImportQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ImportReport>> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("text/csv");
-    let today = now().date();
+    let today = app.exchange.now().date();
     let parsed = if ct.starts_with("application/json") {
-        tokio::task::spawn_blocking(move || staff::parse_json(&body, today)).await
+        crate::task::run(move || staff::parse_json(&body, today)).await
     } else if ct.starts_with("text/csv") || ct.starts_with("application/csv") {
-        tokio::task::spawn_blocking(move || staff::parse_csv(&body, today)).await
+        crate::task::run(move || staff::parse_csv(&body, today)).await
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -40,7 +40,8 @@ pub(super) async fn import(
     let (rows, errors) = parsed
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code::BAD_FILE, e.to_string()))?;
-    let report = node.import_staff(rows, errors, q.partial, &actor(&caller)).await?;
+    let (actor, partial) = (actor(&caller), q.partial);
+    let report = committing(&app.exchange, move |ex| ex.import_staff(rows, errors, partial, &actor)).await?;
     if report.aborted {
         let details = serde_json::to_value(&report).unwrap_or_default();
         return Err(ApiError::new(
@@ -56,35 +57,40 @@ pub(super) async fn import(
     Ok(Json(report))
 }
 
-pub(super) async fn list(State(node): State<Node>, Query(q): Query<PageQuery>) -> ApiResult<Json<Vec<StaffSummary>>> {
-    let list = node.staff_list(q.after.as_ref(), q.limit.clamp(1, MAX_PAGE))?;
+pub(super) async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Vec<StaffSummary>>> {
+    let list = app.exchange.staff_list(q.after.as_ref(), q.limit.clamp(1, MAX_PAGE))?;
     Ok(Json(list.iter().map(StaffSummary::from).collect()))
 }
 
-pub(super) async fn one(State(node): State<Node>, Id(r): Id<StaffRef>) -> ApiResult<Json<StaffRecord>> {
-    Ok(Json(node.staff(&r)?))
+pub(super) async fn one(State(app): State<AppState>, Id(r): Id<StaffRef>) -> ApiResult<Json<StaffRecord>> {
+    Ok(Json(app.exchange.staff(&r)?))
 }
 
 pub(super) async fn put(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(r): Id<StaffRef>,
     Json(input): Json<StaffInput>,
 ) -> ApiResult<Json<StaffRecord>> {
-    Ok(Json(node.put_staff(&r, input, &actor(&caller)).await?))
+    let actor = actor(&caller);
+    Ok(Json(committing(&app.exchange, move |ex| ex.put_staff(&r, input, &actor)).await?))
 }
 
-pub(super) async fn delete(State(node): State<Node>, caller: Caller, Id(r): Id<StaffRef>) -> ApiResult<StatusCode> {
+pub(super) async fn delete(State(app): State<AppState>, caller: Caller, Id(r): Id<StaffRef>) -> ApiResult<StatusCode> {
     let actor = actor(&caller);
-    committing(&node, move |n| n.delete_staff(&r, &actor)).await?;
+    committing(&app.exchange, move |ex| ex.delete_staff(&r, &actor)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(super) async fn record_claim(
-    State(node): State<Node>,
+    State(app): State<AppState>,
     caller: Caller,
     Id(r): Id<StaffRef>,
     Json(claim): Json<Claim>,
 ) -> ApiResult<Json<StaffRecord>> {
-    Ok(Json(node.record_claim(&r, claim, &actor(&caller)).await?))
+    let actor = actor(&caller);
+    Ok(Json(committing(&app.exchange, move |ex| ex.record_claim(&r, claim, &actor)).await?))
 }

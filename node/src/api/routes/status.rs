@@ -1,6 +1,7 @@
 //! Probes, metrics, the OpenAPI document, the node's status and its peers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,23 +10,23 @@ use staffpass_api::status::{AgreementSummary, Peer, Status};
 use staffpass_protocol::roster::MemberStatus;
 
 use super::ApiResult;
+use super::AppState;
 use crate::api::error::{ApiError, Json};
-use crate::node::{Node, now};
 
 pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
-pub(super) async fn readyz(State(node): State<Node>) -> Response {
-    if node.is_ready() {
+pub(super) async fn readyz(State(app): State<AppState>) -> Response {
+    if app.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready").into_response()
     } else {
         ApiError::unavailable("starting").into_response()
     }
 }
 
-pub(super) async fn metrics(State(node): State<Node>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], node.metrics.render())
+pub(super) async fn metrics(State(app): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.render())
         .into_response()
 }
 
@@ -34,9 +35,9 @@ pub(super) async fn openapi() -> Response {
 }
 
 /// The agreements this node holds, as `/v1/status` and `/v1/agreements` show them.
-pub(super) fn summaries(node: &Node) -> Vec<AgreementSummary> {
-    let t = now();
-    node.rosters
+pub(super) fn summaries(app: &AppState) -> Vec<AgreementSummary> {
+    let t = app.exchange.now();
+    app.rosters
         .read()
         .values()
         .map(|c| {
@@ -49,41 +50,41 @@ pub(super) fn summaries(node: &Node) -> Vec<AgreementSummary> {
                 valid_until: st.valid_until,
                 fresh: st.is_fresh(t),
                 halted: c.halted().is_some(),
-                member_status: st.status(&node.org),
+                member_status: st.status(app.exchange.org()),
                 active_members: st.members.values().filter(|m| m.status == MemberStatus::Active).count(),
             }
         })
         .collect()
 }
 
-pub(super) async fn status(State(node): State<Node>) -> ApiResult<Json<Status>> {
-    let info = node.network.info().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+pub(super) async fn status(State(app): State<AppState>) -> ApiResult<Json<Status>> {
+    let info = app.network.info().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(Json(Status {
-        org: node.org.to_string(),
-        peer_id: node.peer_id.to_string(),
-        issuer_key: node.issuer.public().to_string(),
+        org: app.exchange.org().to_string(),
+        peer_id: app.peer_id.to_string(),
+        issuer_key: app.exchange.issuer_key().to_string(),
         listen_addrs: info.listen_addrs.iter().map(ToString::to_string).collect(),
         connected_peers: info.connected.len(),
-        agreements: summaries(&node),
-        alarms: node.rosters.alarms(),
-        outbox_pending: node.metrics.outbox_pending.get(),
+        agreements: summaries(&app),
+        alarms: app.rosters.alarms(),
+        outbox_pending: app.metrics.outbox_pending.get(),
         version: env!("CARGO_PKG_VERSION").into(),
     }))
 }
 
-pub(super) async fn peers(State(node): State<Node>) -> ApiResult<Json<Vec<Peer>>> {
-    let info = node.network.info().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+pub(super) async fn peers(State(app): State<AppState>) -> ApiResult<Json<Vec<Peer>>> {
+    let info = app.network.info().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let connected: BTreeSet<String> = info.connected.iter().map(|(p, _)| p.to_string()).collect();
     let mut out: BTreeMap<String, Peer> = BTreeMap::new();
     // The rosters list this node too; it is not its own peer.
-    for m in node.rosters.members().into_iter().filter(|m| m.peer != node.peer_id) {
+    for m in app.sync.members().into_iter().filter(|m| m.peer != app.peer_id) {
         let id = m.peer.to_string();
         out.insert(id.clone(), Peer { connected: connected.contains(&id), org: None, peer_id: id });
     }
     for id in &connected {
         out.entry(id.clone()).or_insert(Peer { peer_id: id.clone(), org: None, connected: true });
     }
-    let chains = node.rosters.read();
+    let chains = app.rosters.read();
     for p in out.values_mut() {
         if let Ok(n) = p.peer_id.parse::<staffpass_protocol::NodeId>() {
             p.org = chains.values().find_map(|c| c.state().org_of_node(&n).map(|m| m.org.to_string()));

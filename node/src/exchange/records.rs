@@ -1,4 +1,4 @@
-//! What the flows keep in the store, and under which keys. Keys hold only
+//! What the exchange service keeps in the store, and under which keys. Keys hold only
 //! ids; everything personal is in values of encrypted trees.
 
 use serde::{Deserialize, Serialize};
@@ -126,12 +126,9 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
-    /// A new message for `consent`'s receiver.
-    pub fn new(id: MessageId, consent: &Consent, kind: OutKind, request: exchange::Request, at: Timestamp) -> Self {
-        let created_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(at.unix() * 1000);
+    /// A new message for `consent`'s receiver, created at `created_ms`
+    /// (milliseconds since the epoch, by the service's clock).
+    pub fn new(id: MessageId, consent: &Consent, kind: OutKind, request: exchange::Request, created_ms: i64) -> Self {
         OutboxItem {
             id,
             kind,

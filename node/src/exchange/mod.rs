@@ -1,38 +1,102 @@
-//! The passport flows: staff records, issuing credentials, consents, the
+//! The exchange service: staff records, issuing credentials, consents, the
 //! durable outbox, receiving and verifying bundles, withdrawal, expiry,
 //! revocation and updates.
 //!
-//! Every change is one atomic store commit together with its audit entry.
+//! [`Exchange`] is synchronous and owns no runtime, no network types and no
+//! clock of its own: the store, the audit log, the rosters and a
+//! [`Clock`] are handed to it ([`Parts`]). Its async callers reach it
+//! through [`crate::task::blocking`]; the outbox and the expiry sweep are
+//! small workers ([`outbox_worker`], [`sweep_worker`]) over a
+//! [`Transport`]. Whether a bundle, a receipt, a withdrawal or a
+//! revocation is acceptable is decided by `staffpass_protocol`; this
+//! service only calls those rules and keeps what they accept.
+//!
+//! Each change is an atomic store commit together with its audit entry
+//! (a consent that needs a fresh credential commits the credential first).
 //! A receipt is signed and sent only after the data it acknowledges is
 //! durable. Messages that must arrive go through the outbox (written in the
 //! same commit as the change that caused them) and are retried until a
 //! signed receipt comes back; receivers are idempotent by message id.
 
 pub mod outbox;
+pub mod outbox_worker;
 pub mod receive;
 pub mod records;
 pub mod staff;
+pub mod sweep_worker;
+pub mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rand::RngExt;
-use staffpass_protocol::bundle::{Exchange, Rejection, check_terms};
+use staffpass_protocol::bundle::{self, Rejection, check_terms};
 use staffpass_protocol::claims::{Claim, ClaimKind};
 use staffpass_protocol::consent::{Consent, SignedConsent, Withdrawal};
 use staffpass_protocol::credential::{self, Disclosure, Issue};
 use staffpass_protocol::revocation::{Revocation, RevocationReason};
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::wire::exchange;
 use staffpass_protocol::{
-    AgreementId, Bundle, ConsentId, CredentialId, MessageId, Signature, Signed, StaffPublicKey, StaffRef, Timestamp,
-    encoding,
+    AgreementId, Bundle, ConsentId, CredentialId, IssuerPublicKey, IssuerSecretKey, MessageId, OrgId, Signature,
+    Signed, StaffPublicKey, StaffRef, Timestamp, encoding,
 };
+use tokio::sync::{Notify, watch};
 
-use crate::audit::{self, Action};
-use crate::node::{Node, now};
-use crate::store::{self, Batch, Tree};
-pub use receive::receive;
+use crate::audit::{self, Action, Audit};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::rosters::Rosters;
+use crate::store::{self, Batch, Store, Tree};
 use records::*;
 pub use staff::{ImportReport, StaffInput, StaffRecord};
+pub use transport::Transport;
+
+/// Settings of the exchange service (the `[exchange]` section of the config).
+pub use crate::config::Exchange as Settings;
+
+/// What the exchange service is built from.
+pub struct Parts {
+    /// This trust.
+    pub org: OrgId,
+    /// Its current issuer key.
+    pub issuer: IssuerSecretKey,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The audit log (over the same store).
+    pub audit: Arc<Audit>,
+    /// The agreements this node holds.
+    pub rosters: Arc<Rosters>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Credential validity and outbox retry settings.
+    pub settings: Settings,
+    /// Key of the keyed hash that turns assignment numbers into staff references.
+    pub staff_ref_key: [u8; 32],
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The exchange service: a cheap, cloneable handle.
+#[derive(Clone)]
+pub struct Exchange(Arc<Inner>);
+
+struct Inner {
+    org: OrgId,
+    issuer: IssuerSecretKey,
+    store: Arc<dyn Store>,
+    audit: Arc<Audit>,
+    rosters: Arc<Rosters>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    staff_ref_key: [u8; 32],
+    metrics: Arc<Metrics>,
+    /// Wakes the outbox worker after a commit that queued a message.
+    outbox_wake: Notify,
+    /// How many receipts this node has stored for its outgoing messages;
+    /// observers (benchmarks, tests) wait on it instead of polling.
+    receipts_stored: watch::Sender<u64>,
+}
 
 /// Why a flow operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +151,8 @@ pub enum Error {
     },
     /// The blocking task doing the work did not finish (it panicked or the
     /// runtime is shutting down); nothing after it was acted on.
-    #[error("the operation did not complete: {0}")]
-    Interrupted(String),
+    #[error(transparent)]
+    Interrupted(#[from] crate::task::Interrupted),
 }
 
 /// Staff records whose claims changed, with the kinds that changed.
@@ -129,31 +193,95 @@ fn message_id() -> MessageId {
     MessageId::random(&mut rand::rng())
 }
 
-impl Node {
+impl Exchange {
+    /// Builds the service from its parts.
+    pub fn new(parts: Parts) -> Self {
+        let Parts { org, issuer, store, audit, rosters, clock, settings, staff_ref_key, metrics } = parts;
+        Exchange(Arc::new(Inner {
+            org,
+            issuer,
+            store,
+            audit,
+            rosters,
+            clock,
+            settings,
+            staff_ref_key,
+            metrics,
+            outbox_wake: Notify::new(),
+            receipts_stored: watch::Sender::new(0),
+        }))
+    }
+
+    /// This trust.
+    pub fn org(&self) -> &OrgId {
+        &self.0.org
+    }
+
+    /// The public half of the current issuer key.
+    pub fn issuer_key(&self) -> IssuerPublicKey {
+        self.0.issuer.public()
+    }
+
+    /// The agreements this service judges exchanges by.
+    pub fn rosters(&self) -> &Arc<Rosters> {
+        &self.0.rosters
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The current time, by the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.0.clock.now()
+    }
+
+    /// Counts the receipts stored for outgoing messages; observers
+    /// (benchmarks, tests) wait on it instead of polling.
+    pub fn receipts_stored(&self) -> watch::Receiver<u64> {
+        self.0.receipts_stored.subscribe()
+    }
+
+    /// Waits until a commit queued an outbox message (or a delivery ended).
+    pub async fn outbox_changed(&self) {
+        self.0.outbox_wake.notified().await
+    }
+
+    /// Wakes the outbox worker.
+    pub fn wake_outbox(&self) {
+        self.0.outbox_wake.notify_one();
+    }
+
+    /// The current time in milliseconds since the epoch, by the injected clock.
+    pub fn now_ms(&self) -> i64 {
+        self.0.clock.now_ms()
+    }
+
     // ---------------------------------------------------------------- staff
 
     /// The pseudonymous reference of an assignment number (keyed hash, so
     /// the same assignment always maps to the same reference here).
     pub fn staff_ref_for(&self, assignment_number: &str) -> StaffRef {
-        let h = staffpass_protocol::Hash::of(&[&self.staff_ref_key[..], assignment_number.as_bytes()].concat());
+        let h = staffpass_protocol::Hash::of(&[&self.0.staff_ref_key[..], assignment_number.as_bytes()].concat());
         format!("st-{}", hex::encode(&h.0[..16])).parse().unwrap_or_else(|_| StaffRef::random(&mut rand::rng()))
     }
 
     /// Reads a staff record.
     pub fn staff(&self, r: &StaffRef) -> Result<StaffRecord, Error> {
-        let v = self.store.get(Tree::Staff, r.as_str().as_bytes())?.ok_or_else(|| Error::NoStaff(r.clone()))?;
+        let v = self.0.store.get(Tree::Staff, r.as_str().as_bytes())?.ok_or_else(|| Error::NoStaff(r.clone()))?;
         decode(&v, "staff record")
     }
 
     /// Lists staff references (paged by reference).
     pub fn staff_list(&self, after: Option<&StaffRef>, limit: usize) -> Result<Vec<StaffRecord>, Error> {
         let start = after.map(|a| format!("{a}\u{0}").into_bytes()).unwrap_or_default();
-        self.store.range_from(Tree::Staff, &start, limit)?.iter().map(|(_, v)| decode(v, "staff record")).collect()
+        self.0.store.range_from(Tree::Staff, &start, limit)?.iter().map(|(_, v)| decode(v, "staff record")).collect()
     }
 
     /// Imports staff. All-or-nothing unless `partial`: with any refused row
     /// nothing is stored. Re-importing an assignment updates its record.
-    pub async fn import_staff(
+    pub fn import_staff(
         &self,
         rows: Vec<(u64, StaffInput)>,
         mut errors: Vec<staff::RowError>,
@@ -172,32 +300,28 @@ impl Node {
             report.aborted = true;
             return Ok(report);
         }
-        let who = actor.to_string();
-        let (report, changed) = self
-            .blocking(move |n| n.store_import(rows, report, &who))
-            .await
-            .map_err(|e| Error::Interrupted(e.to_string()))??;
+        let (report, changed) = self.store_import(rows, report, actor)?;
         for (r, kinds) in changed {
-            self.after_staff_change(&r, &kinds, actor).await?;
+            self.after_staff_change(&r, &kinds, actor)?;
         }
         Ok(report)
     }
 
-    /// The storing half of an import, on the blocking pool: one batch, one
-    /// audit entry, one durable commit. Returns the records whose claims
-    /// changed, for the follow-up (credential updates) that must not block.
+    /// The storing half of an import: one batch, one audit entry, one
+    /// durable commit. Returns the records whose claims changed, for the
+    /// follow-up (credential updates).
     fn store_import(
         &self,
         rows: Vec<(u64, StaffInput)>,
         mut report: ImportReport,
         actor: &str,
     ) -> Result<(ImportReport, ChangedClaims), Error> {
-        let at = now();
+        let at = self.now();
         let mut batch = Batch::default();
         let mut changed = Vec::new();
         for (_, input) in rows {
             let staff_ref = self.staff_ref_for(&input.assignment_number);
-            let existing = self.store.get(Tree::Staff, staff_ref.as_str().as_bytes())?;
+            let existing = self.0.store.get(Tree::Staff, staff_ref.as_str().as_bytes())?;
             let old: Option<StaffRecord> = existing.map(|v| decode(&v, "staff record")).transpose()?;
             let rec = StaffRecord {
                 staff_ref: staff_ref.clone(),
@@ -223,13 +347,13 @@ impl Node {
             "rows={},created={},updated={},rejected={}",
             report.rows, report.created, report.updated, report.rejected
         ));
-        self.audit.commit(batch, vec![ev], at)?;
+        self.0.audit.commit(batch, vec![ev], at)?;
         Ok((report, changed))
     }
 
     /// Replaces one staff record's claims (and staff key).
-    pub async fn put_staff(&self, r: &StaffRef, input: StaffInput, actor: &str) -> Result<StaffRecord, Error> {
-        staff::validate_input(&input, 1, now().date())
+    pub fn put_staff(&self, r: &StaffRef, input: StaffInput, actor: &str) -> Result<StaffRecord, Error> {
+        staff::validate_input(&input, 1, self.now().date())
             .map_err(|e| Error::Invalid(format!("{}: {}", e.code, e.message)))?;
         let old = self.staff(r)?;
         if self.staff_ref_for(&input.assignment_number) != *r {
@@ -238,23 +362,23 @@ impl Node {
         let rec = StaffRecord {
             claims: input.claims.into_iter().map(|c| (c.kind(), c)).collect(),
             staff_key: input.staff_key,
-            updated_at: now(),
+            updated_at: self.now(),
             ..old.clone()
         };
         self.save_staff(&rec, actor, Action::StaffUpdate)?;
-        self.after_staff_change(r, &changed_claims(&old.claims, &rec.claims), actor).await?;
+        self.after_staff_change(r, &changed_claims(&old.claims, &rec.claims), actor)?;
         Ok(rec)
     }
 
     /// Records one check or training completion (replacing the previous one of its kind).
-    pub async fn record_claim(&self, r: &StaffRef, claim: Claim, actor: &str) -> Result<StaffRecord, Error> {
+    pub fn record_claim(&self, r: &StaffRef, claim: Claim, actor: &str) -> Result<StaffRecord, Error> {
         claim.validate().map_err(|e| Error::Invalid(e.to_string()))?;
         let mut rec = self.staff(r)?;
         let kind = claim.kind();
         rec.claims.insert(kind, claim);
-        rec.updated_at = now();
+        rec.updated_at = self.now();
         self.save_staff(&rec, actor, Action::StaffUpdate)?;
-        self.after_staff_change(r, &[kind].into_iter().collect(), actor).await?;
+        self.after_staff_change(r, &[kind].into_iter().collect(), actor)?;
         Ok(rec)
     }
 
@@ -265,7 +389,7 @@ impl Node {
         batch.delete(Tree::Staff, r.as_str().as_bytes().to_vec());
         let mut ev = event(actor, Action::StaffDelete);
         ev.staff = Some(r.clone());
-        self.audit.commit(batch, vec![ev], now())?;
+        self.0.audit.commit(batch, vec![ev], self.now())?;
         Ok(())
     }
 
@@ -274,18 +398,18 @@ impl Node {
         batch.put(Tree::Staff, rec.staff_ref.as_str().as_bytes().to_vec(), encoding::to_bytes(rec));
         let mut ev = event(actor, action);
         ev.staff = Some(rec.staff_ref.clone());
-        self.audit.commit(batch, vec![ev], now())?;
+        self.0.audit.commit(batch, vec![ev], self.now())?;
         Ok(())
     }
 
     /// After a record changed: if a credential was issued, re-issue it and
     /// re-send to receivers whose consent is live and covers a changed claim.
-    async fn after_staff_change(&self, r: &StaffRef, changed: &BTreeSet<ClaimKind>, actor: &str) -> Result<(), Error> {
+    fn after_staff_change(&self, r: &StaffRef, changed: &BTreeSet<ClaimKind>, actor: &str) -> Result<(), Error> {
         if changed.is_empty() || self.current_credential(r)?.is_none() {
             return Ok(());
         }
         let cred = self.issue_credential(r, actor)?;
-        let at = now();
+        let at = self.now();
         let mut batch = Batch::default();
         let mut events = Vec::new();
         for mut c in self.consents_of(r)? {
@@ -301,7 +425,7 @@ impl Node {
                 c.signed.consent(),
                 OutKind::Offer,
                 exchange::Request::Offer { id, bundle: Box::new(bundle) },
-                at,
+                self.0.clock.now_ms(),
             );
             c.credential = cred.signed.body.id;
             c.messages.push(id);
@@ -314,8 +438,8 @@ impl Node {
             events.push(ev);
         }
         if !events.is_empty() {
-            self.audit.commit(batch, events, at)?;
-            self.outbox_wake.notify_one();
+            self.0.audit.commit(batch, events, at)?;
+            self.wake_outbox();
         }
         Ok(())
     }
@@ -324,14 +448,14 @@ impl Node {
 
     /// The current credential of a staff member, if one was issued.
     pub fn current_credential(&self, r: &StaffRef) -> Result<Option<CredentialRecord>, Error> {
-        let Some(id) = self.store.get(Tree::Credentials, &current_key(r))? else { return Ok(None) };
+        let Some(id) = self.0.store.get(Tree::Credentials, &current_key(r))? else { return Ok(None) };
         let id: CredentialId = decode(&id, "credential id")?;
         self.credential(&id).map(Some)
     }
 
     /// Reads a credential.
     pub fn credential(&self, id: &CredentialId) -> Result<CredentialRecord, Error> {
-        let v = self.store.get(Tree::Credentials, &credential_key(id))?.ok_or(Error::NoCredential(*id))?;
+        let v = self.0.store.get(Tree::Credentials, &credential_key(id))?.ok_or(Error::NoCredential(*id))?;
         decode(&v, "credential")
     }
 
@@ -341,15 +465,15 @@ impl Node {
         let rec = self.staff(r)?;
         let mut rng = rand::rng();
         let disclosures: Vec<Disclosure> = rec.claim_list().into_iter().map(|c| Disclosure::new(c, &mut rng)).collect();
-        let at = now();
+        let at = self.now();
         let signed = credential::issue(
-            &self.issuer,
+            &self.0.issuer,
             Issue {
                 id: CredentialId::random(&mut rng),
-                issuer: self.org.clone(),
+                issuer: self.0.org.clone(),
                 subject: r.clone(),
                 issued_at: at,
-                expires_at: at.plus_days(i64::from(self.config.exchange.credential_validity_days)),
+                expires_at: at.plus_days(i64::from(self.0.settings.credential_validity_days)),
             },
             &disclosures,
         );
@@ -360,7 +484,7 @@ impl Node {
         let mut ev = event(actor, Action::Issue);
         ev.staff = Some(r.clone());
         ev.object = Some(record.signed.body.id.to_string());
-        self.audit.commit(batch, vec![ev], at)?;
+        self.0.audit.commit(batch, vec![ev], at)?;
         Ok(record)
     }
 
@@ -383,17 +507,17 @@ impl Node {
         if cred.revoked.is_some() {
             return Err(Error::Conflict(format!("credential {id} is already revoked")));
         }
-        let at = now();
+        let at = self.now();
         cred.revoked = Some((reason, at));
         let revocation = Signed::new(
             Revocation {
                 credential: *id,
-                issuer: self.org.clone(),
+                issuer: self.0.org.clone(),
                 reason,
                 revoked_at: at,
-                issuer_key: self.issuer.public(),
+                issuer_key: self.0.issuer.public(),
             },
-            |b| self.issuer.sign(b),
+            |b| self.0.issuer.sign(b),
         );
         let mut batch = Batch::default();
         batch.put(Tree::Credentials, credential_key(id), encoding::to_bytes(&cred));
@@ -416,7 +540,7 @@ impl Node {
                 &consent,
                 OutKind::Revoke,
                 exchange::Request::Revoke { id: mid, revocation: revocation.clone() },
-                at,
+                self.0.clock.now_ms(),
             );
             item.put(&mut batch);
             c.messages.push(mid);
@@ -427,28 +551,37 @@ impl Node {
             ev.object = Some(format!("{}/{id}/{mid}", consent.id));
             events.push(ev);
         }
-        self.audit.commit(batch, events, at)?;
-        self.outbox_wake.notify_one();
+        self.0.audit.commit(batch, events, at)?;
+        self.wake_outbox();
         Ok(cred)
     }
 
     // -------------------------------------------------------------- consents
 
+    /// Whether the agreement's terms, by this node's roster at `at`, allow
+    /// this trust to share `claims` with `receiver` for `move_kind`
+    /// (`protocol::bundle::check_terms`, the rule the receiver applies too).
+    /// Fails closed.
+    fn terms_allow(
+        &self,
+        agreement: &AgreementId,
+        receiver: &OrgId,
+        move_kind: MoveKind,
+        claims: &BTreeSet<ClaimKind>,
+        at: Timestamp,
+    ) -> Result<(), Rejection> {
+        let exchange = bundle::Exchange { agreement, issuer: &self.0.org, receiver, move_kind, claims };
+        check_terms(&*self.0.rosters.read(), &exchange, at).map(|_| ())
+    }
+
     /// Records a staff member's sharing consent and queues the offer. If the
     /// staff member holds a key, the consent waits for their signature.
     pub fn grant_consent(&self, req: ConsentRequest, actor: &str) -> Result<ConsentRecord, Error> {
-        let at = now();
+        let at = self.now();
         let rec = self.staff(&req.staff)?;
-        let exchange = Exchange {
-            agreement: &req.agreement,
-            issuer: &self.org,
-            receiver: &req.receiver,
-            move_kind: req.move_kind,
-            claims: &req.claims,
-        };
-        check_terms(&*self.rosters.read(), &exchange, at)
+        self.terms_allow(&req.agreement, &req.receiver, req.move_kind, &req.claims, at)
             .map_err(|reason| Error::Terms { agreement: req.agreement.clone(), reason })?;
-        if req.receiver == self.org {
+        if req.receiver == self.0.org {
             return Err(Error::Invalid("a trust cannot share a passport with itself".into()));
         }
         for c in &req.claims {
@@ -474,7 +607,7 @@ impl Node {
         let consent = Consent {
             id: ConsentId::random(&mut rand::rng()),
             subject: req.staff.clone(),
-            home: self.org.clone(),
+            home: self.0.org.clone(),
             receiver: req.receiver.clone(),
             agreement: req.agreement.clone(),
             move_kind: req.move_kind,
@@ -482,10 +615,10 @@ impl Node {
             not_before,
             not_after: req.not_after,
             issued_at: at,
-            issuer_key: self.issuer.public(),
+            issuer_key: self.0.issuer.public(),
             staff_key,
         };
-        let signed = SignedConsent { signed: Signed::new(consent, |c| self.issuer.sign(c)), staff_signature: None };
+        let signed = SignedConsent { signed: Signed::new(consent, |c| self.0.issuer.sign(c)), staff_signature: None };
         let mut record = ConsentRecord {
             signed,
             credential: cred.signed.body.id,
@@ -502,11 +635,11 @@ impl Node {
         ev.object = Some(record.signed.consent().id.to_string());
         events.push(ev);
         if staff_key.is_none() {
-            self.queue_offer(&mut record, &cred, &mut batch, &mut events, actor, at)?;
+            self.queue_offer(&mut record, &cred, &mut batch, &mut events, actor)?;
         }
         put_consent(&mut batch, &record);
-        self.audit.commit(batch, events, at)?;
-        self.outbox_wake.notify_one();
+        self.0.audit.commit(batch, events, at)?;
+        self.wake_outbox();
         Ok(record)
     }
 
@@ -520,13 +653,13 @@ impl Node {
         key.verify(record.signed.consent(), &signature).map_err(|_| Error::BadStaffSignature)?;
         record.signed.staff_signature = Some(signature);
         let cred = self.credential(&record.credential)?;
-        let at = now();
+        let at = self.now();
         let mut batch = Batch::default();
         let mut events = Vec::new();
-        self.queue_offer(&mut record, &cred, &mut batch, &mut events, actor, at)?;
+        self.queue_offer(&mut record, &cred, &mut batch, &mut events, actor)?;
         put_consent(&mut batch, &record);
-        self.audit.commit(batch, events, at)?;
-        self.outbox_wake.notify_one();
+        self.0.audit.commit(batch, events, at)?;
+        self.wake_outbox();
         Ok(record)
     }
 
@@ -537,13 +670,17 @@ impl Node {
         batch: &mut Batch,
         events: &mut Vec<audit::Event>,
         actor: &str,
-        at: Timestamp,
     ) -> Result<(), Error> {
         let bundle = self.bundle(cred, &record.signed)?;
         let id = message_id();
         let consent = record.signed.consent();
-        let item =
-            OutboxItem::new(id, consent, OutKind::Offer, exchange::Request::Offer { id, bundle: Box::new(bundle) }, at);
+        let item = OutboxItem::new(
+            id,
+            consent,
+            OutKind::Offer,
+            exchange::Request::Offer { id, bundle: Box::new(bundle) },
+            self.0.clock.now_ms(),
+        );
         item.put(batch);
         let mut ev = event(actor, Action::Offer);
         ev.staff = Some(consent.subject.clone());
@@ -559,7 +696,7 @@ impl Node {
     /// the outbox, to erase.
     pub fn withdraw_consent(&self, id: &ConsentId, actor: &str) -> Result<ConsentRecord, Error> {
         let mut record = self.consent(id)?;
-        let at = now();
+        let at = self.now();
         let was = std::mem::replace(&mut record.state, ConsentState::Withdrawn { at, erased: None });
         let mut batch = Batch::default();
         let consent = record.signed.consent().clone();
@@ -577,12 +714,12 @@ impl Node {
                     Withdrawal {
                         consent: *id,
                         subject: consent.subject.clone(),
-                        home: self.org.clone(),
+                        home: self.0.org.clone(),
                         receiver: consent.receiver.clone(),
                         withdrawn_at: at,
-                        issuer_key: self.issuer.public(),
+                        issuer_key: self.0.issuer.public(),
                     },
-                    |b| self.issuer.sign(b),
+                    |b| self.0.issuer.sign(b),
                 );
                 let mid = message_id();
                 let item = OutboxItem::new(
@@ -590,27 +727,27 @@ impl Node {
                     &consent,
                     OutKind::Withdraw,
                     exchange::Request::Withdraw { id: mid, withdrawal },
-                    at,
+                    self.0.clock.now_ms(),
                 );
                 item.put(&mut batch);
                 record.messages.push(mid);
             }
         }
         put_consent(&mut batch, &record);
-        self.audit.commit(batch, vec![ev], at)?;
-        self.outbox_wake.notify_one();
+        self.0.audit.commit(batch, vec![ev], at)?;
+        self.wake_outbox();
         Ok(record)
     }
 
     /// Reads a consent.
     pub fn consent(&self, id: &ConsentId) -> Result<ConsentRecord, Error> {
-        let v = self.store.get(Tree::Consents, id.as_bytes())?.ok_or(Error::NoConsent(*id))?;
+        let v = self.0.store.get(Tree::Consents, id.as_bytes())?.ok_or(Error::NoConsent(*id))?;
         decode(&v, "consent")
     }
 
     /// Every consent recorded here.
     pub fn consents(&self) -> Result<Vec<ConsentRecord>, Error> {
-        self.store.scan_prefix(Tree::Consents, b"")?.iter().map(|(_, v)| decode(v, "consent")).collect()
+        self.0.store.scan_prefix(Tree::Consents, b"")?.iter().map(|(_, v)| decode(v, "consent")).collect()
     }
 
     /// The consents of one staff member.

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use libp2p::Multiaddr;
 use staffpass_protocol::roster::{self as proto, Appended, Chain, Entry, Equivocation, MemberStatus, Prepared};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::wire::roster::Head;
@@ -20,7 +19,6 @@ use tracing::{error, info, warn};
 
 use crate::audit::{self, Action, Audit};
 use crate::metrics::Metrics;
-use crate::network;
 use crate::store::{self, Batch, Store, Tree};
 
 /// Why a roster entry or chain was not taken.
@@ -437,28 +435,23 @@ impl Rosters {
         }
     }
 
-    /// The member nodes that may connect: every node of every active member
-    /// of each agreement in which this node's organisation is active.
-    pub fn members(&self) -> Vec<network::Member> {
-        let mut out: BTreeMap<NodeId, Vec<Multiaddr>> = BTreeMap::new();
+    /// The nodes of every active member of the agreements this node is an
+    /// active member of, each with the address hints the rosters give it
+    /// (in roster order; roster sync turns them into the member set).
+    pub fn member_nodes(&self) -> BTreeMap<NodeId, Vec<String>> {
+        let mut out: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
         for chain in self.read().values() {
             let st = chain.state();
             if st.status(&self.org) != Some(MemberStatus::Active) {
                 continue;
             }
             for m in st.members.values().filter(|m| m.status == MemberStatus::Active) {
-                let addrs: Vec<Multiaddr> = m.addresses.iter().filter_map(|a| Multiaddr::from_str(a).ok()).collect();
                 for n in &m.nodes {
-                    out.entry(n.clone()).or_default().extend(addrs.iter().cloned());
+                    out.entry(n.clone()).or_default().extend(m.addresses.iter().cloned());
                 }
             }
         }
-        out.into_iter()
-            .filter_map(|(n, mut addresses)| {
-                addresses.dedup();
-                network::peer_of(&n).map(|peer| network::Member { peer, addresses })
-            })
-            .collect()
+        out
     }
 
     /// The heads of every chain. A halted chain reports, at the seq of

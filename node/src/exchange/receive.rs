@@ -2,7 +2,6 @@
 //! message id: a replayed message gets the stored receipt back and changes
 //! nothing. A refused bundle leaves only an audit entry (reason, ids).
 
-use libp2p::PeerId;
 use staffpass_protocol::bundle::{Held, Rejection, check_held_by, verify_bundle};
 use staffpass_protocol::claims::Claim;
 use staffpass_protocol::consent::{Withdrawal, verify_withdrawal};
@@ -13,71 +12,58 @@ use staffpass_protocol::{AgreementId, ConsentId, MessageId, NodeId, OrgId, Signe
 use tracing::{info, warn};
 
 use super::records::*;
-use super::{Error, decode, event};
+use super::{Error, Exchange, decode, event};
 use crate::audit::Action;
 use crate::metrics::ExchangeLabels;
-use crate::network;
-use crate::node::{Node, now};
 use crate::store::{Batch, Tree};
 
-/// Handles one exchange request from `peer`; `None` only if the request
-/// could not be answered at all (storage failure): the sender retries.
-///
-/// Verification and the durable commit run on the blocking pool: a commit
-/// waits for an fsync, and with every receipt waiting on a runtime worker
-/// at most one commit per worker could share a flush. On the blocking
-/// pool, offers arriving together share one group commit.
-pub async fn receive(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
-    match node.blocking(move |n| receive_blocking(n, peer, request)).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            warn!(%peer, error = %e, "exchange handler failed; the sender will retry");
-            None
+impl Exchange {
+    /// Handles one exchange request from the node `sender`; `None` only if
+    /// the request could not be answered at all (storage failure): the
+    /// sender retries. Idempotent by message id: a replay gets the stored
+    /// receipt back. It commits, so its async callers run it through
+    /// [`crate::task::blocking`] (offers arriving together then share one
+    /// group commit).
+    pub fn receive(&self, sender: &NodeId, request: Request) -> Option<Response> {
+        let id = request.id();
+        let kind = request.kind();
+        // Replay: answer with the stored receipt.
+        match self.0.store.get(Tree::Inbox, id.as_bytes()) {
+            Ok(Some(bytes)) => {
+                return encoding::from_bytes::<Response>(&bytes, exchange::MAX_RESPONSE, "stored receipt").ok();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "inbox lookup failed; not answering so the sender retries");
+                return None;
+            }
+        }
+        let at = self.now();
+        let result = match request {
+            Request::Offer { id, bundle } => self.on_offer(id, &bundle, sender, at),
+            Request::Withdraw { id, withdrawal } => self.on_withdraw(id, &withdrawal, sender, at),
+            Request::Revoke { id, revocation } => self.on_revoke(id, &revocation, sender, at),
+        };
+        match result {
+            Ok(resp) => {
+                let outcome = resp.receipt.body.outcome.label();
+                self.0
+                    .metrics
+                    .exchange_messages
+                    .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.as_str().into(), outcome })
+                    .inc();
+                Some(resp)
+            }
+            Err(e) => {
+                warn!(%sender, message = %id, error = %e, "exchange message not processed; the sender will retry");
+                None
+            }
         }
     }
-}
 
-fn receive_blocking(node: &Node, peer: PeerId, request: Request) -> Option<Response> {
-    let id = request.id();
-    let kind = request.kind();
-    // Replay: answer with the stored receipt.
-    match node.store.get(Tree::Inbox, id.as_bytes()) {
-        Ok(Some(bytes)) => {
-            return encoding::from_bytes::<Response>(&bytes, exchange::MAX_RESPONSE, "stored receipt").ok();
-        }
-        Ok(None) => {}
-        Err(e) => {
-            warn!(error = %e, "inbox lookup failed; not answering so the sender retries");
-            return None;
-        }
-    }
-    let sender = network::node_of(&peer)?;
-    let at = now();
-    let result = match request {
-        Request::Offer { id, bundle } => node.on_offer(id, &bundle, &sender, at),
-        Request::Withdraw { id, withdrawal } => node.on_withdraw(id, &withdrawal, &sender, at),
-        Request::Revoke { id, revocation } => node.on_revoke(id, &revocation, &sender, at),
-    };
-    match result {
-        Ok(resp) => {
-            let outcome = resp.receipt.body.outcome.label();
-            node.metrics
-                .exchange_messages
-                .get_or_create(&ExchangeLabels { direction: "in".into(), kind: kind.as_str().into(), outcome })
-                .inc();
-            Some(resp)
-        }
-        Err(e) => {
-            warn!(%peer, message = %id, error = %e, "exchange message not processed; the sender will retry");
-            None
-        }
-    }
-}
-
-impl Node {
     fn receipt(&self, message: MessageId, outcome: Outcome, at: Timestamp) -> Response {
-        let body = Receipt { message, receiver: self.org.clone(), outcome, at, issuer_key: self.issuer.public() };
-        Response { receipt: Signed::new(body, |b| self.issuer.sign(b)) }
+        let body = Receipt { message, receiver: self.0.org.clone(), outcome, at, issuer_key: self.0.issuer.public() };
+        Response { receipt: Signed::new(body, |b| self.0.issuer.sign(b)) }
     }
 
     /// Stores the inbox entry for `message` with `batch` and its audit
@@ -91,7 +77,7 @@ impl Node {
         at: Timestamp,
     ) -> Result<Response, Error> {
         batch.put(Tree::Inbox, response.receipt.body.message.as_bytes().to_vec(), response.encode());
-        self.audit.commit(batch, events, at)?;
+        self.0.audit.commit(batch, events, at)?;
         Ok(response)
     }
 
@@ -122,16 +108,16 @@ impl Node {
         let consent = bundle.consent.consent();
         let cred_id = bundle.credential.body.id;
         let mut status = Revocations::default();
-        if let Some(v) = self.store.get(Tree::Received, &revoked_key(&bundle.credential.body.issuer, &cred_id))? {
+        if let Some(v) = self.0.store.get(Tree::Received, &revoked_key(&bundle.credential.body.issuer, &cred_id))? {
             status.credentials.insert(cred_id, decode::<RevocationReason>(&v, "revocation")?);
         }
-        if self.store.get(Tree::Received, &withdrawn_key(&consent.home, &consent.id))?.is_some() {
+        if self.0.store.get(Tree::Received, &withdrawn_key(&consent.home, &consent.id))?.is_some() {
             status.consents.insert(consent.id);
         }
         let held = self.held(&consent.id)?;
         let verdict = {
-            let chains = self.rosters.read();
-            verify_bundle(bundle, sender, &self.org, &*chains, &status, at).and_then(|p| {
+            let chains = self.0.rosters.read();
+            verify_bundle(bundle, sender, &self.0.org, &*chains, &status, at).and_then(|p| {
                 // Never replace another member's passport under the same consent id.
                 check_held_by(held.as_ref().map(HeldRecord::as_held), &p.issuer).map(|()| p)
             })
@@ -170,11 +156,11 @@ impl Node {
 
     /// What is held under `consent`: the passport or its tombstone.
     fn held(&self, consent: &ConsentId) -> Result<Option<HeldRecord>, Error> {
-        if let Some(v) = self.store.get(Tree::Received, &received_key(consent))? {
+        if let Some(v) = self.0.store.get(Tree::Received, &received_key(consent))? {
             let rec: ReceivedRecord = decode(&v, "received passport")?;
             return Ok(Some(HeldRecord { issuer: rec.passport.issuer, agreement: Some(rec.passport.agreement) }));
         }
-        if let Some(v) = self.store.get(Tree::Received, &erased_key(consent))? {
+        if let Some(v) = self.0.store.get(Tree::Received, &erased_key(consent))? {
             let tomb: ErasedRecord = decode(&v, "erasure record")?;
             return Ok(Some(HeldRecord { issuer: tomb.issuer, agreement: None }));
         }
@@ -192,8 +178,8 @@ impl Node {
         let object = format!("{}/{}", b.consent, id);
         let held = self.held(&b.consent)?;
         let verdict = {
-            let chains = self.rosters.read();
-            verify_withdrawal(w, sender, &self.org, held.as_ref().map(HeldRecord::as_held), &*chains, at)
+            let chains = self.0.rosters.read();
+            verify_withdrawal(w, sender, &self.0.org, held.as_ref().map(HeldRecord::as_held), &*chains, at)
         };
         if let Err(r) = verdict {
             return self.reject(id, r, Some(b.home.clone()), object, at);
@@ -214,7 +200,7 @@ impl Node {
 
     /// Replaces a received passport by a tombstone holding ids only.
     fn erase_into(&self, batch: &mut Batch, consent: &ConsentId, why: &str, at: Timestamp) -> Result<bool, Error> {
-        let Some(v) = self.store.get(Tree::Received, &received_key(consent))? else { return Ok(false) };
+        let Some(v) = self.0.store.get(Tree::Received, &received_key(consent))? else { return Ok(false) };
         let rec: ReceivedRecord = decode(&v, "received passport")?;
         let tomb = ErasedRecord {
             consent: *consent,
@@ -240,14 +226,14 @@ impl Node {
         // The issuer's own passports of this credential, each judged in the
         // roster of the agreement it came under.
         let mut covered = Vec::new();
-        for (k, v) in self.store.scan_prefix(Tree::Received, b"p/")? {
+        for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
             let rec: ReceivedRecord = decode(&v, "received passport")?;
             if b.covers(&rec.passport.issuer, &rec.passport.credential) {
                 covered.push((k, rec));
             }
         }
         let verdict = {
-            let chains = self.rosters.read();
+            let chains = self.0.rosters.read();
             if covered.is_empty() {
                 verify_revocation(r, sender, None, &*chains, at).map(|_| Vec::new())
             } else {
@@ -301,9 +287,9 @@ impl Node {
     /// Erases every received passport whose consent window has ended.
     /// Returns how many were erased.
     pub fn sweep_expired(&self) -> Result<usize, Error> {
-        let at = now();
+        let at = self.now();
         let mut n = 0;
-        for (_, v) in self.store.scan_prefix(Tree::Received, b"p/")? {
+        for (_, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
             let rec: ReceivedRecord = decode(&v, "received passport")?;
             if rec.passport.not_after > at {
                 continue;
@@ -314,7 +300,7 @@ impl Node {
                 ev.staff = Some(rec.passport.subject.clone());
                 ev.org = Some(rec.passport.issuer.clone());
                 ev.object = Some(rec.passport.consent.to_string());
-                self.audit.commit(batch, vec![ev], at)?;
+                self.0.audit.commit(batch, vec![ev], at)?;
                 n += 1;
                 info!(consent = %rec.passport.consent, "consent window ended; passport erased");
             }
@@ -324,12 +310,12 @@ impl Node {
 
     /// Received passports, as an HR officer at the host trust sees them.
     pub fn received(&self) -> Result<Vec<ReceivedView>, Error> {
-        let today = now().date();
+        let today = self.now().date();
         let mut out = Vec::new();
-        for (_, v) in self.store.scan_prefix(Tree::Received, b"p/")? {
+        for (_, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
             out.push(view_of(&decode(&v, "received passport")?, today, false));
         }
-        for (_, v) in self.store.scan_prefix(Tree::Received, b"e/")? {
+        for (_, v) in self.0.store.scan_prefix(Tree::Received, b"e/")? {
             let e: ErasedRecord = decode(&v, "erasure record")?;
             out.push(erased_view(&e));
         }
@@ -338,10 +324,10 @@ impl Node {
 
     /// One received passport, with claim values.
     pub fn received_one(&self, consent: &ConsentId) -> Result<ReceivedView, Error> {
-        if let Some(v) = self.store.get(Tree::Received, &received_key(consent))? {
-            return Ok(view_of(&decode(&v, "received passport")?, now().date(), true));
+        if let Some(v) = self.0.store.get(Tree::Received, &received_key(consent))? {
+            return Ok(view_of(&decode(&v, "received passport")?, self.now().date(), true));
         }
-        if let Some(v) = self.store.get(Tree::Received, &erased_key(consent))? {
+        if let Some(v) = self.0.store.get(Tree::Received, &erased_key(consent))? {
             return Ok(erased_view(&decode(&v, "erasure record")?));
         }
         Err(Error::NoReceived(*consent))

@@ -1,0 +1,259 @@
+//! The durable outbox: messages that must arrive (offers, withdrawals,
+//! revocations) are written in the same commit as the change that caused
+//! them, then delivered to the receiver's nodes (from the roster) with
+//! exponential backoff and jitter until a valid signed receipt comes back.
+//! A crash or partition delays delivery; it never loses it.
+//!
+//! This is the outbox's synchronous half, on [`Exchange`]: what is due,
+//! what to send and to which nodes, the receipt's acceptance, the retry.
+//! The async half that talks to the network is [`super::outbox_worker`].
+
+use staffpass_protocol::bundle::Rejection;
+use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
+use staffpass_protocol::wire::exchange::{Request, Response};
+use staffpass_protocol::{Bundle, NodeId, encoding};
+use tracing::{debug, info, warn};
+
+use super::records::*;
+use super::{Exchange, backoff_ms, decode, event};
+use crate::audit::Action;
+use crate::metrics::ExchangeLabels;
+use crate::store::{Batch, Tree};
+
+/// Why a response was not taken as the receipt of an outbox message (the
+/// message stays, and is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    /// The protocol's receipt rules refused it.
+    #[error(transparent)]
+    Refused(#[from] receipt::Error),
+    /// It could not be recorded.
+    #[error(transparent)]
+    Exchange(#[from] super::Error),
+}
+
+/// A stored outbox item, under its store key.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// Its key in the Outbox tree.
+    pub key: Vec<u8>,
+    /// The item.
+    pub item: OutboxItem,
+}
+
+/// A message ready to go: its request, and the receiver's nodes (from the
+/// roster of the agreement it is sent under), in roster order.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// What is sent.
+    pub due: Due,
+    /// The request.
+    pub request: Request,
+    /// Where it may go.
+    pub nodes: Vec<NodeId>,
+}
+
+/// The outbox's contents: what is due now, and when the next is due.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Items due now, oldest first.
+    pub due: Vec<Due>,
+    /// When the next item not yet due will be (ms since the epoch).
+    pub next_ms: Option<i64>,
+}
+
+impl Exchange {
+    /// Every message in the outbox (for the API).
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>, super::Error> {
+        self.outbox_items().map(|items| items.into_iter().map(|d| d.item).collect())
+    }
+
+    fn outbox_items(&self) -> Result<Vec<Due>, super::Error> {
+        self.0
+            .store
+            .scan_prefix(Tree::Outbox, b"")?
+            .into_iter()
+            .map(|(key, v)| Ok(Due { key, item: decode(&v, "outbox item")? }))
+            .collect()
+    }
+
+    /// What in the outbox is due now, and when the next will be; updates
+    /// the pending gauge.
+    pub fn outbox_pending(&self) -> Result<Pending, super::Error> {
+        let items = self.outbox_items()?;
+        self.0.metrics.outbox_pending.set(items.len() as i64);
+        let t = self.0.clock.now_ms();
+        let mut out = Pending::default();
+        for due in items {
+            let next = due.item.next_attempt_ms();
+            if next > t {
+                out.next_ms = Some(out.next_ms.map_or(next, |n| n.min(next)));
+            } else {
+                out.due.push(due);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Readies one due message: decodes its request and finds the
+    /// receiver's nodes. An offer the roster no longer allows is given up
+    /// here (see [`Exchange::refuse_locally`]); an undecodable item is left
+    /// in place. `None`: nothing to send.
+    pub fn prepare(&self, due: Due) -> Option<Delivery> {
+        let request = match Request::decode(&due.item.request) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(message = %due.item.id, error = %e, "undecodable outbox item left in place");
+                return None;
+            }
+        };
+        if let Request::Offer { bundle, .. } = &request
+            && let Err(reason) = self.offer_allowed(bundle)
+        {
+            self.refuse_locally(&due.key, &due.item, reason);
+            return None;
+        }
+        let nodes = {
+            let chains = self.0.rosters.read();
+            chains.get(&due.item.agreement).map(|c| c.state().nodes_of(&due.item.to).to_vec()).unwrap_or_default()
+        };
+        Some(Delivery { due, request, nodes })
+    }
+
+    /// Why a message found no node: the error recorded when none was tried.
+    pub fn no_node_error(item: &OutboxItem) -> String {
+        format!("no node of {} in the roster of {}", item.to, item.agreement)
+    }
+
+    /// Records a failed delivery: counts it, and schedules the next attempt
+    /// with backoff.
+    pub fn retry_later(&self, due: &Due, last_error: &str) {
+        let (key, item) = (due.key.clone(), &due.item);
+        debug!(message = %item.id, attempts = item.attempts + 1, error = %last_error, "delivery failed; will retry");
+        self.count_out(item.kind, "retry".into());
+        let mut next = item.clone();
+        next.attempts += 1;
+        next.last_error = Some(last_error.chars().take(200).collect());
+        let cfg = &self.0.settings;
+        let delay = backoff_ms(next.attempts - 1, cfg.retry_initial_ms, cfg.retry_max_secs * 1000);
+        next.set_next_attempt_ms(self.0.clock.now_ms() + delay as i64);
+        let mut batch = Batch::default();
+        batch.put(Tree::Outbox, key, encoding::to_bytes(&next));
+        if let Err(e) = self.0.store.commit(batch) {
+            warn!(error = %e, "cannot record the retry");
+        }
+    }
+
+    /// Whether an offer may still go out, by this node's own roster and
+    /// the agreement's terms now (the same check as at grant and at the
+    /// receiver). Fails closed.
+    fn offer_allowed(&self, bundle: &Bundle) -> Result<(), Rejection> {
+        let c = bundle.consent.consent();
+        self.terms_allow(&c.agreement, &c.receiver, c.move_kind, &c.claims, self.now())
+    }
+
+    /// Gives up an offer the roster no longer allows: the consent shows the
+    /// rejection and its reason; nothing was sent.
+    fn refuse_locally(&self, key: &[u8], item: &OutboxItem, reason: Rejection) {
+        let at = self.now();
+        let result = (|| -> Result<(), super::Error> {
+            let mut consent = self.consent(&item.consent)?;
+            if !matches!(consent.state, ConsentState::Withdrawn { .. }) {
+                consent.state = ConsentState::Rejected { reason, at };
+            }
+            let mut batch = Batch::default();
+            put_consent(&mut batch, &consent);
+            batch.delete(Tree::Outbox, key.to_vec());
+            let mut ev = event("system", Action::Rejection);
+            ev.staff = Some(item.staff.clone());
+            ev.org = Some(item.to.clone());
+            ev.object = Some(format!("{}/{}", item.consent, item.id));
+            ev.reason = Some(reason.code().to_string());
+            self.0.audit.commit(batch, vec![ev], at)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                info!(message = %item.id, consent = %item.consent, reason = reason.code(), "offer not sent: the roster no longer allows it")
+            }
+            Err(e) => warn!(message = %item.id, error = %e, "cannot record a refused offer"),
+        }
+    }
+
+    /// Checks a receipt by the protocol's rules ([`verify_receipt`]) and
+    /// records it with the consent, removing the message from the outbox,
+    /// in one commit.
+    pub fn accept_receipt(&self, due: &Due, resp: Response) -> Result<(), ReceiptError> {
+        let (key, item) = (&due.key, &due.item);
+        let expect = Expected { message: item.id, kind: item.kind, receiver: &item.to, agreement: &item.agreement };
+        let b = {
+            let chains = self.0.rosters.read();
+            verify_receipt(&resp.receipt, &expect, &*chains, self.now())?
+        };
+        let mut consent = self.consent(&item.consent)?;
+        let at = self.now();
+        let (action, reason) = match (&b.outcome, item.kind) {
+            (Outcome::Received { .. }, OutKind::Offer) => {
+                if !matches!(consent.state, ConsentState::Withdrawn { .. }) {
+                    consent.state = ConsentState::Delivered { at: b.at };
+                }
+                (Action::Receipt, None)
+            }
+            (Outcome::Rejected { reason }, kind) => {
+                if kind == OutKind::Offer && !matches!(consent.state, ConsentState::Withdrawn { .. }) {
+                    consent.state = ConsentState::Rejected { reason: *reason, at: b.at };
+                }
+                (Action::Rejection, Some(reason.code().to_string()))
+            }
+            (Outcome::Erased { .. }, OutKind::Withdraw) => {
+                if let ConsentState::Withdrawn { erased, .. } = &mut consent.state {
+                    *erased = Some(b.at);
+                }
+                (Action::Erasure, None)
+            }
+            (Outcome::RevocationAcknowledged { .. }, OutKind::Revoke) => {
+                (Action::Receipt, Some("revocation-acknowledged".into()))
+            }
+            (outcome, kind) => {
+                return Err(receipt::Error::OutcomeMismatch { kind, outcome: outcome.name() }.into());
+            }
+        };
+        consent.receipts.push(resp.receipt.clone());
+        let mut batch = Batch::default();
+        put_consent(&mut batch, &consent);
+        batch.delete(Tree::Outbox, key.to_vec());
+        let mut ev = event(&format!("org:{}", item.to), action);
+        ev.staff = Some(item.staff.clone());
+        ev.org = Some(item.to.clone());
+        ev.object = Some(format!("{}/{}", item.consent, item.id));
+        ev.reason = reason.clone();
+        self.0.audit.commit(batch, vec![ev], at).map_err(super::Error::from)?;
+        // A revocation's acknowledgement is a delivery, not a rejection.
+        let outcome = match &b.outcome {
+            Outcome::Rejected { .. } => b.outcome.label(),
+            _ => "delivered".into(),
+        };
+        self.count_out(item.kind, outcome.clone());
+        info!(message = %item.id, consent = %item.consent, kind = item.kind.as_str(), to = %item.to, %outcome, "receipt stored");
+        self.0.receipts_stored.send_modify(|n| *n += 1);
+        Ok(())
+    }
+}
+
+impl Exchange {
+    /// Counts an outgoing message's outcome.
+    fn count_out(&self, kind: OutKind, outcome: String) {
+        let labels = ExchangeLabels { direction: "out".into(), kind: kind.as_str().into(), outcome };
+        self.0.metrics.exchange_messages.get_or_create(&labels).inc();
+    }
+}
+
+impl OutboxItem {
+    /// When the next attempt is due (ms since the epoch).
+    pub fn next_attempt_ms(&self) -> i64 {
+        self.next_ms.unwrap_or(self.created_ms)
+    }
+    fn set_next_attempt_ms(&mut self, ms: i64) {
+        self.next_ms = Some(ms);
+    }
+}

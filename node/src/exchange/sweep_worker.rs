@@ -1,0 +1,24 @@
+//! The expiry sweep worker: every `period`, erases the received passports
+//! whose consent window has ended ([`Exchange::sweep_expired`], on the
+//! blocking pool).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::Exchange;
+use crate::task::{blocking, every};
+
+/// Sweeps every `period` (the first at once) until `stop`.
+pub async fn run(ex: Exchange, period: Duration, stop: watch::Receiver<bool>) {
+    every(period, stop, || async {
+        match blocking(&ex, |ex| ex.sweep_expired()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "expiry sweep failed"),
+            Err(e) => warn!(error = %e, "expiry sweep failed"),
+        }
+        true
+    })
+    .await
+}

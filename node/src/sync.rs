@@ -1,0 +1,276 @@
+//! Roster sync: roster entries to and from peers, over the network (the
+//! chains themselves are [`crate::rosters`]). Gossip in
+//! ([`RosterSync::on_gossip`]), anti-entropy on every connection and on a timer
+//! ([`RosterSync::sync_with`], [`RosterSync::fetch`], [`run`]), answers to peers'
+//! roster requests ([`RosterSync::answer`]), and entries submitted by the local
+//! admin ([`RosterSync::submit`]), spread by gossip. Every apply is durable before
+//! it is acted on and runs through [`crate::task::blocking`].
+//!
+//! Hostile members are expected: an answer counts only for the agreement
+//! and range asked (`wire::roster::check_fetched`), a peer can extend but
+//! never create a chain ([`Origin`]), a peer learns heads only of the
+//! agreements it is a member of, and a peer caught sending what no honest
+//! node sends is counted and disconnected ([`RosterSync::misbehaved`]).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use staffpass_protocol::AgreementId;
+use staffpass_protocol::roster::{self as proto, Appended};
+use staffpass_protocol::wire::roster::{self as wire_roster, Head, MAX_ENTRIES};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::misbehaviour::Misbehaviour;
+use crate::network::{self, Network, Verdict};
+use crate::rosters::{Error, Origin, Rosters};
+use crate::task::{blocking, every};
+
+/// Roster sync: a cheap, cloneable handle.
+#[derive(Clone)]
+pub struct RosterSync(Arc<Inner>);
+
+struct Inner {
+    rosters: Arc<Rosters>,
+    network: Network,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    /// Member peers caught misbehaving.
+    misbehaviour: Misbehaviour,
+}
+
+impl RosterSync {
+    /// Roster sync for `rosters` over `network`.
+    pub fn new(rosters: Arc<Rosters>, network: Network, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+        RosterSync(Arc::new(Inner { rosters, network, metrics, clock, misbehaviour: Misbehaviour::default() }))
+    }
+
+    /// The chains it keeps in sync.
+    pub fn rosters(&self) -> &Arc<Rosters> {
+        &self.0.rosters
+    }
+
+    /// The member nodes that may connect: every node of every active member
+    /// of each agreement in which this node's organisation is active, with
+    /// the address hints that parse.
+    pub fn members(&self) -> Vec<network::Member> {
+        self.0
+            .rosters
+            .member_nodes()
+            .into_iter()
+            .filter_map(|(n, hints)| {
+                let mut addresses: Vec<Multiaddr> = hints.iter().filter_map(|a| Multiaddr::from_str(a).ok()).collect();
+                addresses.dedup();
+                network::peer_of(&n).map(|peer| network::Member { peer, addresses })
+            })
+            .collect()
+    }
+
+    /// Tells the network who may connect, after a roster change.
+    pub async fn refresh_members(&self) {
+        if let Err(e) = self.0.network.set_members(self.members()).await {
+            warn!(error = %e, "cannot update the member set");
+        }
+    }
+
+    /// Submits a roster entry from the API: applies it durably, then
+    /// spreads it by gossip and updates who may connect.
+    pub async fn submit(&self, entry: proto::Entry, actor: &str) -> Result<Appended, Error> {
+        let agreement = entry.body.agreement.clone();
+        let bytes = staffpass_protocol::encoding::to_bytes(&entry);
+        let is_genesis = entry.body.seq == 0;
+        let r = self.apply(entry, Origin::Admin(actor.to_string())).await;
+        match &r {
+            Ok(Appended::Applied) => {
+                if is_genesis {
+                    let _ = self.0.network.subscribe(agreement.clone()).await;
+                }
+                if let Err(e) = self.0.network.publish(agreement, bytes).await {
+                    warn!(error = %e, "roster entry applied but not gossiped; anti-entropy will carry it");
+                }
+                self.refresh_members().await;
+            }
+            Err(Error::Refused(proto::Error::Equivocation { .. })) => {
+                // Spread the conflicting entry: every node holding the
+                // other one then sees the equivocation too.
+                if let Err(e) = self.0.network.publish(agreement, bytes).await {
+                    warn!(error = %e, "equivocation evidence not gossiped; anti-entropy will carry it");
+                }
+                self.refresh_members().await;
+            }
+            _ => {}
+        }
+        r
+    }
+
+    /// Applies one roster entry durably, on the blocking pool.
+    async fn apply(&self, entry: proto::Entry, origin: Origin) -> Result<Appended, Error> {
+        blocking(self, move |s| s.0.rosters.submit(entry, &origin, s.0.clock.now()))
+            .await
+            .unwrap_or_else(|e| Err(Error::Interrupted(e.to_string())))
+    }
+
+    /// Answers a peer's roster request: heads and entries only of the
+    /// agreements the peer is a member of.
+    pub fn answer(&self, peer: &PeerId, request: wire_roster::Request) -> wire_roster::Response {
+        let Some(node) = network::node_of(peer) else { return wire_roster::Response::Unknown };
+        match request {
+            wire_roster::Request::Heads(theirs) => {
+                let mine: Vec<Head> = self
+                    .0
+                    .rosters
+                    .heads_for(&node)
+                    .into_iter()
+                    .filter(|h| theirs.iter().any(|t| t.agreement == h.agreement))
+                    .collect();
+                wire_roster::Response::Heads(mine)
+            }
+            wire_roster::Request::Fetch { agreement, from, limit } => {
+                let limit = usize::from(limit.min(MAX_ENTRIES));
+                // Room for the frame and the enum tag within the response bound.
+                let budget = wire_roster::MAX_RESPONSE - 1024;
+                match self.0.rosters.entries_for(&agreement, from, limit, budget, &node) {
+                    Some(entries) => wire_roster::Response::Entries(entries),
+                    None => wire_roster::Response::Unknown,
+                }
+            }
+        }
+    }
+
+    /// Judges a gossiped roster entry, applying it if it is valid.
+    pub async fn on_gossip(&self, source: PeerId, topic: &str, data: &[u8]) -> Verdict {
+        let Some(agreement) = topic.strip_prefix("/staffpass/roster/").and_then(|a| a.parse::<AgreementId>().ok())
+        else {
+            return Verdict::Reject;
+        };
+        let entry = match wire_roster::decode_entry(data) {
+            Ok(e) if e.body.agreement == agreement => e,
+            _ => return Verdict::Reject,
+        };
+        match self.apply(entry, Origin::Peer(source)).await {
+            Ok(Appended::Applied) => {
+                self.refresh_members().await;
+                Verdict::Accept
+            }
+            Ok(Appended::AlreadyHave) => Verdict::Ignore,
+            Err(Error::Refused(proto::Error::Gap { .. })) => {
+                tokio::spawn(self.clone().sync_with(source));
+                Verdict::Ignore
+            }
+            Err(Error::Refused(proto::Error::Equivocation { .. })) => {
+                // Validly signed evidence: forward it so every node sees
+                // both entries; the relaying peer did nothing wrong.
+                self.refresh_members().await;
+                Verdict::Accept
+            }
+            Err(Error::Refused(e @ proto::Error::GenesisMismatch { .. })) => {
+                self.misbehaved(source, "foreign-genesis", &e).await;
+                Verdict::Reject
+            }
+            Err(Error::Refused(proto::Error::Halted { .. }))
+            | Err(Error::UnknownAgreement { .. })
+            | Err(Error::Store(_))
+            | Err(Error::Audit(_))
+            | Err(Error::Interrupted(_)) => Verdict::Ignore,
+            Err(_) => Verdict::Reject,
+        }
+    }
+
+    /// Anti-entropy with one peer: compare heads, fetch what is missing,
+    /// and fetch any entry whose hash differs (so equivocation is seen).
+    pub async fn sync_with(self, peer: PeerId) {
+        // Only the heads of chains the peer belongs to: it learns nothing
+        // of this node's other agreements.
+        let Some(node) = network::node_of(&peer) else { return };
+        let request = wire_roster::Request::Heads(self.0.rosters.heads_for(&node));
+        let theirs = match self.0.network.roster(peer, request).await {
+            Ok(wire_roster::Response::Heads(h)) => h,
+            Ok(_) => return,
+            Err(e) => {
+                debug!(%peer, error = %e, "anti-entropy: heads request failed");
+                return;
+            }
+        };
+        let mut changed = false;
+        for head in theirs {
+            let mine = self.0.rosters.heads().into_iter().find(|h| h.agreement == head.agreement);
+            let Some(mine) = mine else { continue };
+            // Ahead: fetch from our own head, so a different entry at it
+            // (a fork we have not seen: the peer resolved it the other way)
+            // shows up as an equivocation, and its resolution then applies.
+            let from = if head.seq > mine.seq {
+                mine.seq
+            } else if self.0.rosters.hash_at(&head.agreement, head.seq) != Some(head.hash) {
+                head.seq
+            } else {
+                continue;
+            };
+            changed |= self.fetch(peer, &head.agreement, from, head.seq).await;
+        }
+        if changed {
+            self.refresh_members().await;
+        }
+    }
+
+    /// Fetches entries `from ..= until` of `agreement` from `peer` and
+    /// applies them. An answer counts only for the agreement and seq range
+    /// asked for: one that holds anything else is refused whole, and so is a
+    /// different genesis; the peer is then counted as misbehaving and
+    /// disconnected.
+    async fn fetch(&self, peer: PeerId, agreement: &AgreementId, mut from: u64, until: u64) -> bool {
+        let origin = Origin::Peer(peer);
+        let mut changed = false;
+        while from <= until {
+            let req = wire_roster::Request::Fetch { agreement: agreement.clone(), from, limit: MAX_ENTRIES };
+            let entries = match self.0.network.roster(peer, req).await {
+                Ok(wire_roster::Response::Entries(e)) if !e.is_empty() => e,
+                _ => return changed,
+            };
+            if let Err(e) = wire_roster::check_fetched(agreement, from, MAX_ENTRIES, &entries) {
+                self.misbehaved(peer, "unasked-roster-entries", &e).await;
+                return changed;
+            }
+            let last = entries.last().map_or(from, |e| e.body.seq);
+            for e in entries {
+                match self.apply(e, origin.clone()).await {
+                    Ok(Appended::Applied) => changed = true,
+                    Ok(Appended::AlreadyHave) => {}
+                    Err(Error::Refused(proto::Error::Equivocation { .. })) => return true,
+                    Err(Error::Refused(e @ proto::Error::GenesisMismatch { .. })) => {
+                        self.misbehaved(peer, "foreign-genesis", &e).await;
+                        return changed;
+                    }
+                    Err(_) => return changed,
+                }
+            }
+            from = last + 1;
+        }
+        changed
+    }
+
+    /// A member peer sent something no honest node sends: count it, log it
+    /// (rate-limited) and hang up on it.
+    async fn misbehaved(&self, peer: PeerId, reason: &'static str, detail: &(dyn std::fmt::Display + Sync)) {
+        self.0.misbehaviour.record(&self.0.metrics, &peer, reason, detail);
+        let _ = self.0.network.disconnect(peer).await;
+    }
+}
+
+/// Anti-entropy on a timer: every `period`, sync with every connected
+/// peer, until `stop`.
+pub async fn run(sync: RosterSync, period: Duration, stop: watch::Receiver<bool>) {
+    every(period, stop, || async {
+        sync.0.rosters.update_metrics(sync.0.clock.now());
+        // A stopped network ends the loop.
+        let Ok(info) = sync.0.network.info().await else { return false };
+        for (peer, _) in info.connected {
+            tokio::spawn(sync.clone().sync_with(peer));
+        }
+        true
+    })
+    .await
+}

@@ -1,0 +1,734 @@
+//! The exchange service in memory: trusts on the testkit's manual clock,
+//! in-memory stores and a loopback transport. No socket, no disk, no
+//! sleep; each test takes milliseconds. One test per branch of the
+//! service: the whole move, withdrawal, revocation, updates, expiry, each
+//! refusal and each idempotent replay.
+
+use staffpass_node::exchange::outbox::ReceiptError;
+use staffpass_node::exchange::records::{ConsentState, OutKind};
+use staffpass_node::exchange::{Error, StaffInput, staff};
+use staffpass_node::testkit::{Net, Trust};
+use staffpass_protocol::bundle::Rejection;
+use staffpass_protocol::claims::{Claim, ClaimKind, CstfSubject, Training};
+use staffpass_protocol::receipt::Outcome;
+use staffpass_protocol::revocation::RevocationReason;
+use staffpass_protocol::roster::Change;
+use staffpass_protocol::testkit as fixture;
+use staffpass_protocol::wire::exchange::Request;
+use staffpass_protocol::{ConsentId, OrgId, StaffRef};
+
+/// A home (RJZ) and a host (RJ1), both active members of `london-mou`.
+fn pair() -> Net {
+    Net::new(&["RJZ", "RJ1"])
+}
+
+fn org(code: &str) -> OrgId {
+    fixture::org(code)
+}
+
+/// Grants a consent from RJZ to RJ1 for a freshly imported member of staff.
+fn granted(net: &Net) -> (StaffRef, ConsentId) {
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let c = home.grant(&staff, &org("RJ1")).expect("consent granted");
+    (staff, c.signed.consent().id)
+}
+
+fn state(t: &Trust, id: &ConsentId) -> ConsentState {
+    t.exchange.consent(id).expect("consent stored").state
+}
+
+fn received_status(t: &Trust, id: &ConsentId) -> String {
+    t.exchange.received_one(id).expect("received passport or tombstone").status
+}
+
+/// The one outbox request of `t` (decoded).
+fn only_request(t: &Trust) -> Request {
+    let items = t.exchange.outbox().expect("outbox");
+    assert_eq!(items.len(), 1, "one message in the outbox");
+    Request::decode(&items[0].request).expect("stored request decodes")
+}
+
+/// The queued request of `kind` in `t`'s outbox (decoded).
+fn queued(t: &Trust, kind: OutKind) -> Request {
+    let item = t.exchange.outbox().expect("outbox").into_iter().find(|i| i.kind == kind).expect("message queued");
+    Request::decode(&item.request).expect("stored request decodes")
+}
+
+// ------------------------------------------------------------ the whole move
+
+#[tokio::test]
+async fn a_consent_moves_grant_offer_verify_store_receipt_delivered() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    assert!(matches!(state(home, &id), ConsentState::Pending));
+    let mut receipts = home.exchange.receipts_stored();
+    assert_eq!(home.deliver().await, 1);
+
+    let passport = host.exchange.received_one(&id).expect("stored at the host");
+    assert_eq!(passport.status, "active");
+    assert_eq!(passport.issuer, org("RJZ"));
+    assert_eq!(passport.subject, Some(staff));
+    assert_eq!(passport.claims.len(), 3, "only the consented claims");
+    assert!(passport.claims.iter().all(|c| c.value.is_some()), "values shown for one passport");
+    assert!(matches!(state(home, &id), ConsentState::Delivered { .. }));
+    let record = home.exchange.consent(&id).expect("consent");
+    assert_eq!(record.receipts.len(), 1, "the signed receipt is kept");
+    assert!(matches!(record.receipts[0].body.outcome, Outcome::Received { .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty(), "delivered messages leave the outbox");
+    assert!(receipts.has_changed().expect("sender alive"));
+    assert_eq!(*receipts.borrow_and_update(), 1);
+    assert_eq!(net.hub.requests(), 1);
+    assert_eq!(home.deliver().await, 0, "nothing left to send");
+    home.audit.verify().expect("home audit intact");
+    host.audit.verify().expect("host audit intact");
+}
+
+#[tokio::test]
+async fn a_replayed_offer_gets_the_stored_receipt_and_changes_nothing() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    let request = only_request(home);
+    let first = host.exchange.receive(&home.node, request.clone()).expect("answered");
+    let entries = host.audit.since(0, 1000).expect("audit").len();
+    let again = host.exchange.receive(&home.node, request).expect("answered again");
+    assert_eq!(first.encode(), again.encode(), "the same signed receipt");
+    assert_eq!(host.audit.since(0, 1000).expect("audit").len(), entries, "a replay adds nothing");
+    assert_eq!(received_status(host, &id), "active");
+}
+
+#[tokio::test]
+async fn a_duplicate_receipt_verifies_again_and_changes_no_state() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    granted(&net);
+    let due = home.exchange.outbox_pending().expect("outbox").due.remove(0);
+    let request = Request::decode(&due.item.request).expect("request");
+    let resp = host.exchange.receive(&home.node, request).expect("answered");
+    home.exchange.accept_receipt(&due, resp.clone()).expect("first receipt accepted");
+    assert_eq!(home.exchange.consent(&due.item.consent).expect("consent").receipts.len(), 1);
+    // The outbox entry is gone; a late duplicate of the receipt is still
+    // verified, and recorded once more without changing the state.
+    home.exchange.accept_receipt(&due, resp).expect("duplicate receipt verifies");
+    assert!(matches!(state(home, &due.item.consent), ConsentState::Delivered { .. }));
+}
+
+// ---------------------------------------------------------------- withdrawal
+
+#[tokio::test]
+async fn withdrawal_erases_at_the_host_and_returns_an_erasure_receipt() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    let rec = home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    assert!(matches!(rec.state, ConsentState::Withdrawn { erased: None, .. }));
+    assert!(matches!(only_request(home), Request::Withdraw { .. }));
+    assert_eq!(home.deliver().await, 1);
+    let view = host.exchange.received_one(&id).expect("tombstone");
+    assert_eq!(view.status, "erased");
+    assert_eq!(view.reason.as_deref(), Some("withdrawn"));
+    assert!(view.subject.is_none() && view.claims.is_empty(), "nothing personal is kept");
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { erased: Some(_), .. }));
+    let last = home.exchange.consent(&id).expect("consent").receipts.pop().expect("erasure receipt");
+    assert!(matches!(last.body.outcome, Outcome::Erased { .. }));
+}
+
+#[tokio::test]
+async fn a_withdrawal_arriving_before_its_offer_blocks_the_offer() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    let offer = only_request(home);
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    let withdraw = queued(home, OutKind::Withdraw);
+    // The withdrawal arrives first, then the offer: the offer is refused.
+    host.exchange.receive(&home.node, withdraw).expect("answered");
+    let resp = host.exchange.receive(&home.node, offer).expect("answered");
+    assert!(matches!(resp.receipt.body.outcome, Outcome::Rejected { .. }));
+    assert!(host.exchange.received().expect("received").iter().all(|v| v.status != "active"));
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { .. }));
+}
+
+#[tokio::test]
+async fn withdrawing_twice_is_a_conflict() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let (_, id) = granted(&net);
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    assert!(matches!(home.exchange.withdraw_consent(&id, "staff"), Err(Error::Conflict(_))));
+}
+
+#[tokio::test]
+async fn withdrawing_an_unsigned_consent_sends_nothing() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let mut req = home.request(&staff, &org("RJ1"));
+    req.staff_key = Some(fixture::staff("alex").public());
+    let c = home.exchange.grant_consent(req, "hr").expect("granted");
+    let id = c.signed.consent().id;
+    assert!(home.exchange.outbox().expect("outbox").is_empty());
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    assert!(home.exchange.outbox().expect("outbox").is_empty(), "the receiver never heard of it");
+}
+
+#[tokio::test]
+async fn a_withdrawal_for_a_passport_not_held_is_acknowledged_as_erased() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    let withdraw = queued(home, OutKind::Withdraw);
+    let resp = host.exchange.receive(&home.node, withdraw).expect("answered");
+    assert!(matches!(resp.receipt.body.outcome, Outcome::Erased { .. }));
+}
+
+// ---------------------------------------------------------------- revocation
+
+#[tokio::test]
+async fn revocation_reaches_the_host_and_marks_the_passport() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    let cred = home.exchange.consent(&id).expect("consent").credential;
+    let revoked = home.exchange.revoke_credential(&cred, RevocationReason::LeavingOrganisation, "hr").expect("revoked");
+    assert!(revoked.revoked.is_some());
+    assert!(matches!(only_request(home), Request::Revoke { .. }));
+    assert_eq!(home.deliver().await, 1);
+    let view = host.exchange.received_one(&id).expect("held");
+    assert_eq!(view.status, "revoked");
+    assert_eq!(view.reason.as_deref(), Some("leaving-organisation"));
+    let last = home.exchange.consent(&id).expect("consent").receipts.pop().expect("receipt");
+    assert!(matches!(last.body.outcome, Outcome::RevocationAcknowledged { .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty());
+}
+
+#[tokio::test]
+async fn revoking_twice_is_a_conflict() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let (_, id) = granted(&net);
+    let cred = home.exchange.consent(&id).expect("consent").credential;
+    home.exchange.revoke_credential(&cred, RevocationReason::TrainingExpiry, "hr").expect("revoked");
+    let again = home.exchange.revoke_credential(&cred, RevocationReason::TrainingExpiry, "hr");
+    assert!(matches!(again, Err(Error::Conflict(_))));
+}
+
+#[tokio::test]
+async fn an_offer_of_a_revoked_credential_is_refused_at_the_host() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    let offer = only_request(home);
+    let cred = home.exchange.consent(&id).expect("consent").credential;
+    home.exchange.revoke_credential(&cred, RevocationReason::ProvidedInError, "hr").expect("revoked");
+    let revoke = queued(home, OutKind::Revoke);
+    let ack = host.exchange.receive(&home.node, revoke).expect("answered");
+    assert!(matches!(ack.receipt.body.outcome, Outcome::RevocationAcknowledged { .. }));
+    let resp = host.exchange.receive(&home.node, offer).expect("answered");
+    assert!(matches!(resp.receipt.body.outcome, Outcome::Rejected { .. }));
+    assert!(host.exchange.received_one(&id).is_err(), "nothing of a refused offer is kept");
+}
+
+#[tokio::test]
+async fn revoking_an_unknown_credential_is_not_found() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let r = home.exchange.revoke_credential(
+        &staffpass_protocol::CredentialId::from_bytes([7; 16]),
+        RevocationReason::TrainingExpiry,
+        "hr",
+    );
+    assert!(matches!(r, Err(Error::NoCredential(_))));
+}
+
+// ------------------------------------------------------------------- updates
+
+#[tokio::test]
+async fn renewed_training_is_resent_to_live_consents() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    home.deliver().await;
+    let before = host.exchange.received_one(&id).expect("held").credential;
+    let renewed = Claim::Training(
+        CstfSubject::FireSafety,
+        Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
+    );
+    home.exchange.record_claim(&staff, renewed, "hr").expect("recorded");
+    assert!(matches!(only_request(home), Request::Offer { .. }), "the update goes out as an offer");
+    assert_eq!(home.deliver().await, 1);
+    let after = host.exchange.received_one(&id).expect("held");
+    assert_ne!(after.credential, before, "the re-issued credential replaced the old one");
+    assert_eq!(after.status, "active");
+    assert_eq!(home.exchange.consent(&id).expect("consent").credential, after.credential);
+}
+
+#[tokio::test]
+async fn a_change_to_an_unshared_claim_sends_nothing() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let (staff, _) = granted(&net);
+    home.deliver().await;
+    let other = Claim::Training(
+        CstfSubject::Resuscitation,
+        Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
+    );
+    home.exchange.record_claim(&staff, other, "hr").expect("recorded");
+    assert!(home.exchange.outbox().expect("outbox").is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_claim_is_refused() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let bad = Claim::Training(
+        CstfSubject::FireSafety,
+        Training { level: 0, completed_on: home.exchange.now().date(), refresher_months: 12 },
+    );
+    assert!(matches!(home.exchange.record_claim(&staff, bad, "hr"), Err(Error::Invalid(_))));
+}
+
+#[tokio::test]
+async fn put_staff_replaces_claims_and_refuses_another_assignment() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let input = |a: &str| StaffInput { assignment_number: a.into(), claims: fixture::sample_claims(), staff_key: None };
+    let rec = home.exchange.put_staff(&staff, input("12345678-1"), "hr").expect("replaced");
+    assert_eq!(rec.staff_ref, staff);
+    assert!(matches!(home.exchange.put_staff(&staff, input("87654321-1"), "hr"), Err(Error::Invalid(_))));
+}
+
+// -------------------------------------------------------------------- expiry
+
+#[tokio::test]
+async fn the_expiry_sweep_erases_passports_whose_consent_ended() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    assert_eq!(host.exchange.sweep_expired().expect("sweep"), 0, "still in its window");
+    net.clock.advance_secs(31 * 24 * 3600);
+    assert_eq!(host.exchange.sweep_expired().expect("sweep"), 1);
+    let view = host.exchange.received_one(&id).expect("tombstone");
+    assert_eq!(view.status, "erased");
+    assert_eq!(view.reason.as_deref(), Some("expired"));
+    assert_eq!(host.exchange.sweep_expired().expect("sweep"), 0, "a second sweep finds nothing");
+}
+
+#[tokio::test]
+async fn the_sweep_worker_stops_when_told() {
+    let net = pair();
+    let host = net.get("RJ1");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(staffpass_node::exchange::sweep_worker::run(
+        host.exchange.clone(),
+        std::time::Duration::from_secs(3600),
+        rx,
+    ));
+    stop.send(true).expect("worker listening");
+    worker.await.expect("worker ended cleanly");
+}
+
+// ---------------------------------------------------------- grant refusals
+
+#[tokio::test]
+async fn grant_refuses_an_agreement_not_held() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let mut req = home.request(&staff, &org("RJ1"));
+    req.agreement = "one-bromley".parse().expect("agreement id");
+    let r = home.exchange.grant_consent(req, "hr");
+    assert!(matches!(r, Err(Error::Terms { reason: Rejection::UnknownAgreement, .. })));
+}
+
+#[tokio::test]
+async fn grant_refuses_a_receiver_that_is_not_a_member() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let r = home.grant(&staff, &org("RV5"));
+    let e = r.expect_err("refused");
+    assert!(matches!(e, Error::Terms { reason: Rejection::ReceiverNotMember, .. }));
+    assert_eq!(e.code(), "not-active-member");
+}
+
+#[tokio::test]
+async fn grant_refuses_a_suspended_receiver() {
+    let mut net = pair();
+    net.change(Change::Suspend { org: org("RJ1"), reason: "audit".into() });
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let r = home.grant(&staff, &org("RJ1"));
+    assert!(matches!(r, Err(Error::Terms { reason: Rejection::ReceiverSuspended, .. })));
+}
+
+#[tokio::test]
+async fn grant_refuses_a_stale_roster() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    net.clock.advance_secs(120 * 24 * 3600);
+    let r = home.grant(&staff, &org("RJ1"));
+    assert!(matches!(r, Err(Error::Terms { reason: Rejection::RosterStale, .. })));
+}
+
+#[tokio::test]
+async fn grant_refuses_sharing_with_itself() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    assert!(matches!(home.grant(&staff, &org("RJZ")), Err(Error::Invalid(_))));
+}
+
+#[tokio::test]
+async fn grant_refuses_a_claim_not_held() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let mut req = home.request(&staff, &org("RJ1"));
+    req.claims.insert(ClaimKind::Training(CstfSubject::PreventingRadicalisation));
+    let r = home.exchange.grant_consent(req, "hr");
+    assert!(matches!(r, Err(Error::ClaimNotHeld(_))));
+}
+
+#[tokio::test]
+async fn grant_refuses_no_claims() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let mut req = home.request(&staff, &org("RJ1"));
+    req.claims.clear();
+    assert!(matches!(home.exchange.grant_consent(req, "hr"), Err(Error::Invalid(_))));
+}
+
+#[tokio::test]
+async fn grant_refuses_a_window_in_the_past_or_too_long() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let mut past = home.request(&staff, &org("RJ1"));
+    past.not_after = home.exchange.now().plus_days(-1);
+    assert!(matches!(home.exchange.grant_consent(past, "hr"), Err(Error::Invalid(_))));
+    let mut long = home.request(&staff, &org("RJ1"));
+    long.not_after = home.exchange.now().plus_days(6 * 366);
+    assert!(matches!(home.exchange.grant_consent(long, "hr"), Err(Error::Invalid(_))));
+}
+
+#[tokio::test]
+async fn grant_refuses_unknown_staff() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let nobody = home.exchange.staff_ref_for("00000000-0");
+    assert!(matches!(home.grant(&nobody, &org("RJ1")), Err(Error::NoStaff(_))));
+}
+
+#[tokio::test]
+async fn grant_reuses_a_current_credential_and_reissues_a_revoked_one() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let a = home.grant(&staff, &org("RJ1")).expect("granted").credential;
+    let b = home.grant(&staff, &org("RJ1")).expect("granted").credential;
+    assert_eq!(a, b, "a valid credential is reused");
+    home.exchange.revoke_credential(&a, RevocationReason::ProvidedInError, "hr").expect("revoked");
+    let c = home.grant(&staff, &org("RJ1")).expect("granted").credential;
+    assert_ne!(c, a, "a revoked credential is never sent again");
+}
+
+// ------------------------------------------------------- staff signatures
+
+#[tokio::test]
+async fn a_staff_signed_consent_waits_for_a_valid_signature() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    let key = fixture::staff("alex");
+    let mut req = home.request(&staff, &org("RJ1"));
+    req.staff_key = Some(key.public());
+    let c = home.exchange.grant_consent(req, "hr").expect("granted");
+    let id = c.signed.consent().id;
+    assert!(matches!(c.state, ConsentState::AwaitingStaffSignature));
+    let wrong = fixture::staff("someone-else").sign(c.signed.consent());
+    assert!(matches!(home.exchange.sign_consent(&id, wrong, "staff"), Err(Error::BadStaffSignature)));
+    let good = key.sign(c.signed.consent());
+    let signed = home.exchange.sign_consent(&id, good, "staff").expect("signed");
+    assert!(matches!(signed.state, ConsentState::Pending));
+    assert!(matches!(home.exchange.sign_consent(&id, good, "staff"), Err(Error::Conflict(_))));
+    home.deliver().await;
+    assert_eq!(received_status(host, &id), "active");
+}
+
+#[tokio::test]
+async fn signing_a_consent_without_a_staff_key_is_refused() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let (_, id) = granted(&net);
+    let sig = fixture::staff("alex").sign(home.exchange.consent(&id).expect("consent").signed.consent());
+    assert!(matches!(home.exchange.sign_consent(&id, sig, "staff"), Err(Error::Conflict(_))));
+    let unknown = ConsentId::from_bytes([9; 16]);
+    assert!(matches!(home.exchange.sign_consent(&unknown, sig, "staff"), Err(Error::NoConsent(_))));
+}
+
+// ----------------------------------------------------- receiver refusals
+
+#[tokio::test]
+async fn an_offer_from_a_node_of_another_org_is_rejected_with_a_receipt() {
+    let net = Net::new(&["RJZ", "RJ1", "RV5"]);
+    let (home, host, other) = (net.get("RJZ"), net.get("RJ1"), net.get("RV5"));
+    let (_, id) = granted(&net);
+    let resp = host.exchange.receive(&other.node, only_request(home)).expect("answered");
+    assert!(matches!(resp.receipt.body.outcome, Outcome::Rejected { reason: Rejection::SenderNotIssuer }));
+    assert!(host.exchange.received_one(&id).is_err(), "nothing of it is kept");
+    let audit = host.audit.since(0, 1000).expect("audit");
+    assert!(audit.iter().any(|e| e.event.reason.as_deref() == Some("sender-not-issuer")));
+}
+
+#[tokio::test]
+async fn a_rejection_receipt_marks_the_consent_rejected() {
+    let mut net = pair();
+    let (_, id) = granted(&net);
+    // The host stops counting the home as a member; the home's roster
+    // still allows the offer.
+    net.roster.push(Change::Suspend { org: org("RJZ"), reason: "audit".into() });
+    let entry = net.roster.chain.entries().last().cloned().expect("entry");
+    net.get("RJ1").submit(entry);
+    let home = net.get("RJZ");
+    home.deliver().await;
+    assert!(matches!(state(home, &id), ConsentState::Rejected { reason: Rejection::IssuerSuspended, .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty(), "a rejection is a final answer");
+}
+
+#[tokio::test]
+async fn an_offer_the_roster_no_longer_allows_is_never_sent() {
+    let mut net = pair();
+    let (_, id) = granted(&net);
+    net.change(Change::Suspend { org: org("RJ1"), reason: "audit".into() });
+    let home = net.get("RJZ");
+    home.deliver().await;
+    assert_eq!(net.hub.requests(), 0, "nothing was sent");
+    assert!(matches!(state(home, &id), ConsentState::Rejected { reason: Rejection::ReceiverSuspended, .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty());
+}
+
+// -------------------------------------------------------------- the outbox
+
+#[tokio::test]
+async fn an_unreachable_receiver_is_retried_with_backoff_until_it_answers() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    net.hub.cut(&host.node, true);
+    assert_eq!(home.deliver().await, 1);
+    let item = home.exchange.outbox().expect("outbox").remove(0);
+    assert_eq!(item.attempts, 1);
+    assert!(item.last_error.as_deref().is_some_and(|e| e.contains("unreachable")));
+    assert_eq!(home.deliver().await, 0, "not due again before its backoff");
+    net.hub.cut(&host.node, false);
+    net.clock.advance_secs(60);
+    assert_eq!(home.deliver().await, 1);
+    assert!(matches!(state(home, &id), ConsentState::Delivered { .. }));
+    assert_eq!(received_status(host, &id), "active");
+}
+
+#[tokio::test]
+async fn every_failed_attempt_is_counted() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    granted(&net);
+    // RJ1 stays unreachable: each attempt is recorded.
+    net.hub.cut(&host.node, true);
+    home.deliver().await;
+    net.clock.advance_secs(3600);
+    home.deliver().await;
+    let item = home.exchange.outbox().expect("outbox").remove(0);
+    assert_eq!(item.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_receipt_signed_by_another_org_is_not_accepted() {
+    let net = Net::new(&["RJZ", "RJ1", "RV5"]);
+    let (home, other) = (net.get("RJZ"), net.get("RV5"));
+    granted(&net);
+    let due = home.exchange.outbox_pending().expect("outbox").due.remove(0);
+    let request = Request::decode(&due.item.request).expect("request");
+    // RV5 answers (it rejects the offer, which was not for it).
+    let resp = other.exchange.receive(&home.node, request).expect("answered");
+    let refused = home.exchange.accept_receipt(&due, resp);
+    assert!(matches!(refused, Err(ReceiptError::Refused(_))), "{refused:?}");
+    assert_eq!(home.exchange.outbox().expect("outbox").len(), 1, "the message stays until a valid receipt");
+}
+
+#[tokio::test]
+async fn the_outbox_worker_delivers_what_is_queued_and_stops_when_told() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let mut receipts = home.exchange.receipts_stored();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker =
+        tokio::spawn(staffpass_node::exchange::outbox_worker::run(home.exchange.clone(), home.transport.clone(), rx));
+    let (_, id) = granted(&net);
+    receipts.wait_for(|n| *n >= 1).await.expect("a receipt is stored");
+    assert_eq!(received_status(host, &id), "active");
+    stop.send(true).expect("worker listening");
+    worker.await.expect("worker ended cleanly");
+}
+
+// --------------------------------------------------------------- staff
+
+#[tokio::test]
+async fn an_import_with_refused_rows_stores_nothing_unless_partial() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let input =
+        StaffInput { assignment_number: "12345678-1".into(), claims: fixture::sample_claims(), staff_key: None };
+    let refused = staff::RowError { line: 3, column: None, code: "bad".into(), message: "bad row".into() };
+    let report =
+        home.exchange.import_staff(vec![(2, input.clone())], vec![refused.clone()], false, "hr").expect("report");
+    assert!(report.aborted);
+    assert!(home.exchange.staff_list(None, 10).expect("list").is_empty());
+    let report = home.exchange.import_staff(vec![(2, input.clone())], vec![refused], true, "hr").expect("report");
+    assert_eq!((report.imported, report.created, report.rejected), (1, 1, 1));
+    let again = home.exchange.import_staff(vec![(2, input)], Vec::new(), false, "hr").expect("report");
+    assert_eq!((again.imported, again.created, again.updated), (1, 0, 0), "an unchanged re-import updates nothing");
+}
+
+#[tokio::test]
+async fn a_deleted_staff_record_is_gone() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    home.exchange.delete_staff(&staff, "hr").expect("deleted");
+    assert!(matches!(home.exchange.staff(&staff), Err(Error::NoStaff(_))));
+    assert!(matches!(home.exchange.delete_staff(&staff, "hr"), Err(Error::NoStaff(_))));
+}
+
+#[tokio::test]
+async fn issuing_replaces_the_current_credential() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    assert!(home.exchange.current_credential(&staff).expect("read").is_none());
+    let a = home.exchange.issue_credential(&staff, "hr").expect("issued");
+    let b = home.exchange.issue_credential(&staff, "hr").expect("issued");
+    assert_ne!(a.signed.body.id, b.signed.body.id);
+    let current = home.exchange.current_credential(&staff).expect("read").expect("one");
+    assert_eq!(current.signed.body.id, b.signed.body.id);
+    assert_eq!(current.signed.body.issued_at, home.exchange.now(), "dated by the injected clock");
+}
+
+#[tokio::test]
+async fn reading_what_does_not_exist_is_not_found() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let id = ConsentId::from_bytes([3; 16]);
+    assert!(matches!(home.exchange.consent(&id), Err(Error::NoConsent(_))));
+    assert!(matches!(host.exchange.received_one(&id), Err(Error::NoReceived(_))));
+    assert_eq!(Error::NoReceived(id).code(), "not-found");
+}
+
+// ------------------------------------------------------------ more branches
+
+#[tokio::test]
+async fn a_withdrawal_or_revocation_from_another_org_is_rejected() {
+    let net = Net::new(&["RJZ", "RJ1", "RV5"]);
+    let (home, host, other) = (net.get("RJZ"), net.get("RJ1"), net.get("RV5"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    let cred = home.exchange.consent(&id).expect("consent").credential;
+    // Revoked first: a withdrawn consent's receiver is not told of revocations.
+    home.exchange.revoke_credential(&cred, RevocationReason::TrainingExpiry, "hr").expect("revoked");
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    for kind in [OutKind::Withdraw, OutKind::Revoke] {
+        let resp = host.exchange.receive(&other.node, queued(home, kind)).expect("answered");
+        assert!(matches!(resp.receipt.body.outcome, Outcome::Rejected { .. }), "{kind:?}");
+    }
+    assert_eq!(received_status(host, &id), "active", "a stranger cannot erase or revoke");
+}
+
+#[tokio::test]
+async fn a_replayed_withdrawal_gets_the_stored_receipt() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    let withdraw = queued(home, OutKind::Withdraw);
+    let first = host.exchange.receive(&home.node, withdraw.clone()).expect("answered");
+    let again = host.exchange.receive(&home.node, withdraw).expect("answered");
+    assert_eq!(first.encode(), again.encode());
+    assert_eq!(received_status(host, &id), "erased");
+}
+
+#[tokio::test]
+async fn a_rejected_withdrawal_leaves_the_consent_withdrawn() {
+    let mut net = pair();
+    let (_, id) = granted(&net);
+    net.get("RJZ").deliver().await;
+    net.get("RJZ").exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    // The host no longer counts the home as a member at all.
+    net.roster.push(Change::Remove { org: org("RJZ") });
+    let entry = net.roster.chain.entries().last().cloned().expect("entry");
+    net.get("RJ1").submit(entry);
+    let home = net.get("RJZ");
+    home.deliver().await;
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty(), "the answer was final");
+}
+
+#[tokio::test]
+async fn an_undecodable_outbox_item_is_left_in_place_and_nothing_is_sent() {
+    let net = pair();
+    let home = net.get("RJZ");
+    granted(&net);
+    let mut item = home.exchange.outbox().expect("outbox").remove(0);
+    item.request = vec![0xff; 8];
+    let mut batch = staffpass_node::store::Batch::default();
+    item.put(&mut batch);
+    staffpass_node::store::Store::commit(&*home.store, batch).expect("commit");
+    assert_eq!(home.deliver().await, 1);
+    assert_eq!(net.hub.requests(), 0, "nothing was sent");
+    let left = home.exchange.outbox().expect("outbox").remove(0);
+    assert_eq!(left.attempts, 0, "not counted as an attempt");
+}
+
+#[tokio::test]
+async fn a_reimport_with_changed_claims_resends_to_live_consents() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    let before = host.exchange.received_one(&id).expect("held").credential;
+    let mut claims = fixture::sample_claims();
+    for c in &mut claims {
+        if let Claim::Training(CstfSubject::FireSafety, t) = c {
+            t.completed_on = home.exchange.now().date();
+        }
+    }
+    let input = StaffInput { assignment_number: "12345678-1".into(), claims, staff_key: None };
+    let report = home.exchange.import_staff(vec![(2, input)], Vec::new(), false, "hr").expect("report");
+    assert_eq!(report.updated, 1);
+    assert_eq!(home.deliver().await, 1);
+    assert_ne!(host.exchange.received_one(&id).expect("held").credential, before);
+}
+
+#[tokio::test]
+async fn staff_are_listed_in_pages() {
+    let net = pair();
+    let home = net.get("RJZ");
+    for a in ["10000000-1", "20000000-1", "30000000-1"] {
+        home.import_staff(a);
+    }
+    let first = home.exchange.staff_list(None, 2).expect("page");
+    assert_eq!(first.len(), 2);
+    let rest = home.exchange.staff_list(Some(&first[1].staff_ref), 2).expect("page");
+    assert_eq!(rest.len(), 1);
+    assert!(first.iter().all(|r| r.staff_ref != rest[0].staff_ref));
+}
