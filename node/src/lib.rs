@@ -10,6 +10,7 @@ pub mod audit;
 pub mod config;
 pub mod flows;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod misbehaviour;
 pub mod network;
