@@ -103,7 +103,7 @@ pub struct Inner {
     /// observers (benchmarks, tests) wait on it instead of polling.
     pub receipts_stored: watch::Sender<u64>,
     /// Member peers caught misbehaving.
-    pub misbehaviour: crate::misbehaviour::Misbehaviour,
+    pub misbehaviour: Arc<crate::misbehaviour::Misbehaviour>,
     ready: AtomicBool,
 }
 
@@ -168,7 +168,8 @@ impl Node {
         let keypair = keys.node().libp2p_keypair();
         let ed = keypair.clone().try_into_ed25519().map_err(|_| StartError::NodeKey)?;
         let node_id = NodeId::from_ed25519_public(&ed.public().to_bytes());
-        let (network, events) = Network::start(keypair, &config.network, metrics.clone()).await?;
+        let misbehaviour = Arc::new(crate::misbehaviour::Misbehaviour::default());
+        let (network, events) = Network::start(keypair, &config.network, metrics.clone(), misbehaviour.clone()).await?;
         let peer_id = network.peer_id();
 
         let node = Node(Arc::new(Inner {
@@ -185,7 +186,7 @@ impl Node {
             staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
             outbox_wake: tokio::sync::Notify::new(),
             receipts_stored: watch::Sender::new(0),
-            misbehaviour: Default::default(),
+            misbehaviour,
             ready: AtomicBool::new(false),
             config,
         }));

@@ -66,6 +66,12 @@ pub struct TestNode {
 impl TestNode {
     /// Initialises and starts a node for `org`.
     pub async fn start_new(org: &str) -> anyhow::Result<Self> {
+        Self::start_new_with(org, |_| {}).await
+    }
+
+    /// As [`TestNode::start_new`], with `tune` applied to the test
+    /// configuration before the node is initialised.
+    pub async fn start_new_with(org: &str, tune: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let org: OrgId = org.parse()?;
         let dir = tempfile::tempdir()?;
         let mut config = Config::new(org.clone());
@@ -77,6 +83,7 @@ impl TestNode {
         config.exchange.retry_max_secs = 2;
         config.exchange.expiry_sweep_secs = 1;
         config.api.listen = "127.0.0.1:0".parse()?;
+        tune(&mut config);
         let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
         let running = Node::start(config.clone()).await?;
         let info = running.node().network.info().await?;

@@ -5,14 +5,21 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use staffpass_api::consents::ConsentRequest;
+use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
 use staffpass_protocol::AgreementId;
 use staffpass_protocol::roster::Entry;
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::roster::{Head, Request, Response};
 use staffpass_tests::raw::Seen;
 use staffpass_tests::{
-    STEP, TestNode, add_members, forged_agreement, raw_member, roster, self_signed_roster, submit, wait_until,
+    STEP, TestNode, add_members, forged_agreement, now, raw_member, roster, self_signed_roster, staff_csv, submit,
+    wait_until,
 };
 use tokio::sync::mpsc;
 
@@ -234,4 +241,104 @@ async fn no_dht_names_members_of_other_agreements() {
     let peer = x.connect(&v.p2p).await.unwrap();
     let named = x.closest_peers(peer, v.p2p.clone()).await;
     assert!(!named.contains(&y.peer_id), "the victim named a member of another agreement");
+}
+
+/// The victim's count in a metric line starting with `prefix` (0 if absent).
+fn metric(v: &TestNode, prefix: &str) -> f64 {
+    v.node()
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()))
+        .sum()
+}
+
+/// F10: a member floods the victim with roster requests. Beyond its
+/// per-peer rate each request is answered `Unknown` and counted as
+/// misbehaviour; meanwhile the victim moves a passport to another member,
+/// and the move completes while the flood goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
+    let v = TestNode::start_new("RJZ").await.unwrap();
+    let b = TestNode::start_new("RJ1").await.unwrap();
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&v, &b]);
+    submit(&v, &chain).await.unwrap();
+    submit(&b, &chain).await.unwrap();
+    wait_until("the victim and the host connect", || async { v.connected_to(&b.peer_id).await }).await;
+    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.expect("the member is admitted");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let heads = vec![Head { agreement: london(), seq: 0, hash: Hash([0; 32]) }];
+            let (mut answered, mut refused) = (0u64, 0u64);
+            while !stop.load(Ordering::SeqCst) || answered + refused < 1000 {
+                match x.roster(peer, Request::Heads(heads.clone())).await {
+                    Ok(Response::Unknown) => refused += 1,
+                    Ok(_) => answered += 1,
+                    Err(e) => panic!("a flood request failed after {answered} answered, {refused} refused: {e}"),
+                }
+            }
+            (answered, refused)
+        }
+    });
+
+    // The honest move, from the victim to RJ1, during the flood.
+    let admin = v.admin();
+    admin
+        .import_staff(
+            ImportFormat::Csv,
+            staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]).into_bytes(),
+            ImportQuery::default(),
+        )
+        .await
+        .unwrap();
+    let staff = admin.staff_list(&PageQuery::default()).await.unwrap().remove(0).staff_ref;
+    let consent = admin
+        .grant_consent(&ConsentRequest {
+            staff,
+            receiver: "RJ1".parse().unwrap(),
+            agreement: london(),
+            move_kind: MoveKind::Rotation,
+            claims: ["identity".parse().unwrap(), "dbs".parse().unwrap()].into_iter().collect(),
+            not_before: None,
+            not_after: now().plus_days(30),
+            staff_key: None,
+        })
+        .await
+        .unwrap();
+    let id = consent.consent.id;
+    wait_until("the passport is delivered during the flood", || {
+        let admin = admin.clone();
+        async move { admin.consent(&id).await.map(|c| c.state.name() == "delivered").unwrap_or(false) }
+    })
+    .await;
+    assert!(!flood.is_finished(), "the flood went on through the move");
+    stop.store(true, Ordering::SeqCst);
+    let (answered, refused) = flood.await.unwrap();
+    assert!(refused > 0, "no roster request was refused ({answered} answered)");
+    assert!(answered > 0, "the member's first requests are answered");
+    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"roster-rate-limit\"}");
+    assert_eq!(counted as u64, refused, "every refused request is counted");
+}
+
+/// F10: a member opens connection after connection to the victim; beyond
+/// the per-peer limit each is refused (and counted), the first ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_peer_limit_are_refused() {
+    let (v, _r, mut x, _peer) = victim().await;
+    let limit = v.config.network.max_connections_per_peer;
+    let (mut admitted, mut refused) = (1, 0);
+    for _ in 0..2 * limit {
+        match x.connect(&v.p2p).await {
+            Ok(_) => admitted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(admitted, limit, "connections admitted from one peer ({refused} refused)");
+    assert!(metric(&v, "staffpass_connections_denied_total{reason=\"per-peer\"}") >= refused as f64);
 }
