@@ -209,8 +209,17 @@ impl Node {
         let api_addr = listener.local_addr().map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let tls = crate::tls::server_config(paths::tls(&data))?;
         let router = crate::api::routes::router(node.clone());
-        let api_options =
-            crate::api::server::Options { body_limit: node.config.api.body_limit_bytes, ..Default::default() };
+        let api_cfg = &node.config.api;
+        let api_options = crate::api::server::Options {
+            body_limit: api_cfg.body_limit_bytes,
+            max_connections: api_cfg.max_connections,
+            max_connections_per_ip: api_cfg.max_connections_per_ip,
+            handshake_timeout: Duration::from_secs(api_cfg.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs(api_cfg.idle_timeout_secs),
+            http2_keep_alive: Duration::from_secs(api_cfg.http2_keep_alive_secs),
+            refused: node.metrics.api_connections_refused.clone(),
+            ..Default::default()
+        };
         let mut api_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

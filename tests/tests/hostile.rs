@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use staffpass_api::consents::ConsentRequest;
 use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
@@ -341,4 +342,25 @@ async fn connections_beyond_the_per_peer_limit_are_refused() {
     }
     assert_eq!(admitted, limit, "connections admitted from one peer ({refused} refused)");
     assert!(metric(&v, "staffpass_connections_denied_total{reason=\"per-peer\"}") >= refused as f64);
+}
+
+/// F10: 256 TCP connections to the API that never start their TLS
+/// handshake (slowloris) do not lock the admin out: with them all held
+/// open, the admin's `status` answers within 5 s. The handshake timeout is
+/// set far beyond that, so it is the connection caps (a newcomer takes the
+/// place of the oldest stalled handshake), not the timeout, that let the
+/// admin in. (Before the fix, with the then hard-coded 10 s timeout, the
+/// request timed out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_api_connections_do_not_lock_out_the_admin() {
+    let v = TestNode::start_new_with("RJZ", |c| c.api.handshake_timeout_secs = 60).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..256 {
+        held.push(tokio::net::TcpStream::connect(v.api).await.unwrap());
+    }
+    let status = v.admin().with_timeout(Duration::from_secs(5)).status().await;
+    assert!(status.is_ok(), "the admin is locked out: {status:?}");
+    let evicted = metric(&v, "staffpass_api_connections_refused_total{reason=\"evicted\"}");
+    assert!(evicted >= 256.0 - v.config.api.max_connections_per_ip as f64, "stalled handshakes evicted: {evicted}");
+    drop(held);
 }
