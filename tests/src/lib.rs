@@ -204,6 +204,20 @@ pub fn add_members(r: &mut RosterBuilder, nodes: &[&TestNode]) -> Vec<Entry> {
     r.chain.entries().to_vec()
 }
 
+/// Two new nodes for `a` and `b`, both members of `london-mou` (each
+/// given the whole chain by its admin), once they are connected.
+pub async fn connected_pair(a: &str, b: &str) -> (TestNode, TestNode, RosterBuilder) {
+    let a = TestNode::start_new(a).await.expect("first node starts");
+    let b = TestNode::start_new(b).await.expect("second node starts");
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a, &b]);
+    submit(&a, &chain).await.expect("the chain is accepted by the first node");
+    submit(&b, &chain).await.expect("the chain is accepted by the second node");
+    let p = b.peer_id;
+    wait_until("the two nodes connect", || async { a.connected_to(&p).await }).await;
+    (a, b, r)
+}
+
 /// Submits one signed roster entry to a node's API.
 pub async fn submit_entry(node: &TestNode, e: &Entry) -> Result<Submitted, ClientError> {
     node.admin().submit_entries(&e.body.agreement, &Submission::One(Box::new(e.clone()))).await

@@ -26,15 +26,7 @@ use staffpass_tests::{
 const ALEX: (&str, &str, &str) = ("12345678-1", "Alex Testperson", "ZZ123456A");
 
 async fn pair() -> (TestNode, TestNode, RosterBuilder) {
-    let a = TestNode::start_new("RJZ").await.unwrap();
-    let b = TestNode::start_new("RJ1").await.unwrap();
-    let mut r = roster("london-mou");
-    let chain = add_members(&mut r, &[&a, &b]);
-    submit(&a, &chain).await.unwrap();
-    submit(&b, &chain).await.unwrap();
-    let p = b.peer_id;
-    wait_until("home and host connect", || async { a.connected_to(&p).await }).await;
-    (a, b, r)
+    staffpass_tests::connected_pair("RJZ", "RJ1").await
 }
 
 async fn import(node: &TestNode, csv: &str) -> ImportReport {

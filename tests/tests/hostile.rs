@@ -261,13 +261,7 @@ fn metric(v: &TestNode, prefix: &str) -> f64 {
 /// and the move completes while the flood goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
-    let v = TestNode::start_new("RJZ").await.unwrap();
-    let b = TestNode::start_new("RJ1").await.unwrap();
-    let mut r = roster("london-mou");
-    let chain = add_members(&mut r, &[&v, &b]);
-    submit(&v, &chain).await.unwrap();
-    submit(&b, &chain).await.unwrap();
-    wait_until("the victim and the host connect", || async { v.connected_to(&b.peer_id).await }).await;
+    let (v, _b, mut r) = staffpass_tests::connected_pair("RJZ", "RJ1").await;
     let mut x = raw_member(&v, &mut r, "RJ2").await;
     let peer = x.connect(&v.p2p).await.expect("the member is admitted");
 
