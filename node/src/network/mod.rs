@@ -396,6 +396,8 @@ struct Driver {
     metrics: Arc<Metrics>,
     misbehaviour: Arc<Misbehaviour>,
     rates: Rates,
+    /// Rate-limits log lines a peer can cause at will (denied
+    /// connections, failed inbound requests), per reason.
     denials: LogLimiter,
     members: HashMap<PeerId, MemberState>,
     pending_exchange: HashMap<request_response::OutboundRequestId, Pending<exchange::Response>>,
@@ -679,24 +681,33 @@ impl Driver {
             BehaviourEvent::Exchange(e) => {
                 let to_event = |peer, request, channel| Event::ExchangeRequest { peer, request, channel };
                 let pending = &mut self.pending_exchange;
-                request_response_event(&self.events, &self.metrics, pending, exchange::PROTOCOL, e, to_event).await
+                let ctx = Context { events: &self.events, metrics: &self.metrics, log: &self.denials };
+                request_response_event(ctx, pending, exchange::PROTOCOL, e, to_event).await
             }
             BehaviourEvent::Roster(e) => {
                 let to_event = |peer, request, channel| Event::RosterRequest { peer, request, channel };
                 let pending = &mut self.pending_roster;
-                request_response_event(&self.events, &self.metrics, pending, roster::PROTOCOL, e, to_event).await
+                let ctx = Context { events: &self.events, metrics: &self.metrics, log: &self.denials };
+                request_response_event(ctx, pending, roster::PROTOCOL, e, to_event).await
             }
             _ => {}
         }
     }
 }
 
+/// What [`request_response_event`] reports to.
+struct Context<'a> {
+    events: &'a mpsc::Sender<Event>,
+    metrics: &'a Metrics,
+    /// Rate-limits its log lines.
+    log: &'a LogLimiter,
+}
+
 /// Handles one request-response event of either protocol: inbound
 /// requests become domain events (`to_event`), responses and failures
 /// answer the pending request with its latency recorded.
 async fn request_response_event<Req, Resp>(
-    events: &mpsc::Sender<Event>,
-    metrics: &Metrics,
+    Context { events, metrics, log }: Context<'_>,
     pending: &mut HashMap<request_response::OutboundRequestId, Pending<Resp>>,
     protocol: &str,
     e: request_response::Event<Req, Resp>,
@@ -718,9 +729,16 @@ async fn request_response_event<Req, Resp>(
                 finish(metrics, protocol, p, Err(Error::Request { peer, reason: error.to_string() }));
             }
         }
-        E::InboundFailure { peer, error, .. } => {
-            warn!(%peer, %protocol, error = %error, "inbound request failed; stream reset");
-        }
+        // Not answered on purpose (over the peer's rate, or the handler
+        // chose to let the sender retry): nothing to report.
+        E::InboundFailure { error: request_response::InboundFailure::ResponseOmission, .. } => {}
+        // A peer can cause these at will (bad bytes, resets): rate-limited.
+        E::InboundFailure { peer, error, .. } => match log.should_log("inbound-request-failed") {
+            Some(suppressed) => {
+                warn!(%peer, %protocol, error = %error, suppressed, "inbound request failed; stream reset")
+            }
+            None => debug!(%peer, %protocol, error = %error, "inbound request failed; stream reset"),
+        },
         E::ResponseSent { .. } => {}
     }
 }
