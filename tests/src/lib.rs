@@ -270,6 +270,22 @@ pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
         .any(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
 }
 
+/// The parts of a valid bundle from `org` (a raw peer's trust, signed
+/// with testkit's issuer key for it) to `to`, on the real clock.
+pub fn bundle_parts(org: &str, to: &str) -> staffpass_protocol::testkit::BundleParts {
+    let mut p = staffpass_protocol::testkit::bundle_parts();
+    let t = now().plus_secs(-60);
+    p.credential.issuer = org.parse().expect("org code");
+    p.credential.issued_at = t;
+    p.credential.expires_at = t.plus_days(365);
+    p.consent.home = org.parse().expect("org code");
+    p.consent.receiver = to.parse().expect("org code");
+    p.consent.issued_at = t;
+    p.consent.not_before = t;
+    p.consent.not_after = t.plus_days(30);
+    p
+}
+
 /// A raw peer registered in the roster as `org`'s node, with testkit's
 /// issuer key for `org`: a real member of `r`'s agreement with keys of
 /// its own, that a test can make misbehave on the wire.

@@ -321,6 +321,37 @@ async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
     assert_eq!(counted as u64, refused, "every refused request is counted");
 }
 
+/// F10: a member sends exchange requests faster than its rate allows:
+/// beyond the burst they are not answered (an honest sender's outbox would
+/// retry them later) and each is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_requests_over_the_rate_are_not_answered() {
+    let v = TestNode::start_new_with("RJZ", |c| {
+        c.network.exchange_requests_per_sec = 1;
+        c.network.exchange_request_burst = 5;
+    })
+    .await
+    .unwrap();
+    let mut r = roster("london-mou");
+    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
+    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.expect("the member is admitted");
+    let bundle = staffpass_tests::bundle_parts("RJ2", "RJZ").build(&staffpass_protocol::testkit::issuer("RJ2", 0));
+    let (mut answered, mut unanswered) = (0, 0);
+    for _ in 0..20 {
+        let id = staffpass_protocol::MessageId::random(&mut rand::rng());
+        let offer = staffpass_protocol::wire::exchange::Request::Offer { id, bundle: Box::new(bundle.clone()) };
+        match x.exchange(peer, offer).await {
+            Ok(_) => answered += 1,
+            Err(_) => unanswered += 1,
+        }
+    }
+    assert!((5..20).contains(&answered), "{answered} answered, {unanswered} not");
+    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"exchange-rate-limit\"}");
+    assert_eq!(counted as u64, unanswered, "every unanswered request is counted");
+    assert!(v.connected_to(&x.peer_id()).await, "a member over its rate is slowed down, not disconnected");
+}
+
 /// F10: a member opens connection after connection to the victim; beyond
 /// the per-peer limit each is refused (and counted), the first ones stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
