@@ -207,7 +207,16 @@ pub fn add_members(r: &mut RosterBuilder, nodes: &[&TestNode]) -> Vec<Entry> {
 /// Two new nodes for `a` and `b`, both members of `london-mou` (each
 /// given the whole chain by its admin), once they are connected.
 pub async fn connected_pair(a: &str, b: &str) -> (TestNode, TestNode, RosterBuilder) {
-    let a = TestNode::start_new(a).await.expect("first node starts");
+    connected_pair_with(a, b, |_| {}).await
+}
+
+/// As [`connected_pair`], with `tune` applied to the first node's configuration.
+pub async fn connected_pair_with(
+    a: &str,
+    b: &str,
+    tune: impl FnOnce(&mut Config),
+) -> (TestNode, TestNode, RosterBuilder) {
+    let a = TestNode::start_new_with(a, tune).await.expect("first node starts");
     let b = TestNode::start_new(b).await.expect("second node starts");
     let mut r = roster("london-mou");
     let chain = add_members(&mut r, &[&a, &b]);

@@ -321,6 +321,34 @@ async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
     assert_eq!(counted as u64, refused, "every refused request is counted");
 }
 
+/// F10: TCP connections to the peer-to-peer port that never finish their
+/// handshake (sent by anyone, no PeerId needed) are held only up to
+/// `network.max_pending_incoming`; the rest are refused at once and
+/// counted, and the member already connected stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_p2p_connections_beyond_the_pending_limit_are_refused() {
+    let (v, b, _r) = staffpass_tests::connected_pair_with("RJZ", "RJ1", |c| c.network.max_pending_incoming = 8).await;
+    let port = v
+        .p2p
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP listen address");
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    let vr = &v;
+    wait_until("the connections beyond the pending limit are refused", || async move {
+        metric(vr, "staffpass_connections_denied_total{reason=\"pending-incoming\"}") >= 24.0
+    })
+    .await;
+    assert!(v.connected_to(&b.peer_id).await, "the member's connection survived");
+    drop(held);
+}
+
 /// F10: a member sends exchange requests faster than its rate allows:
 /// beyond the burst they are not answered (an honest sender's outbox would
 /// retry them later) and each is counted.
