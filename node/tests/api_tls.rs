@@ -634,13 +634,9 @@ async fn silent_connections_are_closed_after_the_handshake_timeout() {
 async fn connections_are_bounded() {
     let node = TestNode::start_with(Options { max_connections: 1, ..Options::default() }).await;
 
-    // Hold the only connection slot with an idle, authenticated connection.
-    let mut held = held_connection(&node).await;
-    // Prove the server is serving it (so it holds the permit).
-    held.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
-    let mut first = [0u8; 12];
-    tokio::time::timeout(STEP, held.read_exact(&mut first)).await.unwrap().unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    // Hold the only connection slot with an idle, authenticated connection
+    // that the server has served (so it counts).
+    let held = served_connection(&node).await;
 
     // A second client waits: it is not served while the slot is taken. This
     // is the one negative check with a fixed wait; a pass can't be a false
@@ -668,6 +664,17 @@ async fn held_connection(node: &TestNode) -> tokio_rustls::client::TlsStream<Tcp
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
 }
 
+/// As [`held_connection`], after one request answered 200 on it: the
+/// server has served it, so it is past its handshake.
+async fn served_connection(node: &TestNode) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut held = held_connection(node).await;
+    held.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 12];
+    tokio::time::timeout(STEP, held.read_exact(&mut first)).await.unwrap().unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    held
+}
+
 /// Reads until the server closes the connection (end of stream or error).
 async fn closed_by_server(stream: &mut (impl AsyncReadExt + Unpin)) -> bool {
     let mut buf = [0u8; 4096];
@@ -683,11 +690,7 @@ async fn closed_by_server(stream: &mut (impl AsyncReadExt + Unpin)) -> bool {
 #[tokio::test]
 async fn a_connection_with_no_request_in_flight_is_closed_after_the_idle_timeout() {
     let node = TestNode::start_with(Options { idle_timeout: Duration::from_millis(200), ..Options::default() }).await;
-    let mut held = held_connection(&node).await;
-    held.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
-    let mut first = [0u8; 12];
-    tokio::time::timeout(STEP, held.read_exact(&mut first)).await.unwrap().unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut held = served_connection(&node).await;
     // Then nothing more is asked: the server hangs up.
     assert!(closed_by_server(&mut held).await, "an idle connection was kept");
     node.stop().await.unwrap();
@@ -697,10 +700,7 @@ async fn a_connection_with_no_request_in_flight_is_closed_after_the_idle_timeout
 async fn a_client_ip_over_its_cap_is_refused_when_none_of_its_connections_is_handshaking() {
     let node = TestNode::start_with(Options { max_connections_per_ip: 1, ..Options::default() }).await;
     // The IP's only place, taken by a served connection.
-    let mut held = held_connection(&node).await;
-    held.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
-    let mut first = [0u8; 12];
-    tokio::time::timeout(STEP, held.read_exact(&mut first)).await.unwrap().unwrap();
+    let held = served_connection(&node).await;
     // A second connection from the same IP is closed at once.
     let mut second = TcpStream::connect(node.addr).await.unwrap();
     assert!(closed_by_server(&mut second).await, "a second connection from the IP was kept");
