@@ -111,6 +111,11 @@ pub struct Network {
     /// peer is known); more are refused at once. Default: 128.
     #[serde(default = "defaults::max_pending_incoming")]
     pub max_pending_incoming: u32,
+    /// Most incoming connections still in their handshake from one IP
+    /// address, so one host cannot take every place of
+    /// `max_pending_incoming`. Default: 16.
+    #[serde(default = "defaults::max_pending_incoming_per_ip")]
+    pub max_pending_incoming_per_ip: u32,
     /// Most established connections with one peer, both directions. Default: 4.
     #[serde(default = "defaults::max_connections_per_peer")]
     pub max_connections_per_peer: u32,
@@ -257,6 +262,9 @@ mod defaults {
     pub fn max_pending_incoming() -> u32 {
         128
     }
+    pub fn max_pending_incoming_per_ip() -> u32 {
+        16
+    }
     pub fn max_connections_per_peer() -> u32 {
         4
     }
@@ -331,6 +339,7 @@ impl Default for Network {
             redial_max_secs: defaults::redial_max_secs(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
             max_pending_incoming: defaults::max_pending_incoming(),
+            max_pending_incoming_per_ip: defaults::max_pending_incoming_per_ip(),
             max_connections_per_peer: defaults::max_connections_per_peer(),
             max_connections: defaults::max_connections(),
             max_memory_percent: defaults::max_memory_percent(),
@@ -446,54 +455,32 @@ impl Config {
         if !(1..=1024).contains(&self.network.max_concurrent_streams) {
             return invalid("network.max_concurrent_streams", "must be 1 to 1024");
         }
-        if !(1..=65_536).contains(&self.network.max_pending_incoming) {
-            return invalid("network.max_pending_incoming", "must be 1 to 65536");
-        }
-        if !(1..=64).contains(&self.network.max_connections_per_peer) {
-            return invalid("network.max_connections_per_peer", "must be 1 to 64");
-        }
-        if !(1..=1_000_000).contains(&self.network.max_connections) {
-            return invalid("network.max_connections", "must be 1 to 1000000");
-        }
-        if self.network.max_connections < self.network.max_connections_per_peer {
+        let n = &self.network;
+        in_range("network.max_pending_incoming", n.max_pending_incoming, 1, 65_536)?;
+        // At most the total (the message then names its value).
+        in_range("network.max_pending_incoming_per_ip", n.max_pending_incoming_per_ip, 1, n.max_pending_incoming)?;
+        in_range("network.max_connections_per_peer", n.max_connections_per_peer, 1, 64)?;
+        in_range("network.max_connections", n.max_connections, 1, 1_000_000)?;
+        if n.max_connections < n.max_connections_per_peer {
             return invalid("network.max_connections", "must be at least network.max_connections_per_peer");
         }
-        if !(1..=100).contains(&self.network.max_memory_percent) {
-            return invalid("network.max_memory_percent", "must be 1 to 100");
-        }
-        if !(1..=1_000_000).contains(&self.network.roster_requests_per_sec) {
-            return invalid("network.roster_requests_per_sec", "must be 1 to 1000000");
-        }
-        if !(1..=1_000_000).contains(&self.network.roster_request_burst) {
-            return invalid("network.roster_request_burst", "must be 1 to 1000000");
-        }
-        if !(1..=1_000_000).contains(&self.network.exchange_requests_per_sec) {
-            return invalid("network.exchange_requests_per_sec", "must be 1 to 1000000");
-        }
-        if !(1..=1_000_000).contains(&self.network.exchange_request_burst) {
-            return invalid("network.exchange_request_burst", "must be 1 to 1000000");
-        }
+        in_range("network.max_memory_percent", n.max_memory_percent, 1, 100)?;
+        in_range("network.roster_requests_per_sec", n.roster_requests_per_sec, 1, 1_000_000)?;
+        in_range("network.roster_request_burst", n.roster_request_burst, 1, 1_000_000)?;
+        in_range("network.exchange_requests_per_sec", n.exchange_requests_per_sec, 1, 1_000_000)?;
+        in_range("network.exchange_request_burst", n.exchange_request_burst, 1, 1_000_000)?;
         if !(1024..=16 * 1024 * 1024).contains(&self.api.body_limit_bytes) {
             return invalid("api.body_limit_bytes", "must be 1 KiB to 16 MiB");
         }
         if !(1024..=1024 * 1024 * 1024).contains(&self.api.import_limit_bytes) {
             return invalid("api.import_limit_bytes", "must be 1 KiB to 1 GiB");
         }
-        if !(1..=65_536).contains(&self.api.max_connections) {
-            return invalid("api.max_connections", "must be 1 to 65536");
-        }
-        if !(1..=self.api.max_connections).contains(&self.api.max_connections_per_ip) {
-            return invalid("api.max_connections_per_ip", "must be 1 to api.max_connections");
-        }
-        if !(1..=60).contains(&self.api.handshake_timeout_secs) {
-            return invalid("api.handshake_timeout_secs", "must be 1 to 60");
-        }
-        if !(1..=86_400).contains(&self.api.idle_timeout_secs) {
-            return invalid("api.idle_timeout_secs", "must be 1 to 86400");
-        }
-        if !(1..=3600).contains(&self.api.http2_keep_alive_secs) {
-            return invalid("api.http2_keep_alive_secs", "must be 1 to 3600");
-        }
+        let a = &self.api;
+        in_range("api.max_connections", a.max_connections, 1, 65_536)?;
+        in_range("api.max_connections_per_ip", a.max_connections_per_ip, 1, a.max_connections)?;
+        in_range("api.handshake_timeout_secs", a.handshake_timeout_secs, 1, 60)?;
+        in_range("api.idle_timeout_secs", a.idle_timeout_secs, 1, 86_400)?;
+        in_range("api.http2_keep_alive_secs", a.http2_keep_alive_secs, 1, 3600)?;
         if !(1..=3650).contains(&self.exchange.credential_validity_days) {
             return invalid("exchange.credential_validity_days", "must be 1 to 3650");
         }
@@ -546,6 +533,8 @@ redial_max_secs = {redial}
 max_concurrent_streams = {streams}
 # Most incoming connections still in their handshake; more are refused at once. Default: 128.
 max_pending_incoming = {pending}
+# Most incoming connections in their handshake from one IP address. Default: 16.
+max_pending_incoming_per_ip = {pending_ip}
 # Most established connections with one peer, both directions. Default: 4.
 max_connections_per_peer = {per_peer}
 # Most established connections in total. Default: 1024.
@@ -615,6 +604,7 @@ format = {format}
             redial = self.network.redial_max_secs,
             streams = self.network.max_concurrent_streams,
             pending = self.network.max_pending_incoming,
+            pending_ip = self.network.max_pending_incoming_per_ip,
             per_peer = self.network.max_connections_per_peer,
             conns = self.network.max_connections,
             memory = self.network.max_memory_percent,
@@ -640,6 +630,15 @@ format = {format}
                 LogFormat::Json => "json",
             }),
         )
+    }
+}
+
+/// `Ok` if `lo <= value <= hi`, else the error naming `key` and the range.
+fn in_range<T: PartialOrd + std::fmt::Display>(key: &'static str, value: T, lo: T, hi: T) -> Result<(), Error> {
+    if lo <= value && value <= hi {
+        Ok(())
+    } else {
+        Err(Error::Invalid { key, message: format!("must be {lo} to {hi}") })
     }
 }
 
@@ -679,6 +678,7 @@ mod tests {
         c.network.mdns = true;
         c.api.listen = "127.0.0.1:9000".parse().unwrap();
         c.network.max_connections_per_peer = 2;
+        c.network.max_pending_incoming_per_ip = 3;
         c.network.max_memory_percent = 50;
         c.network.roster_requests_per_sec = 5;
         c.network.exchange_request_burst = 10;
@@ -726,6 +726,7 @@ mod tests {
         assert!(matches!(Config::load(None, base.clone(), &["nonsense".into()]), Err(Error::BadOverride { .. })));
         for (set, key) in [
             ("network.max_pending_incoming=0", "network.max_pending_incoming"),
+            ("network.max_pending_incoming_per_ip=129", "network.max_pending_incoming_per_ip"),
             ("network.max_connections_per_peer=0", "network.max_connections_per_peer"),
             ("network.max_connections=2", "network.max_connections"),
             ("network.max_memory_percent=101", "network.max_memory_percent"),

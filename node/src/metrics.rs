@@ -63,7 +63,7 @@ pub struct Metrics {
     /// signatory, or over a connection limit).
     pub denied_connections: Counter,
     /// The same, by reason: `not-signatory`, `pending-incoming`,
-    /// `per-peer`, `total`, `memory`.
+    /// `pending-per-ip`, `per-peer`, `total`, `memory`.
     pub connections_denied: Family<ReasonLabel, Counter>,
     /// Local API connections refused or closed early, by reason:
     /// `per-ip`, `evicted`, `handshake-timeout`, `idle`.
@@ -125,7 +125,7 @@ impl Metrics {
         );
         registry.register(
             "connections_denied",
-            "Peer-to-peer connections refused, by reason (not-signatory, pending-incoming, per-peer, total, memory)",
+            "Peer-to-peer connections refused, by reason (not-signatory, pending-incoming, pending-per-ip, per-peer, total, memory)",
             m.connections_denied.clone(),
         );
         registry.register(

@@ -30,12 +30,21 @@ fn london() -> AgreementId {
 
 /// A victim node (RJZ) in `london-mou`, with a raw member RJ2 connected to it.
 async fn victim() -> (TestNode, RosterBuilder, staffpass_tests::raw::RawPeer, libp2p::PeerId) {
-    let v = TestNode::start_new("RJZ").await.unwrap();
-    let mut r = roster("london-mou");
-    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
-    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let (v, r, mut x) = victim_with(|_| {}).await;
     let peer = x.connect(&v.p2p).await.expect("the member is admitted");
     (v, r, x, peer)
+}
+
+/// A victim node (RJZ) in `london-mou` configured with `tune`, and a raw
+/// member RJ2, not yet connected.
+async fn victim_with(
+    tune: impl FnOnce(&mut staffpass_node::config::Config),
+) -> (TestNode, RosterBuilder, staffpass_tests::raw::RawPeer) {
+    let v = TestNode::start_new_with("RJZ", tune).await.unwrap();
+    let mut r = roster("london-mou");
+    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
+    let x = raw_member(&v, &mut r, "RJ2").await;
+    (v, r, x)
 }
 
 /// Waits until the raw peer has answered a `Fetch`.
@@ -321,6 +330,44 @@ async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
     assert_eq!(counted as u64, refused, "every refused request is counted");
 }
 
+/// The victim's TCP port for peer-to-peer connections.
+fn p2p_port(v: &TestNode) -> u16 {
+    v.p2p
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP listen address")
+}
+
+/// F10: one host (127.0.0.2) holding half-open connections to the
+/// peer-to-peer port takes only its share of the handshake places
+/// (`network.max_pending_incoming_per_ip`), so a member connecting from
+/// another address meanwhile is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hosts_half_open_connections_leave_room_for_members() {
+    let (v, _r, mut x) = victim_with(|c| {
+        c.network.max_pending_incoming = 8;
+        c.network.max_pending_incoming_per_ip = 4;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(socket.connect(([127, 0, 0, 1], p2p_port(&v)).into()).await.unwrap());
+    }
+    let vr = &v;
+    wait_until("the host's connections beyond the limits are refused", || async move {
+        metric(vr, "staffpass_connections_denied_total{reason=\"pending-") >= 24.0
+    })
+    .await;
+    x.connect(&v.p2p).await.expect("a member from another address is admitted");
+    assert!(metric(&v, "staffpass_connections_denied_total{reason=\"pending-per-ip\"}") >= 28.0);
+    drop(held);
+}
+
 /// F10: TCP connections to the peer-to-peer port that never finish their
 /// handshake (sent by anyone, no PeerId needed) are held only up to
 /// `network.max_pending_incoming`; the rest are refused at once and
@@ -328,17 +375,9 @@ async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_p2p_connections_beyond_the_pending_limit_are_refused() {
     let (v, b, _r) = staffpass_tests::connected_pair_with("RJZ", "RJ1", |c| c.network.max_pending_incoming = 8).await;
-    let port = v
-        .p2p
-        .iter()
-        .find_map(|p| match p {
-            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
-            _ => None,
-        })
-        .expect("a TCP listen address");
     let mut held = Vec::new();
     for _ in 0..32 {
-        held.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        held.push(tokio::net::TcpStream::connect(("127.0.0.1", p2p_port(&v))).await.unwrap());
     }
     let vr = &v;
     wait_until("the connections beyond the pending limit are refused", || async move {
@@ -354,15 +393,11 @@ async fn half_open_p2p_connections_beyond_the_pending_limit_are_refused() {
 /// retry them later) and each is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_requests_over_the_rate_are_not_answered() {
-    let v = TestNode::start_new_with("RJZ", |c| {
+    let (v, _r, mut x) = victim_with(|c| {
         c.network.exchange_requests_per_sec = 1;
         c.network.exchange_request_burst = 5;
     })
-    .await
-    .unwrap();
-    let mut r = roster("london-mou");
-    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
-    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    .await;
     let peer = x.connect(&v.p2p).await.expect("the member is admitted");
     let bundle = staffpass_tests::bundle_parts("RJ2", "RJZ").build(&staffpass_protocol::testkit::issuer("RJ2", 0));
     let (mut answered, mut unanswered) = (0, 0);

@@ -27,6 +27,8 @@ pub struct Behaviour {
     /// Connection limits: handshakes in progress (before the PeerId is
     /// known), established connections per peer and in total.
     pub limits: connection_limits::Behaviour,
+    /// Handshakes in progress per IP address.
+    pub per_ip: super::per_ip::Behaviour,
     /// No new connections while the process uses too much memory.
     pub memory: memory_connection_limits::Behaviour,
     /// Exchange of listen addresses and protocols.
@@ -86,6 +88,7 @@ impl Behaviour {
                     .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
                     .with_max_established(Some(cfg.max_connections)),
             ),
+            per_ip: super::per_ip::Behaviour::new(cfg.max_pending_incoming_per_ip as usize),
             memory: memory_connection_limits::Behaviour::with_max_percentage(f64::from(cfg.max_memory_percent) / 100.0),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())

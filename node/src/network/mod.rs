@@ -18,6 +18,7 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod per_ip;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -88,6 +89,8 @@ fn denial_reason(cause: &ConnectionDenied) -> &'static str {
         } else {
             "total"
         }
+    } else if cause.downcast_ref::<per_ip::Exceeded>().is_some() {
+        "pending-per-ip"
     } else if cause.downcast_ref::<memory_connection_limits::MemoryUsageLimitExceeded>().is_some() {
         "memory"
     } else {
