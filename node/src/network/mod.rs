@@ -759,6 +759,34 @@ fn finish<T>(metrics: &Metrics, protocol: &str, p: Pending<T>, r: Result<T, Erro
 mod tests {
     use super::*;
 
+    /// The reason codes depend on libp2p's error texts: each limit, hit
+    /// for real on the behaviours the node uses, gets its own code.
+    #[test]
+    fn each_denial_has_its_reason() {
+        use connection_limits::{Behaviour as Limits, ConnectionLimits};
+        use libp2p::swarm::{ConnectionId, NetworkBehaviour};
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/7400".parse().unwrap();
+        let id = ConnectionId::new_unchecked(1);
+        let peer = PeerId::random();
+        let limits = |l: ConnectionLimits| Limits::new(l);
+
+        let mut pending = limits(ConnectionLimits::default().with_max_pending_incoming(Some(0)));
+        let e = pending.handle_pending_inbound_connection(id, &addr, &addr).unwrap_err();
+        assert_eq!(denial_reason(&e), "pending-incoming");
+        let mut per_peer = limits(ConnectionLimits::default().with_max_established_per_peer(Some(0)));
+        let e = per_peer.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
+        assert_eq!(denial_reason(&e), "per-peer");
+        let mut total = limits(ConnectionLimits::default().with_max_established(Some(0)));
+        let e = total.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
+        assert_eq!(denial_reason(&e), "total");
+        let mut per_ip = per_ip::Behaviour::new(0);
+        let e = per_ip.handle_pending_inbound_connection(id, &addr, &addr).unwrap_err();
+        assert_eq!(denial_reason(&e), "pending-per-ip");
+        let mut gate = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+        let e = gate.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
+        assert_eq!(denial_reason(&e), "not-signatory");
+    }
+
     #[test]
     fn node_ids_and_peer_ids_agree() {
         let key = identity::Keypair::generate_ed25519();
