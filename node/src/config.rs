@@ -104,9 +104,45 @@ pub struct Network {
     /// Longest wait between redials of a member that cannot be reached, in seconds. Default: 60.
     #[serde(default = "defaults::redial_max_secs")]
     pub redial_max_secs: u64,
-    /// Most concurrent inbound streams per protocol. Default: 64.
+    /// Most concurrent inbound streams per protocol, per connection. Default: 64.
     #[serde(default = "defaults::max_concurrent_streams")]
     pub max_concurrent_streams: usize,
+    /// Most incoming connections still in their handshake (before the
+    /// peer is known); more are refused at once. Default: 128.
+    #[serde(default = "defaults::max_pending_incoming")]
+    pub max_pending_incoming: u32,
+    /// Most incoming connections still in their handshake from one IP
+    /// address, so one host cannot take every place of
+    /// `max_pending_incoming`. Default: 16.
+    #[serde(default = "defaults::max_pending_incoming_per_ip")]
+    pub max_pending_incoming_per_ip: u32,
+    /// Most established connections with one peer, both directions. Default: 4.
+    #[serde(default = "defaults::max_connections_per_peer")]
+    pub max_connections_per_peer: u32,
+    /// Most established connections in total. Default: 1024.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u32,
+    /// New connections are refused while this process uses more than this
+    /// percentage of the machine's physical memory. Default: 80.
+    #[serde(default = "defaults::max_memory_percent")]
+    pub max_memory_percent: u8,
+    /// Roster requests (and, in a bucket of their own, roster gossip
+    /// messages) accepted from one peer per second, sustained; beyond
+    /// this and the burst, requests are answered `Unknown` and gossip is
+    /// ignored. Default: 20.
+    #[serde(default = "defaults::roster_requests_per_sec")]
+    pub roster_requests_per_sec: u32,
+    /// Roster requests (and gossip messages) one peer may send back to back. Default: 200.
+    #[serde(default = "defaults::roster_request_burst")]
+    pub roster_request_burst: u32,
+    /// Exchange requests (offers, withdrawals, revocations) accepted from
+    /// one peer per second, sustained; beyond this and the burst they are
+    /// not answered, and the sender's outbox retries later. Default: 1000.
+    #[serde(default = "defaults::exchange_requests_per_sec")]
+    pub exchange_requests_per_sec: u32,
+    /// Exchange requests one peer may send back to back. Default: 2000.
+    #[serde(default = "defaults::exchange_request_burst")]
+    pub exchange_request_burst: u32,
 }
 
 /// Local API settings.
@@ -122,6 +158,27 @@ pub struct Api {
     /// Largest staff import body, in bytes. Default: 64 MiB.
     #[serde(default = "defaults::import_limit")]
     pub import_limit_bytes: usize,
+    /// Most connections open at once, handshaking or served. When full, a
+    /// new connection takes the place of the oldest one still in its TLS
+    /// handshake, or is refused if there is none. Default: 256.
+    #[serde(default = "defaults::api_max_connections")]
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address. When reached, a
+    /// new connection from it takes the place of its oldest one still in
+    /// its TLS handshake, or is refused if there is none. Default: 32.
+    #[serde(default = "defaults::api_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Longest a client may take to complete its TLS handshake, in seconds. Default: 3.
+    #[serde(default = "defaults::api_handshake_timeout_secs")]
+    pub handshake_timeout_secs: u64,
+    /// A served connection with no request in flight for this long is
+    /// closed, in seconds (HTTP/1 and HTTP/2). Default: 120.
+    #[serde(default = "defaults::api_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Interval of HTTP/2 keep-alive pings, in seconds; a client that does
+    /// not answer one within the same time is disconnected. Default: 30.
+    #[serde(default = "defaults::api_http2_keep_alive_secs")]
+    pub http2_keep_alive_secs: u64,
 }
 
 /// Passport flow settings.
@@ -202,6 +259,48 @@ mod defaults {
     pub fn max_concurrent_streams() -> usize {
         64
     }
+    pub fn max_pending_incoming() -> u32 {
+        128
+    }
+    pub fn max_pending_incoming_per_ip() -> u32 {
+        16
+    }
+    pub fn max_connections_per_peer() -> u32 {
+        4
+    }
+    pub fn max_connections() -> u32 {
+        1024
+    }
+    pub fn max_memory_percent() -> u8 {
+        80
+    }
+    pub fn roster_requests_per_sec() -> u32 {
+        20
+    }
+    pub fn roster_request_burst() -> u32 {
+        200
+    }
+    pub fn exchange_requests_per_sec() -> u32 {
+        1000
+    }
+    pub fn exchange_request_burst() -> u32 {
+        2000
+    }
+    pub fn api_max_connections() -> usize {
+        256
+    }
+    pub fn api_max_connections_per_ip() -> usize {
+        32
+    }
+    pub fn api_handshake_timeout_secs() -> u64 {
+        3
+    }
+    pub fn api_idle_timeout_secs() -> u64 {
+        120
+    }
+    pub fn api_http2_keep_alive_secs() -> u64 {
+        30
+    }
     pub fn api_listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 7443))
     }
@@ -239,6 +338,15 @@ impl Default for Network {
             anti_entropy_secs: defaults::anti_entropy_secs(),
             redial_max_secs: defaults::redial_max_secs(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
+            max_pending_incoming: defaults::max_pending_incoming(),
+            max_pending_incoming_per_ip: defaults::max_pending_incoming_per_ip(),
+            max_connections_per_peer: defaults::max_connections_per_peer(),
+            max_connections: defaults::max_connections(),
+            max_memory_percent: defaults::max_memory_percent(),
+            roster_requests_per_sec: defaults::roster_requests_per_sec(),
+            roster_request_burst: defaults::roster_request_burst(),
+            exchange_requests_per_sec: defaults::exchange_requests_per_sec(),
+            exchange_request_burst: defaults::exchange_request_burst(),
         }
     }
 }
@@ -249,6 +357,11 @@ impl Default for Api {
             listen: defaults::api_listen(),
             body_limit_bytes: defaults::body_limit(),
             import_limit_bytes: defaults::import_limit(),
+            max_connections: defaults::api_max_connections(),
+            max_connections_per_ip: defaults::api_max_connections_per_ip(),
+            handshake_timeout_secs: defaults::api_handshake_timeout_secs(),
+            idle_timeout_secs: defaults::api_idle_timeout_secs(),
+            http2_keep_alive_secs: defaults::api_http2_keep_alive_secs(),
         }
     }
 }
@@ -342,12 +455,32 @@ impl Config {
         if !(1..=1024).contains(&self.network.max_concurrent_streams) {
             return invalid("network.max_concurrent_streams", "must be 1 to 1024");
         }
+        let n = &self.network;
+        in_range("network.max_pending_incoming", n.max_pending_incoming, 1, 65_536)?;
+        // At most the total (the message then names its value).
+        in_range("network.max_pending_incoming_per_ip", n.max_pending_incoming_per_ip, 1, n.max_pending_incoming)?;
+        in_range("network.max_connections_per_peer", n.max_connections_per_peer, 1, 64)?;
+        in_range("network.max_connections", n.max_connections, 1, 1_000_000)?;
+        if n.max_connections < n.max_connections_per_peer {
+            return invalid("network.max_connections", "must be at least network.max_connections_per_peer");
+        }
+        in_range("network.max_memory_percent", n.max_memory_percent, 1, 100)?;
+        in_range("network.roster_requests_per_sec", n.roster_requests_per_sec, 1, 1_000_000)?;
+        in_range("network.roster_request_burst", n.roster_request_burst, 1, 1_000_000)?;
+        in_range("network.exchange_requests_per_sec", n.exchange_requests_per_sec, 1, 1_000_000)?;
+        in_range("network.exchange_request_burst", n.exchange_request_burst, 1, 1_000_000)?;
         if !(1024..=16 * 1024 * 1024).contains(&self.api.body_limit_bytes) {
             return invalid("api.body_limit_bytes", "must be 1 KiB to 16 MiB");
         }
         if !(1024..=1024 * 1024 * 1024).contains(&self.api.import_limit_bytes) {
             return invalid("api.import_limit_bytes", "must be 1 KiB to 1 GiB");
         }
+        let a = &self.api;
+        in_range("api.max_connections", a.max_connections, 1, 65_536)?;
+        in_range("api.max_connections_per_ip", a.max_connections_per_ip, 1, a.max_connections)?;
+        in_range("api.handshake_timeout_secs", a.handshake_timeout_secs, 1, 60)?;
+        in_range("api.idle_timeout_secs", a.idle_timeout_secs, 1, 86_400)?;
+        in_range("api.http2_keep_alive_secs", a.http2_keep_alive_secs, 1, 3600)?;
         if !(1..=3650).contains(&self.exchange.credential_validity_days) {
             return invalid("exchange.credential_validity_days", "must be 1 to 3650");
         }
@@ -396,8 +529,31 @@ request_timeout_secs = {req}
 anti_entropy_secs = {ae}
 # Longest wait between redials of an unreachable member, in seconds. Default: 60.
 redial_max_secs = {redial}
-# Most concurrent inbound streams per protocol. Default: 64.
+# Most concurrent inbound streams per protocol, per connection. Default: 64.
 max_concurrent_streams = {streams}
+# Most incoming connections still in their handshake; more are refused at once. Default: 128.
+max_pending_incoming = {pending}
+# Most incoming connections in their handshake from one IP address. Default: 16.
+max_pending_incoming_per_ip = {pending_ip}
+# Most established connections with one peer, both directions. Default: 4.
+max_connections_per_peer = {per_peer}
+# Most established connections in total. Default: 1024.
+max_connections = {conns}
+# Refuse new connections while this process uses more than this percentage
+# of the machine's physical memory. Default: 80.
+max_memory_percent = {memory}
+# Roster requests accepted from one peer per second (roster gossip has a
+# bucket of its own at the same rate); beyond the burst, requests are
+# answered Unknown and gossip is ignored, and each is counted in
+# staffpass_peer_misbehaviour_total{{reason="roster-rate-limit"}}. Default: 20.
+roster_requests_per_sec = {roster_rate}
+# Roster requests (or gossip messages) one peer may send back to back. Default: 200.
+roster_request_burst = {roster_burst}
+# Exchange requests accepted from one peer per second; beyond the burst
+# they are not answered (the sender retries later). Default: 1000.
+exchange_requests_per_sec = {exchange_rate}
+# Exchange requests one peer may send back to back. Default: 2000.
+exchange_request_burst = {exchange_burst}
 
 [api]
 # Address of the local HTTPS API (client certificates required). Default: "127.0.0.1:7443".
@@ -406,6 +562,18 @@ listen = {api}
 body_limit_bytes = {body}
 # Largest staff import body in bytes. Default: 67108864.
 import_limit_bytes = {import}
+# Most connections open at once; when full, a new one replaces the oldest
+# still in its TLS handshake, or is refused. Default: 256.
+max_connections = {api_conns}
+# Most connections open at once from one IP address; when reached, a new one
+# from it replaces its oldest still in its TLS handshake, or is refused. Default: 32.
+max_connections_per_ip = {api_per_ip}
+# Longest a client may take to complete its TLS handshake, in seconds. Default: 3.
+handshake_timeout_secs = {api_handshake}
+# Close a connection with no request in flight for this long, in seconds. Default: 120.
+idle_timeout_secs = {api_idle}
+# Interval of HTTP/2 keep-alive pings (and how long to wait for the answer), in seconds. Default: 30.
+http2_keep_alive_secs = {api_keep_alive}
 
 [exchange]
 # Validity of an issued credential, in days. Default: 365.
@@ -435,9 +603,23 @@ format = {format}
             ae = self.network.anti_entropy_secs,
             redial = self.network.redial_max_secs,
             streams = self.network.max_concurrent_streams,
+            pending = self.network.max_pending_incoming,
+            pending_ip = self.network.max_pending_incoming_per_ip,
+            per_peer = self.network.max_connections_per_peer,
+            conns = self.network.max_connections,
+            memory = self.network.max_memory_percent,
+            roster_rate = self.network.roster_requests_per_sec,
+            roster_burst = self.network.roster_request_burst,
+            exchange_rate = self.network.exchange_requests_per_sec,
+            exchange_burst = self.network.exchange_request_burst,
             api = q(&self.api.listen.to_string()),
             body = self.api.body_limit_bytes,
             import = self.api.import_limit_bytes,
+            api_conns = self.api.max_connections,
+            api_per_ip = self.api.max_connections_per_ip,
+            api_handshake = self.api.handshake_timeout_secs,
+            api_idle = self.api.idle_timeout_secs,
+            api_keep_alive = self.api.http2_keep_alive_secs,
             cred = self.exchange.credential_validity_days,
             ri = self.exchange.retry_initial_ms,
             rm = self.exchange.retry_max_secs,
@@ -448,6 +630,15 @@ format = {format}
                 LogFormat::Json => "json",
             }),
         )
+    }
+}
+
+/// `Ok` if `lo <= value <= hi`, else the error naming `key` and the range.
+fn in_range<T: PartialOrd + std::fmt::Display>(key: &'static str, value: T, lo: T, hi: T) -> Result<(), Error> {
+    if lo <= value && value <= hi {
+        Ok(())
+    } else {
+        Err(Error::Invalid { key, message: format!("must be {lo} to {hi}") })
     }
 }
 
@@ -486,6 +677,14 @@ mod tests {
         let mut c = Config::new(org());
         c.network.mdns = true;
         c.api.listen = "127.0.0.1:9000".parse().unwrap();
+        c.network.max_connections_per_peer = 2;
+        c.network.max_pending_incoming_per_ip = 3;
+        c.network.max_memory_percent = 50;
+        c.network.roster_requests_per_sec = 5;
+        c.network.exchange_request_burst = 10;
+        c.api.max_connections_per_ip = 8;
+        c.api.handshake_timeout_secs = 1;
+        c.api.http2_keep_alive_secs = 10;
         let dir = std::env::temp_dir().join(format!("staffpass-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("node.toml");
@@ -524,6 +723,25 @@ mod tests {
         assert!(err.to_string().contains("typo"), "{err}");
         let err = Config::load(None, vec![("STAFFPASS_ORG".into(), "not an org".into())], &[]).unwrap_err();
         assert!(matches!(err, Error::Parse { .. }), "{err}");
-        assert!(matches!(Config::load(None, base, &["nonsense".into()]), Err(Error::BadOverride { .. })));
+        assert!(matches!(Config::load(None, base.clone(), &["nonsense".into()]), Err(Error::BadOverride { .. })));
+        for (set, key) in [
+            ("network.max_pending_incoming=0", "network.max_pending_incoming"),
+            ("network.max_pending_incoming_per_ip=129", "network.max_pending_incoming_per_ip"),
+            ("network.max_connections_per_peer=0", "network.max_connections_per_peer"),
+            ("network.max_connections=2", "network.max_connections"),
+            ("network.max_memory_percent=101", "network.max_memory_percent"),
+            ("network.roster_requests_per_sec=0", "network.roster_requests_per_sec"),
+            ("network.roster_request_burst=0", "network.roster_request_burst"),
+            ("network.exchange_requests_per_sec=0", "network.exchange_requests_per_sec"),
+            ("network.exchange_request_burst=0", "network.exchange_request_burst"),
+            ("api.max_connections=0", "api.max_connections"),
+            ("api.max_connections_per_ip=257", "api.max_connections_per_ip"),
+            ("api.handshake_timeout_secs=0", "api.handshake_timeout_secs"),
+            ("api.idle_timeout_secs=0", "api.idle_timeout_secs"),
+            ("api.http2_keep_alive_secs=0", "api.http2_keep_alive_secs"),
+        ] {
+            let err = Config::load(None, base.clone(), &[set.into()]).unwrap_err();
+            assert!(err.to_string().contains(key), "{set}: {err}");
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod exchange;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod misbehaviour;
 pub mod network;

@@ -59,8 +59,15 @@ pub struct Metrics {
     registry: Registry,
     /// Peers with at least one connection.
     pub connected_peers: Gauge,
-    /// Connections refused because the peer is not a signatory.
+    /// Peer-to-peer connections refused, for any reason (not a
+    /// signatory, or over a connection limit).
     pub denied_connections: Counter,
+    /// The same, by reason: `not-signatory`, `pending-incoming`,
+    /// `pending-per-ip`, `per-peer`, `total`, `memory`.
+    pub connections_denied: Family<ReasonLabel, Counter>,
+    /// Local API connections refused or closed early, by reason:
+    /// `per-ip`, `evicted`, `handshake-timeout`, `idle`.
+    pub api_connections_refused: Family<ReasonLabel, Counter>,
     /// Head seq of each roster chain.
     pub roster_seq: Family<AgreementLabel, Gauge>,
     /// 1 while a chain is halted by an equivocation.
@@ -97,6 +104,8 @@ impl Metrics {
             registry: Registry::default(),
             connected_peers: Gauge::default(),
             denied_connections: Counter::default(),
+            connections_denied: Family::default(),
+            api_connections_refused: Family::default(),
             roster_seq: Family::default(),
             roster_equivocation: Family::default(),
             roster_stale: Family::default(),
@@ -111,8 +120,18 @@ impl Metrics {
         registry.register("connected_peers", "Peers with at least one open connection", m.connected_peers.clone());
         registry.register(
             "denied_connections",
-            "Connections refused because the peer is not an active signatory",
+            "Peer-to-peer connections refused: not an active signatory, or over a connection limit",
             m.denied_connections.clone(),
+        );
+        registry.register(
+            "connections_denied",
+            "Peer-to-peer connections refused, by reason (not-signatory, pending-incoming, pending-per-ip, per-peer, total, memory)",
+            m.connections_denied.clone(),
+        );
+        registry.register(
+            "api_connections_refused",
+            "Local API connections refused or closed before serving, by reason (per-ip, evicted, handshake-timeout, idle)",
+            m.api_connections_refused.clone(),
         );
         registry.register("roster_seq", "Head seq of each agreement's roster chain", m.roster_seq.clone());
         registry.register(
@@ -151,6 +170,11 @@ impl Metrics {
     /// Counts an outcome in a family.
     pub fn count(family: &Family<OutcomeLabel, Counter>, outcome: &str) {
         family.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+    }
+
+    /// Counts a reason in a family.
+    pub fn count_reason(family: &Family<ReasonLabel, Counter>, reason: &str) {
+        family.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
     }
 
     /// Sets a gauge of an agreement.

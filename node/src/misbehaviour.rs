@@ -1,41 +1,56 @@
 //! Member peers that misbehave on purpose: every refusal is counted in
-//! `staffpass_peer_misbehaviour_total{reason}` and the peer is
-//! disconnected; the log line is rate-limited per reason (a flood from one
-//! member must not flood the log), saying how many were not logged.
+//! `staffpass_peer_misbehaviour_total{reason}`; a peer that lies is
+//! disconnected, one over its request rate only refused. The log line is
+//! rate-limited per reason (a flood from one member must not flood the
+//! log), saying how many were not logged.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libp2p::PeerId;
 use tracing::warn;
 
+use crate::limits::LogLimiter;
 use crate::metrics::{Metrics, ReasonLabel};
 
 /// At most one log line per reason in this period.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Counts misbehaviour and rate-limits its log lines.
-#[derive(Default)]
 pub struct Misbehaviour {
-    last_logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    log: LogLimiter,
+}
+
+impl Default for Misbehaviour {
+    fn default() -> Self {
+        Misbehaviour { log: LogLimiter::new(LOG_EVERY) }
+    }
 }
 
 impl Misbehaviour {
-    /// Records that `peer` misbehaved for `reason` (a stable code): counts
-    /// it, and logs it unless a line for this reason was logged within the
-    /// last minute. `detail` holds no personal data (ids and seqs only).
-    pub fn record(&self, metrics: &Metrics, peer: &PeerId, reason: &'static str, detail: &dyn std::fmt::Display) {
+    fn count(metrics: &Metrics, reason: &'static str) {
         metrics.peer_misbehaviour.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
-        let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match last.get_mut(reason) {
-            Some((at, suppressed)) if now.duration_since(*at) < LOG_EVERY => *suppressed += 1,
-            slot => {
-                let suppressed = slot.map(|(_, s)| *s).unwrap_or(0);
-                warn!(%peer, reason, %detail, suppressed, "member peer misbehaved; disconnected");
-                last.insert(reason, (now, 0));
-            }
+    }
+
+    /// Records that `peer` misbehaved for `reason` (a stable code) and is
+    /// disconnected: counts it, and logs it unless a line for this reason
+    /// was logged within the last minute. `detail` holds no personal data
+    /// (ids and seqs only).
+    pub fn record(&self, metrics: &Metrics, peer: &PeerId, reason: &'static str, detail: &dyn std::fmt::Display) {
+        Self::count(metrics, reason);
+        if let Some(suppressed) = self.log.should_log(reason) {
+            warn!(%peer, reason, %detail, suppressed, "member peer misbehaved; disconnected");
+        }
+    }
+
+    /// Records that a message from `peer` was refused because the peer is
+    /// over its rate for `reason` (e.g. `roster-rate-limit`): counted and
+    /// logged (rate-limited) like [`Misbehaviour::record`], but the peer
+    /// stays connected: an honest node that is briefly too eager is only
+    /// slowed down.
+    pub fn over_limit(&self, metrics: &Metrics, peer: &PeerId, reason: &'static str) {
+        Self::count(metrics, reason);
+        if let Some(suppressed) = self.log.should_log(reason) {
+            warn!(%peer, reason, suppressed, "member peer over its request rate; refused");
         }
     }
 }
@@ -56,8 +71,12 @@ mod tests {
         let text = m.render();
         assert!(text.contains("staffpass_peer_misbehaviour_total{reason=\"unasked-roster-entries\"} 5"), "{text}");
         assert!(text.contains("staffpass_peer_misbehaviour_total{reason=\"foreign-genesis\"} 1"), "{text}");
-        let last = mb.last_logged.lock().unwrap_or_else(|p| p.into_inner());
-        assert_eq!(last.get("unasked-roster-entries").map(|(_, s)| *s), Some(4), "four lines suppressed");
-        assert_eq!(last.get("foreign-genesis").map(|(_, s)| *s), Some(0));
+        assert_eq!(mb.log.suppressed(&"unasked-roster-entries"), 4, "four lines suppressed");
+        assert_eq!(mb.log.suppressed(&"foreign-genesis"), 0);
+        for _ in 0..3 {
+            mb.over_limit(&m, &peer, "roster-rate-limit");
+        }
+        assert!(m.render().contains("staffpass_peer_misbehaviour_total{reason=\"roster-rate-limit\"} 3"));
+        assert_eq!(mb.log.suppressed(&"roster-rate-limit"), 2);
     }
 }

@@ -235,7 +235,8 @@ impl<T: Transport> Builder<T> {
         let rosters = Arc::new(Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?);
         let keypair = keys.node().libp2p_keypair();
         keypair.clone().try_into_ed25519().map_err(|_| StartError::NodeKey)?;
-        let (network, events) = Network::start(keypair, &config.network, metrics.clone()).await?;
+        let misbehaviour = Arc::new(crate::misbehaviour::Misbehaviour::default());
+        let (network, events) = Network::start(keypair, &config.network, metrics.clone(), misbehaviour.clone()).await?;
         let peer_id = network.peer_id();
         let exchange = Exchange::new(exchange::Parts {
             org: config.org.clone(),
@@ -248,7 +249,7 @@ impl<T: Transport> Builder<T> {
             staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
             metrics: metrics.clone(),
         });
-        let sync = RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone());
+        let sync = RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone(), misbehaviour);
         let ready = Arc::new(AtomicBool::new(false));
         let node = Node(Arc::new(Inner {
             org: config.org.clone(),
@@ -290,6 +291,7 @@ impl<T: Transport> Builder<T> {
             .map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let api_addr = listener.local_addr().map_err(|source| StartError::ApiListen { addr: api_addr, source })?;
         let tls = crate::tls::server_config(paths::tls(&data))?;
+        let api_refused = metrics.api_connections_refused.clone();
         let state = AppState {
             exchange: exchange.clone(),
             sync: sync.clone(),
@@ -302,7 +304,17 @@ impl<T: Transport> Builder<T> {
             import_limit: config.api.import_limit_bytes,
         };
         let router = crate::api::routes::router(state);
-        let api_options = crate::api::server::Options { body_limit: config.api.body_limit_bytes, ..Default::default() };
+        let api_cfg = &config.api;
+        let api_options = crate::api::server::Options {
+            body_limit: api_cfg.body_limit_bytes,
+            max_connections: api_cfg.max_connections,
+            max_connections_per_ip: api_cfg.max_connections_per_ip,
+            handshake_timeout: Duration::from_secs(api_cfg.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs(api_cfg.idle_timeout_secs),
+            http2_keep_alive: Duration::from_secs(api_cfg.http2_keep_alive_secs),
+            refused: api_refused,
+            ..Default::default()
+        };
         let mut api_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

@@ -40,13 +40,21 @@ struct Inner {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     /// Member peers caught misbehaving.
-    misbehaviour: Misbehaviour,
+    misbehaviour: Arc<Misbehaviour>,
 }
 
 impl RosterSync {
     /// Roster sync for `rosters` over `network`.
-    pub fn new(rosters: Arc<Rosters>, network: Network, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
-        RosterSync(Arc::new(Inner { rosters, network, metrics, clock, misbehaviour: Misbehaviour::default() }))
+    /// `misbehaviour` is shared with the network task, which counts the
+    /// requests it refuses over the per-peer rate limits.
+    pub fn new(
+        rosters: Arc<Rosters>,
+        network: Network,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        misbehaviour: Arc<Misbehaviour>,
+    ) -> Self {
+        RosterSync(Arc::new(Inner { rosters, network, metrics, clock, misbehaviour }))
     }
 
     /// The chains it keeps in sync.

@@ -1,6 +1,7 @@
 //! The local API's TLS and HTTP infrastructure over real sockets on
 //! 127.0.0.1: client-certificate authentication and roles, the JSON error
-//! shape, body limits, the node PKI files, connection bounds and shutdown.
+//! shape, body limits, the node PKI files, connection bounds (per IP, idle,
+//! eviction of stalled handshakes) and shutdown.
 
 // Test helpers are outside `#[test]` functions, where clippy's
 // `allow-unwrap-in-tests` does not reach; a panic is the right failure here.
@@ -633,17 +634,9 @@ async fn silent_connections_are_closed_after_the_handshake_timeout() {
 async fn connections_are_bounded() {
     let node = TestNode::start_with(Options { max_connections: 1, ..Options::default() }).await;
 
-    // Hold the only connection slot with an idle, authenticated connection.
-    let (cert, key) = (read(node.pki.admin_cert()), read(node.pki.admin_key()));
-    let config = raw_config(&node.pki.ca_cert(), Some((&cert, &key)), &[b"http/1.1"]);
-    let tcp = TcpStream::connect(node.addr).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut held = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-    // Prove the server is serving it (so it holds the permit).
-    held.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
-    let mut first = [0u8; 12];
-    tokio::time::timeout(STEP, held.read_exact(&mut first)).await.unwrap().unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    // Hold the only connection slot with an idle, authenticated connection
+    // that the server has served (so it counts).
+    let held = served_connection(&node).await;
 
     // A second client waits: it is not served while the slot is taken. This
     // is the one negative check with a fixed wait; a pass can't be a false
@@ -659,5 +652,74 @@ async fn connections_are_bounded() {
     drop(held);
     let me = tokio::time::timeout(STEP, second).await.unwrap().unwrap().unwrap();
     assert_eq!(me.role, Role::Admin);
+    node.stop().await.unwrap();
+}
+
+/// An authenticated connection held open with HTTP/1.1 (the admin certificate).
+async fn held_connection(node: &TestNode) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let (cert, key) = (read(node.pki.admin_cert()), read(node.pki.admin_key()));
+    let config = raw_config(&node.pki.ca_cert(), Some((&cert, &key)), &[b"http/1.1"]);
+    let tcp = TcpStream::connect(node.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
+}
+
+/// As [`held_connection`], after one request answered 200 on it: the
+/// server has served it, so it is past its handshake.
+async fn served_connection(node: &TestNode) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut held = held_connection(node).await;
+    held.write_all(b"GET /status HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 12];
+    tokio::time::timeout(STEP, held.read_exact(&mut first)).await.unwrap().unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    held
+}
+
+/// Reads until the server closes the connection (end of stream or error).
+async fn closed_by_server(stream: &mut (impl AsyncReadExt + Unpin)) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(STEP, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_with_no_request_in_flight_is_closed_after_the_idle_timeout() {
+    let node = TestNode::start_with(Options { idle_timeout: Duration::from_millis(200), ..Options::default() }).await;
+    let mut held = served_connection(&node).await;
+    // Then nothing more is asked: the server hangs up.
+    assert!(closed_by_server(&mut held).await, "an idle connection was kept");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_ip_over_its_cap_is_refused_when_none_of_its_connections_is_handshaking() {
+    let node = TestNode::start_with(Options { max_connections_per_ip: 1, ..Options::default() }).await;
+    // The IP's only place, taken by a served connection.
+    let held = served_connection(&node).await;
+    // A second connection from the same IP is closed at once.
+    let mut second = TcpStream::connect(node.addr).await.unwrap();
+    assert!(closed_by_server(&mut second).await, "a second connection from the IP was kept");
+    drop(held);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_gives_its_place_to_a_newcomer_from_its_ip() {
+    let node = TestNode::start_with(Options {
+        max_connections_per_ip: 1,
+        handshake_timeout: Duration::from_secs(60),
+        ..Options::default()
+    })
+    .await;
+    let mut stalled = TcpStream::connect(node.addr).await.unwrap();
+    // The admin gets through, and the stalled connection is closed for it.
+    let me = tokio::time::timeout(STEP, node.admin().get_json::<Caller>("/status")).await.unwrap().unwrap();
+    assert_eq!(me.role, Role::Admin);
+    assert!(closed_by_server(&mut stalled).await, "the stalled handshake was kept");
     node.stop().await.unwrap();
 }

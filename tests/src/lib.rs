@@ -66,6 +66,12 @@ pub struct TestNode {
 impl TestNode {
     /// Initialises and starts a node for `org`.
     pub async fn start_new(org: &str) -> anyhow::Result<Self> {
+        Self::start_new_with(org, |_| {}).await
+    }
+
+    /// As [`TestNode::start_new`], with `tune` applied to the test
+    /// configuration before the node is initialised.
+    pub async fn start_new_with(org: &str, tune: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let org: OrgId = org.parse()?;
         let dir = tempfile::tempdir()?;
         let mut config = Config::new(org.clone());
@@ -77,6 +83,7 @@ impl TestNode {
         config.exchange.retry_max_secs = 2;
         config.exchange.expiry_sweep_secs = 1;
         config.api.listen = "127.0.0.1:0".parse()?;
+        tune(&mut config);
         let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
         let running = Node::start(config.clone()).await?;
         let info = running.node().network().info().await?;
@@ -197,6 +204,29 @@ pub fn add_members(r: &mut RosterBuilder, nodes: &[&TestNode]) -> Vec<Entry> {
     r.chain.entries().to_vec()
 }
 
+/// Two new nodes for `a` and `b`, both members of `london-mou` (each
+/// given the whole chain by its admin), once they are connected.
+pub async fn connected_pair(a: &str, b: &str) -> (TestNode, TestNode, RosterBuilder) {
+    connected_pair_with(a, b, |_| {}).await
+}
+
+/// As [`connected_pair`], with `tune` applied to the first node's configuration.
+pub async fn connected_pair_with(
+    a: &str,
+    b: &str,
+    tune: impl FnOnce(&mut Config),
+) -> (TestNode, TestNode, RosterBuilder) {
+    let a = TestNode::start_new_with(a, tune).await.expect("first node starts");
+    let b = TestNode::start_new(b).await.expect("second node starts");
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a, &b]);
+    submit(&a, &chain).await.expect("the chain is accepted by the first node");
+    submit(&b, &chain).await.expect("the chain is accepted by the second node");
+    let p = b.peer_id;
+    wait_until("the two nodes connect", || async { a.connected_to(&p).await }).await;
+    (a, b, r)
+}
+
 /// Submits one signed roster entry to a node's API.
 pub async fn submit_entry(node: &TestNode, e: &Entry) -> Result<Submitted, ClientError> {
     node.admin().submit_entries(&e.body.agreement, &Submission::One(Box::new(e.clone()))).await
@@ -247,6 +277,22 @@ pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     files_under(dir)
         .iter()
         .any(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
+}
+
+/// The parts of a valid bundle from `org` (a raw peer's trust, signed
+/// with testkit's issuer key for it) to `to`, on the real clock.
+pub fn bundle_parts(org: &str, to: &str) -> staffpass_protocol::testkit::BundleParts {
+    let mut p = staffpass_protocol::testkit::bundle_parts();
+    let t = now().plus_secs(-60);
+    p.credential.issuer = org.parse().expect("org code");
+    p.credential.issued_at = t;
+    p.credential.expires_at = t.plus_days(365);
+    p.consent.home = org.parse().expect("org code");
+    p.consent.receiver = to.parse().expect("org code");
+    p.consent.issued_at = t;
+    p.consent.not_before = t;
+    p.consent.not_after = t.plus_days(30);
+    p
 }
 
 /// A raw peer registered in the roster as `org`'s node, with testkit's

@@ -26,15 +26,7 @@ use staffpass_tests::{
 const ALEX: (&str, &str, &str) = ("12345678-1", "Alex Testperson", "ZZ123456A");
 
 async fn pair() -> (TestNode, TestNode, RosterBuilder) {
-    let a = TestNode::start_new("RJZ").await.unwrap();
-    let b = TestNode::start_new("RJ1").await.unwrap();
-    let mut r = roster("london-mou");
-    let chain = add_members(&mut r, &[&a, &b]);
-    submit(&a, &chain).await.unwrap();
-    submit(&b, &chain).await.unwrap();
-    let p = b.peer_id;
-    wait_until("home and host connect", || async { a.connected_to(&p).await }).await;
-    (a, b, r)
+    staffpass_tests::connected_pair("RJZ", "RJ1").await
 }
 
 async fn import(node: &TestNode, csv: &str) -> ImportReport {
@@ -301,20 +293,7 @@ async fn revocation_with_every_reason_reaches_every_receiver() {
     assert!(!revokes.iter().any(|l| l.contains("rejected")), "{revokes:?}");
 }
 
-/// A valid bundle from `org` (the raw peer's trust) to `to`, on the real clock.
-fn parts(org: &str, to: &str) -> testkit::BundleParts {
-    let mut p = testkit::bundle_parts();
-    let t = now().plus_secs(-60);
-    p.credential.issuer = org.parse().unwrap();
-    p.credential.issued_at = t;
-    p.credential.expires_at = t.plus_days(365);
-    p.consent.home = org.parse().unwrap();
-    p.consent.receiver = to.parse().unwrap();
-    p.consent.issued_at = t;
-    p.consent.not_before = t;
-    p.consent.not_after = t.plus_days(30);
-    p
-}
+use staffpass_tests::bundle_parts as parts;
 
 async fn send(raw: &mut RawPeer, to: &TestNode, bundle: staffpass_protocol::Bundle) -> (MessageId, exchange::Response) {
     let peer = raw.connect(&to.p2p).await.expect("member admitted");

@@ -5,14 +5,22 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use staffpass_api::consents::ConsentRequest;
+use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
 use staffpass_protocol::AgreementId;
 use staffpass_protocol::roster::Entry;
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::roster::{Head, Request, Response};
 use staffpass_tests::raw::Seen;
 use staffpass_tests::{
-    STEP, TestNode, add_members, forged_agreement, raw_member, roster, self_signed_roster, submit, wait_until,
+    STEP, TestNode, add_members, forged_agreement, now, raw_member, roster, self_signed_roster, staff_csv, submit,
+    wait_until,
 };
 use tokio::sync::mpsc;
 
@@ -22,12 +30,21 @@ fn london() -> AgreementId {
 
 /// A victim node (RJZ) in `london-mou`, with a raw member RJ2 connected to it.
 async fn victim() -> (TestNode, RosterBuilder, staffpass_tests::raw::RawPeer, libp2p::PeerId) {
-    let v = TestNode::start_new("RJZ").await.unwrap();
-    let mut r = roster("london-mou");
-    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
-    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let (v, r, mut x) = victim_with(|_| {}).await;
     let peer = x.connect(&v.p2p).await.expect("the member is admitted");
     (v, r, x, peer)
+}
+
+/// A victim node (RJZ) in `london-mou` configured with `tune`, and a raw
+/// member RJ2, not yet connected.
+async fn victim_with(
+    tune: impl FnOnce(&mut staffpass_node::config::Config),
+) -> (TestNode, RosterBuilder, staffpass_tests::raw::RawPeer) {
+    let v = TestNode::start_new_with("RJZ", tune).await.unwrap();
+    let mut r = roster("london-mou");
+    submit(&v, &add_members(&mut r, &[&v])).await.unwrap();
+    let x = raw_member(&v, &mut r, "RJ2").await;
+    (v, r, x)
 }
 
 /// Waits until the raw peer has answered a `Fetch`.
@@ -234,4 +251,204 @@ async fn no_dht_names_members_of_other_agreements() {
     let peer = x.connect(&v.p2p).await.unwrap();
     let named = x.closest_peers(peer, v.p2p.clone()).await;
     assert!(!named.contains(&y.peer_id), "the victim named a member of another agreement");
+}
+
+/// The victim's count in a metric line starting with `prefix` (0 if absent).
+fn metric(v: &TestNode, prefix: &str) -> f64 {
+    v.node()
+        .metrics()
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()))
+        .sum()
+}
+
+/// F10: a member floods the victim with roster requests. Beyond its
+/// per-peer rate each request is answered `Unknown` and counted as
+/// misbehaviour; meanwhile the victim moves a passport to another member,
+/// and the move completes while the flood goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
+    let (v, _b, mut r) = staffpass_tests::connected_pair("RJZ", "RJ1").await;
+    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.expect("the member is admitted");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let heads = vec![Head { agreement: london(), seq: 0, hash: Hash([0; 32]) }];
+            let (mut answered, mut refused) = (0u64, 0u64);
+            while !stop.load(Ordering::SeqCst) || answered + refused < 1000 {
+                match x.roster(peer, Request::Heads(heads.clone())).await {
+                    Ok(Response::Unknown) => refused += 1,
+                    Ok(_) => answered += 1,
+                    Err(e) => panic!("a flood request failed after {answered} answered, {refused} refused: {e}"),
+                }
+            }
+            (answered, refused)
+        }
+    });
+
+    // The honest move, from the victim to RJ1, during the flood.
+    let admin = v.admin();
+    admin
+        .import_staff(
+            ImportFormat::Csv,
+            staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]).into_bytes(),
+            ImportQuery::default(),
+        )
+        .await
+        .unwrap();
+    let staff = admin.staff_list(&PageQuery::default()).await.unwrap().remove(0).staff_ref;
+    let consent = admin
+        .grant_consent(&ConsentRequest {
+            staff,
+            receiver: "RJ1".parse().unwrap(),
+            agreement: london(),
+            move_kind: MoveKind::Rotation,
+            claims: ["identity".parse().unwrap(), "dbs".parse().unwrap()].into_iter().collect(),
+            not_before: None,
+            not_after: now().plus_days(30),
+            staff_key: None,
+        })
+        .await
+        .unwrap();
+    let id = consent.consent.id;
+    wait_until("the passport is delivered during the flood", || {
+        let admin = admin.clone();
+        async move { admin.consent(&id).await.map(|c| c.state.name() == "delivered").unwrap_or(false) }
+    })
+    .await;
+    assert!(!flood.is_finished(), "the flood went on through the move");
+    stop.store(true, Ordering::SeqCst);
+    let (answered, refused) = flood.await.unwrap();
+    assert!(refused > 0, "no roster request was refused ({answered} answered)");
+    assert!(answered > 0, "the member's first requests are answered");
+    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"roster-rate-limit\"}");
+    assert_eq!(counted as u64, refused, "every refused request is counted");
+}
+
+/// The victim's TCP port for peer-to-peer connections.
+fn p2p_port(v: &TestNode) -> u16 {
+    v.p2p
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP listen address")
+}
+
+/// F10: one host (127.0.0.2) holding half-open connections to the
+/// peer-to-peer port takes only its share of the handshake places
+/// (`network.max_pending_incoming_per_ip`), so a member connecting from
+/// another address meanwhile is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hosts_half_open_connections_leave_room_for_members() {
+    let (v, _r, mut x) = victim_with(|c| {
+        c.network.max_pending_incoming = 8;
+        c.network.max_pending_incoming_per_ip = 4;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(socket.connect(([127, 0, 0, 1], p2p_port(&v)).into()).await.unwrap());
+    }
+    let vr = &v;
+    wait_until("the host's connections beyond the limits are refused", || async move {
+        metric(vr, "staffpass_connections_denied_total{reason=\"pending-") >= 24.0
+    })
+    .await;
+    x.connect(&v.p2p).await.expect("a member from another address is admitted");
+    assert!(metric(&v, "staffpass_connections_denied_total{reason=\"pending-per-ip\"}") >= 28.0);
+    drop(held);
+}
+
+/// F10: TCP connections to the peer-to-peer port that never finish their
+/// handshake (sent by anyone, no PeerId needed) are held only up to
+/// `network.max_pending_incoming`; the rest are refused at once and
+/// counted, and the member already connected stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_p2p_connections_beyond_the_pending_limit_are_refused() {
+    let (v, b, _r) = staffpass_tests::connected_pair_with("RJZ", "RJ1", |c| c.network.max_pending_incoming = 8).await;
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(tokio::net::TcpStream::connect(("127.0.0.1", p2p_port(&v))).await.unwrap());
+    }
+    let vr = &v;
+    wait_until("the connections beyond the pending limit are refused", || async move {
+        metric(vr, "staffpass_connections_denied_total{reason=\"pending-incoming\"}") >= 24.0
+    })
+    .await;
+    assert!(v.connected_to(&b.peer_id).await, "the member's connection survived");
+    drop(held);
+}
+
+/// F10: a member sends exchange requests faster than its rate allows:
+/// beyond the burst they are not answered (an honest sender's outbox would
+/// retry them later) and each is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_requests_over_the_rate_are_not_answered() {
+    let (v, _r, mut x) = victim_with(|c| {
+        c.network.exchange_requests_per_sec = 1;
+        c.network.exchange_request_burst = 5;
+    })
+    .await;
+    let peer = x.connect(&v.p2p).await.expect("the member is admitted");
+    let bundle = staffpass_tests::bundle_parts("RJ2", "RJZ").build(&staffpass_protocol::testkit::issuer("RJ2", 0));
+    let (mut answered, mut unanswered) = (0, 0);
+    for _ in 0..20 {
+        let id = staffpass_protocol::MessageId::random(&mut rand::rng());
+        let offer = staffpass_protocol::wire::exchange::Request::Offer { id, bundle: Box::new(bundle.clone()) };
+        match x.exchange(peer, offer).await {
+            Ok(_) => answered += 1,
+            Err(_) => unanswered += 1,
+        }
+    }
+    assert!((5..20).contains(&answered), "{answered} answered, {unanswered} not");
+    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"exchange-rate-limit\"}");
+    assert_eq!(counted as u64, unanswered, "every unanswered request is counted");
+    assert!(v.connected_to(&x.peer_id()).await, "a member over its rate is slowed down, not disconnected");
+}
+
+/// F10: a member opens connection after connection to the victim; beyond
+/// the per-peer limit each is refused (and counted), the first ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_peer_limit_are_refused() {
+    let (v, _r, mut x, _peer) = victim().await;
+    let limit = v.config.network.max_connections_per_peer;
+    let (mut admitted, mut refused) = (1, 0);
+    for _ in 0..2 * limit {
+        match x.connect(&v.p2p).await {
+            Ok(_) => admitted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(admitted, limit, "connections admitted from one peer ({refused} refused)");
+    assert!(metric(&v, "staffpass_connections_denied_total{reason=\"per-peer\"}") >= refused as f64);
+}
+
+/// F10: 256 TCP connections to the API that never start their TLS
+/// handshake (slowloris) do not lock the admin out: with them all held
+/// open, the admin's `status` answers within 5 s. The handshake timeout is
+/// set far beyond that, so it is the connection caps (a newcomer takes the
+/// place of the oldest stalled handshake), not the timeout, that let the
+/// admin in. (Before the fix, with the then hard-coded 10 s timeout, the
+/// request timed out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_api_connections_do_not_lock_out_the_admin() {
+    let v = TestNode::start_new_with("RJZ", |c| c.api.handshake_timeout_secs = 60).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..256 {
+        held.push(tokio::net::TcpStream::connect(v.api).await.unwrap());
+    }
+    let status = v.admin().with_timeout(Duration::from_secs(5)).status().await;
+    assert!(status.is_ok(), "the admin is locked out: {status:?}");
+    let evicted = metric(&v, "staffpass_api_connections_refused_total{reason=\"evicted\"}");
+    assert!(evicted >= 256.0 - v.config.api.max_connections_per_ip as f64, "stalled handshakes evicted: {evicted}");
+    drop(held);
 }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, identity, mdns, ping, request_response};
+use libp2p::{
+    StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, identity, mdns, memory_connection_limits,
+    ping, request_response,
+};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::wire;
 
@@ -21,6 +24,13 @@ pub struct Behaviour {
     /// Only signatories connect: peers not in this set are denied right
     /// after the handshake authenticates their PeerId.
     pub gate: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    /// Connection limits: handshakes in progress (before the PeerId is
+    /// known), established connections per peer and in total.
+    pub limits: connection_limits::Behaviour,
+    /// Handshakes in progress per IP address.
+    pub per_ip: super::per_ip::Behaviour,
+    /// No new connections while the process uses too much memory.
+    pub memory: memory_connection_limits::Behaviour,
     /// Exchange of listen addresses and protocols.
     pub identify: identify::Behaviour,
     /// Liveness.
@@ -72,6 +82,14 @@ impl Behaviour {
         let full = request_response::ProtocolSupport::Full;
         Ok(Behaviour {
             gate: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(cfg.max_pending_incoming))
+                    .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
+                    .with_max_established(Some(cfg.max_connections)),
+            ),
+            per_ip: super::per_ip::Behaviour::new(cfg.max_pending_incoming_per_ip as usize),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(f64::from(cfg.max_memory_percent) / 100.0),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_agent_version(format!("staffpass-node/{}", env!("CARGO_PKG_VERSION"))),

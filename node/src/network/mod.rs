@@ -8,9 +8,17 @@
 //! Only signatories connect: the set of allowed PeerIds is replaced by the
 //! node whenever a roster changes; anyone else is denied right after the
 //! handshake, and peers removed from the set are disconnected.
+//!
+//! Limits: handshakes in progress, connections per peer and in total, and
+//! the process's memory bound who may connect at all (libp2p's
+//! `connection_limits` and `memory_connection_limits`); each member peer
+//! has a token bucket per protocol for its requests and gossip, checked
+//! here before anything reaches the node. Every refusal is counted, and
+//! its log line is rate-limited per reason.
 
 pub mod behaviour;
 pub mod codec;
+pub mod per_ip;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -19,19 +27,76 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, identity, mdns, noise, request_response, tcp, yamux};
+use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, gossipsub, identify, identity, mdns,
+    memory_connection_limits, noise, request_response, tcp, yamux,
+};
 use staffpass_protocol::wire::{exchange, roster};
 use staffpass_protocol::{AgreementId, NodeId};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config;
+use crate::limits::{LogLimiter, MAX_TRACKED_PEERS, PeerRates, Rate};
 use crate::metrics::{Metrics, RequestLabels};
+use crate::misbehaviour::Misbehaviour;
 use behaviour::{Behaviour, BehaviourEvent};
 
 /// Capacity of the command and event channels.
 const CHANNEL: usize = 256;
+
+/// At most one log line per reason for denied connections in this period.
+const DENIAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Misbehaviour reason: roster requests over the peer's rate.
+pub const ROSTER_RATE_LIMIT: &str = "roster-rate-limit";
+/// Misbehaviour reason: roster gossip over the forwarding peer's rate.
+pub const GOSSIP_RATE_LIMIT: &str = "gossip-rate-limit";
+/// Misbehaviour reason: exchange requests over the peer's rate.
+pub const EXCHANGE_RATE_LIMIT: &str = "exchange-rate-limit";
+
+/// One token bucket per peer for each kind of inbound message.
+struct Rates {
+    roster: PeerRates,
+    gossip: PeerRates,
+    exchange: PeerRates,
+}
+
+impl Rates {
+    fn new(cfg: &config::Network) -> Self {
+        let roster = Rate { per_sec: cfg.roster_requests_per_sec, burst: cfg.roster_request_burst };
+        let exchange = Rate { per_sec: cfg.exchange_requests_per_sec, burst: cfg.exchange_request_burst };
+        Rates {
+            roster: PeerRates::new(roster, MAX_TRACKED_PEERS),
+            gossip: PeerRates::new(roster, MAX_TRACKED_PEERS),
+            exchange: PeerRates::new(exchange, MAX_TRACKED_PEERS),
+        }
+    }
+}
+
+/// The stable reason code of a denied connection, for the metric and log.
+fn denial_reason(cause: &ConnectionDenied) -> &'static str {
+    if cause.downcast_ref::<allow_block_list::NotAllowed>().is_some() {
+        "not-signatory"
+    } else if let Some(e) = cause.downcast_ref::<connection_limits::Exceeded>() {
+        // The kind of limit is only in the error's text.
+        let text = e.to_string();
+        if text.contains("pending incoming") {
+            "pending-incoming"
+        } else if text.contains("per peer") {
+            "per-peer"
+        } else {
+            "total"
+        }
+    } else if cause.downcast_ref::<per_ip::Exceeded>().is_some() {
+        "pending-per-ip"
+    } else if cause.downcast_ref::<memory_connection_limits::MemoryUsageLimitExceeded>().is_some() {
+        "memory"
+    } else {
+        "other"
+    }
+}
 
 /// A network operation that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,6 +248,7 @@ impl Network {
         key: identity::Keypair,
         cfg: &config::Network,
         metrics: Arc<Metrics>,
+        misbehaviour: Arc<Misbehaviour>,
     ) -> Result<(Network, mpsc::Receiver<Event>), Error> {
         let start = |e: &dyn std::fmt::Display| Error::Start(e.to_string());
         let behaviour_cfg = cfg.clone();
@@ -234,6 +300,9 @@ impl Network {
             swarm,
             events: events_tx,
             metrics,
+            misbehaviour,
+            rates: Rates::new(cfg),
+            denials: LogLimiter::new(DENIAL_LOG_EVERY),
             members: HashMap::new(),
             pending_exchange: HashMap::new(),
             pending_roster: HashMap::new(),
@@ -342,6 +411,11 @@ struct Driver {
     swarm: Swarm<Behaviour>,
     events: mpsc::Sender<Event>,
     metrics: Arc<Metrics>,
+    misbehaviour: Arc<Misbehaviour>,
+    rates: Rates,
+    /// Rate-limits log lines a peer can cause at will (denied
+    /// connections, failed inbound requests), per reason.
+    denials: LogLimiter,
     members: HashMap<PeerId, MemberState>,
     pending_exchange: HashMap<request_response::OutboundRequestId, Pending<exchange::Response>>,
     pending_roster: HashMap<request_response::OutboundRequestId, Pending<roster::Response>>,
@@ -526,13 +600,22 @@ impl Driver {
                 }
                 emit(&self.events, Event::Disconnected { peer: peer_id }).await;
             }
-            SwarmEvent::IncomingConnectionError { error: ListenError::Denied { .. }, peer_id, .. } => {
-                self.metrics.denied_connections.inc();
-                warn!(peer = ?peer_id, "inbound connection denied: not an active signatory");
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                peer_id,
+                send_back_addr,
+                ..
+            } => {
+                let reason = self.denied(&cause);
+                if let Some(suppressed) = self.denials.should_log(reason) {
+                    warn!(peer = ?peer_id, addr = %send_back_addr, reason, %cause, suppressed, "inbound connection denied");
+                } else {
+                    debug!(peer = ?peer_id, reason, "inbound connection denied");
+                }
             }
-            SwarmEvent::OutgoingConnectionError { error: DialError::Denied { .. }, peer_id, .. } => {
-                self.metrics.denied_connections.inc();
-                debug!(peer = ?peer_id, "outbound connection denied: not an active signatory");
+            SwarmEvent::OutgoingConnectionError { error: DialError::Denied { cause }, peer_id, .. } => {
+                let reason = self.denied(&cause);
+                debug!(peer = ?peer_id, reason, %cause, "outbound connection denied");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, error = %error, "dial failed");
@@ -543,8 +626,45 @@ impl Driver {
         }
     }
 
+    /// Counts a denied connection; returns its reason code.
+    fn denied(&self, cause: &ConnectionDenied) -> &'static str {
+        let reason = denial_reason(cause);
+        self.metrics.denied_connections.inc();
+        Metrics::count_reason(&self.metrics.connections_denied, reason);
+        reason
+    }
+
     async fn behaviour_event(&mut self, event: BehaviourEvent) {
+        use request_response::{Event as Rr, Message as M};
         match event {
+            // Over a peer's rate: refused here, before anything reaches the
+            // node (a flood must not fill the node's event channel).
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, .. })
+                if !self.rates.gossip.allow(&propagation_source) =>
+            {
+                self.misbehaviour.over_limit(&self.metrics, &propagation_source, GOSSIP_RATE_LIMIT);
+                Metrics::count(&self.metrics.gossip_messages, "ignored");
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    gossipsub::MessageAcceptance::Ignore,
+                );
+            }
+            BehaviourEvent::Roster(Rr::Message { peer, message: M::Request { channel, .. }, .. })
+                if !self.rates.roster.allow(&peer) =>
+            {
+                self.misbehaviour.over_limit(&self.metrics, &peer, ROSTER_RATE_LIMIT);
+                if self.swarm.behaviour_mut().roster.send_response(channel, roster::Response::Unknown).is_err() {
+                    debug!(%peer, "roster refusal not sent: the connection closed");
+                }
+            }
+            BehaviourEvent::Exchange(Rr::Message { peer, message: M::Request { channel, .. }, .. })
+                if !self.rates.exchange.allow(&peer) =>
+            {
+                // Not answered: the sender's outbox retries later.
+                self.misbehaviour.over_limit(&self.metrics, &peer, EXCHANGE_RATE_LIMIT);
+                drop(channel);
+            }
             // Where members are is the roster's word (address hints), not
             // a peer's: identify's self-reported addresses are not used to
             // dial, so no member can point this node at arbitrary hosts.
@@ -578,24 +698,33 @@ impl Driver {
             BehaviourEvent::Exchange(e) => {
                 let to_event = |peer, request, channel| Event::ExchangeRequest { peer, request, channel };
                 let pending = &mut self.pending_exchange;
-                request_response_event(&self.events, &self.metrics, pending, exchange::PROTOCOL, e, to_event).await
+                let ctx = Context { events: &self.events, metrics: &self.metrics, log: &self.denials };
+                request_response_event(ctx, pending, exchange::PROTOCOL, e, to_event).await
             }
             BehaviourEvent::Roster(e) => {
                 let to_event = |peer, request, channel| Event::RosterRequest { peer, request, channel };
                 let pending = &mut self.pending_roster;
-                request_response_event(&self.events, &self.metrics, pending, roster::PROTOCOL, e, to_event).await
+                let ctx = Context { events: &self.events, metrics: &self.metrics, log: &self.denials };
+                request_response_event(ctx, pending, roster::PROTOCOL, e, to_event).await
             }
             _ => {}
         }
     }
 }
 
+/// What [`request_response_event`] reports to.
+struct Context<'a> {
+    events: &'a mpsc::Sender<Event>,
+    metrics: &'a Metrics,
+    /// Rate-limits its log lines.
+    log: &'a LogLimiter,
+}
+
 /// Handles one request-response event of either protocol: inbound
 /// requests become domain events (`to_event`), responses and failures
 /// answer the pending request with its latency recorded.
 async fn request_response_event<Req, Resp>(
-    events: &mpsc::Sender<Event>,
-    metrics: &Metrics,
+    Context { events, metrics, log }: Context<'_>,
     pending: &mut HashMap<request_response::OutboundRequestId, Pending<Resp>>,
     protocol: &str,
     e: request_response::Event<Req, Resp>,
@@ -617,9 +746,16 @@ async fn request_response_event<Req, Resp>(
                 finish(metrics, protocol, p, Err(Error::Request { peer, reason: error.to_string() }));
             }
         }
-        E::InboundFailure { peer, error, .. } => {
-            warn!(%peer, %protocol, error = %error, "inbound request failed; stream reset");
-        }
+        // Not answered on purpose (over the peer's rate, or the handler
+        // chose to let the sender retry): nothing to report.
+        E::InboundFailure { error: request_response::InboundFailure::ResponseOmission, .. } => {}
+        // A peer can cause these at will (bad bytes, resets): rate-limited.
+        E::InboundFailure { peer, error, .. } => match log.should_log("inbound-request-failed") {
+            Some(suppressed) => {
+                warn!(%peer, %protocol, error = %error, suppressed, "inbound request failed; stream reset")
+            }
+            None => debug!(%peer, %protocol, error = %error, "inbound request failed; stream reset"),
+        },
         E::ResponseSent { .. } => {}
     }
 }
@@ -636,6 +772,34 @@ fn finish<T>(metrics: &Metrics, protocol: &str, p: Pending<T>, r: Result<T, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reason codes depend on libp2p's error texts: each limit, hit
+    /// for real on the behaviours the node uses, gets its own code.
+    #[test]
+    fn each_denial_has_its_reason() {
+        use connection_limits::{Behaviour as Limits, ConnectionLimits};
+        use libp2p::swarm::{ConnectionId, NetworkBehaviour};
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/7400".parse().unwrap();
+        let id = ConnectionId::new_unchecked(1);
+        let peer = PeerId::random();
+        let limits = |l: ConnectionLimits| Limits::new(l);
+
+        let mut pending = limits(ConnectionLimits::default().with_max_pending_incoming(Some(0)));
+        let e = pending.handle_pending_inbound_connection(id, &addr, &addr).unwrap_err();
+        assert_eq!(denial_reason(&e), "pending-incoming");
+        let mut per_peer = limits(ConnectionLimits::default().with_max_established_per_peer(Some(0)));
+        let e = per_peer.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
+        assert_eq!(denial_reason(&e), "per-peer");
+        let mut total = limits(ConnectionLimits::default().with_max_established(Some(0)));
+        let e = total.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
+        assert_eq!(denial_reason(&e), "total");
+        let mut per_ip = per_ip::Behaviour::new(0);
+        let e = per_ip.handle_pending_inbound_connection(id, &addr, &addr).unwrap_err();
+        assert_eq!(denial_reason(&e), "pending-per-ip");
+        let mut gate = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+        let e = gate.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
+        assert_eq!(denial_reason(&e), "not-signatory");
+    }
 
     #[test]
     fn node_ids_and_peer_ids_agree() {
