@@ -307,7 +307,6 @@ impl<T: Transport> Builder<T> {
         let api_cfg = &config.api;
         let api_options = crate::api::server::Options {
             body_limit: api_cfg.body_limit_bytes,
-            import_limit: api_cfg.import_limit_bytes,
             max_connections: api_cfg.max_connections,
             max_connections_per_ip: api_cfg.max_connections_per_ip,
             handshake_timeout: Duration::from_secs(api_cfg.handshake_timeout_secs),

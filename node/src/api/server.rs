@@ -87,10 +87,6 @@ pub struct Options {
     /// Largest request body for routes that do not set their own
     /// `DefaultBodyLimit`. Default [`DEFAULT_BODY_LIMIT`].
     pub body_limit: usize,
-    /// Largest body of the staff import route (it sets its own
-    /// `DefaultBodyLimit`; the early refusal below must know it).
-    /// Default 64 MiB.
-    pub import_limit: usize,
     /// Longest to wait for in-flight requests after shutdown is asked for;
     /// connections still open then are cut. Default 10 s.
     pub shutdown_grace: Duration,
@@ -108,7 +104,6 @@ impl Default for Options {
             http2_keep_alive: Duration::from_secs(30),
             refused: Family::default(),
             body_limit: DEFAULT_BODY_LIMIT,
-            import_limit: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
         }
@@ -154,11 +149,7 @@ pub async fn serve_with(
         return Err(Error::NoConnections);
     }
     let local = listener.local_addr().map_err(Error::LocalAddr)?;
-    let limits = BodyLimits { body: options.body_limit, import: options.import_limit };
-    let router = router
-        .layer(axum::middleware::from_fn(json_errors))
-        .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(axum::middleware::from_fn(move |req, next| refuse_oversized(limits, req, next)));
+    let router = router.layer(axum::middleware::from_fn(json_errors)).layer(DefaultBodyLimit::max(options.body_limit));
     let acceptor = TlsAcceptor::from(tls);
     let admission = Arc::new(Admission::new(options.max_connections, options.max_connections_per_ip));
     let log = Arc::new(LogLimiter::new(REFUSAL_LOG_EVERY));
@@ -602,47 +593,5 @@ mod tests {
         assert_eq!(y.evict.try_recv(), Ok(()));
         z.established();
         assert!(matches!(a.admit(ip(4)), Err(Refusal::Full)));
-    }
-}
-
-/// The body limits the early refusal applies, by route.
-#[derive(Clone, Copy, Debug)]
-struct BodyLimits {
-    body: usize,
-    import: usize,
-}
-
-/// Bodies up to this size are read and dropped before a 413 is sent.
-const DRAIN_CAP: u64 = 1 << 20;
-
-/// Refuses a request whose declared `Content-Length` is over its route's
-/// limit with 413 before any handler runs. A body of up to [`DRAIN_CAP`]
-/// is read and dropped first: closing a connection with unread bytes makes
-/// the kernel reset it, and the client would then see a reset instead of
-/// the 413 (a larger body is not read: that client gets the reset). Bodies
-/// without a length are still bounded by `DefaultBodyLimit`.
-async fn refuse_oversized(
-    limits: BodyLimits,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let limit = if req.uri().path() == staffpass_api::route::STAFF_IMPORT { limits.import } else { limits.body };
-    let declared = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > limit as u64 => {
-            if len <= DRAIN_CAP {
-                let _ = axum::body::to_bytes(req.into_body(), DRAIN_CAP as usize).await;
-            }
-            super::error::ApiError::payload_too_large(format!(
-                "the request body is {len} bytes; this route accepts at most {limit}"
-            ))
-            .into_response()
-        }
-        _ => next.run(req).await,
     }
 }

@@ -4,13 +4,15 @@
 //!
 //! Figures: 1 bundle verification, 2 exchange latency, 3 exchange
 //! throughput, 4 central-gateway comparison, 5 roster propagation (10 and
-//! 50 real nodes, 200 simulated), 6 import, 7 memory, 8 disk. `--quick`
+//! 50 real nodes, 200 simulated), 6 import, 7 memory, 8 disk, 9 roster
+//! entry cost on a short and a long chain. `--quick`
 //! shrinks every size for CI smoke runs; its numbers are not the figures.
 
 mod exchange;
 mod gateway;
 mod process;
 mod propagation;
+mod roster_cost;
 mod verify;
 
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Run only these figures (1-8; repeatable). Default: all.
+    /// Run only these figures (1-9; repeatable). Default: all.
     #[arg(long = "only", value_name = "N")]
     pub only: Vec<u8>,
     /// The `staffpass-node` binary for figures 6-8. Default: beside this
@@ -58,6 +60,8 @@ pub struct Sizes {
     pub passports: usize,
     /// Peers connected to the measured node.
     pub peers: usize,
+    /// Entries of the long chain of figure 9 (the short one is 100).
+    pub roster_chain: usize,
 }
 
 impl Sizes {
@@ -73,6 +77,7 @@ impl Sizes {
                 import_rows: 3_000,
                 passports: 500,
                 peers: 10,
+                roster_chain: 1_000,
             }
         } else {
             Sizes {
@@ -85,6 +90,7 @@ impl Sizes {
                 import_rows: 30_000,
                 passports: 5_000,
                 peers: 50,
+                roster_chain: 10_000,
             }
         }
     }
@@ -229,6 +235,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if want(6) || want(7) || want(8) {
         eprintln!("figures 6-8: import, memory, disk (a real staffpass-node process)");
         record("6-8 process", rt.block_on(process::run(&sizes, args.node_bin.clone())));
+    }
+    if want(9) {
+        eprintln!("figure 9: roster entry cost, short and long chain");
+        record("9 roster cost", roster_cost::run(&sizes));
     }
     rt.shutdown_timeout(Duration::from_secs(5));
 
