@@ -23,7 +23,7 @@ use crate::audit::{self, AuditQuery, Head, Verification, VerifyReport};
 use crate::consents::{ConsentRequest, ConsentState, ConsentView, StaffSignature};
 use crate::credentials::{CredentialView, RevokeRequest};
 use crate::error::{ErrorBody, ErrorInfo};
-use crate::outbox::{Kind, OutboxItemView};
+use crate::outbox::OutboxItemView;
 use crate::received::{ClaimView, ReceivedView};
 use crate::route;
 use crate::staff::{ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffRecord, StaffSummary};
@@ -64,7 +64,7 @@ pub fn json() -> String {
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
-        ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView, Kind,
+        ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
         audit::Entry, audit::Event, Head, VerifyReport, Verification,
     )),
     tags(

@@ -4,28 +4,9 @@ use serde::{Deserialize, Serialize};
 use staffpass_protocol::{AgreementId, ConsentId, MessageId, OrgId};
 use utoipa::ToSchema;
 
-/// What an outbox message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// A bundle.
-    Offer,
-    /// A withdrawal.
-    Withdraw,
-    /// A revocation.
-    Revoke,
-}
-
-impl Kind {
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Offer => "offer",
-            Kind::Withdraw => "withdraw",
-            Kind::Revoke => "revoke",
-        }
-    }
-}
+/// What an outbox message is: the kind of its request, as the protocol
+/// names it (`offer`, `withdraw`, `revoke`).
+pub use staffpass_protocol::wire::exchange::Kind;
 
 /// One message waiting in the outbox (`GET /v1/outbox`); never its content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -33,7 +14,8 @@ pub struct OutboxItemView {
     /// Message id.
     #[schema(value_type = String)]
     pub id: MessageId,
-    /// Its kind.
+    /// Its kind: `offer`, `withdraw` or `revoke`.
+    #[schema(value_type = String)]
     pub kind: Kind,
     /// The consent it belongs to.
     #[schema(value_type = String)]

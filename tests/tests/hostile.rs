@@ -163,18 +163,25 @@ async fn entries_outside_the_asked_range_are_refused() {
     wait_until("the victim hangs up on the liar", || async { !v.connected_to(&peer).await }).await;
 }
 
-/// F8: a member of `london-mou` alone learns nothing of the victim's other
-/// agreement: not in the heads the victim sends or answers, not by fetch;
-/// and a member removed from an agreement reads nothing of it any more.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_learns_nothing_of_other_agreements() {
+/// A victim (RJZ) holding `london-mou` and `kent-mou`, and a raw member RJ2
+/// of `london-mou` only.
+async fn in_two_agreements() -> (TestNode, RosterBuilder, RosterBuilder, staffpass_tests::raw::RawPeer) {
     let v = TestNode::start_new("RJZ").await.unwrap();
     let mut london_roster = roster("london-mou");
     submit(&v, &add_members(&mut london_roster, &[&v])).await.unwrap();
     let mut kent_roster = roster("kent-mou");
     submit(&v, &add_members(&mut kent_roster, &[&v])).await.unwrap();
+    let x = raw_member(&v, &mut london_roster, "RJ2").await;
+    (v, london_roster, kent_roster, x)
+}
+
+/// F8: a member of `london-mou` alone learns nothing of the victim's other
+/// agreement: not in the heads the victim sends or answers, not by fetch;
+/// and a member removed from an agreement reads nothing of it any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_learns_nothing_of_other_agreements() {
+    let (v, _, _, mut x) = in_two_agreements().await;
     let kent: AgreementId = "kent-mou".parse().unwrap();
-    let mut x = raw_member(&v, &mut london_roster, "RJ2").await;
     let peer = x.connect(&v.p2p).await.unwrap();
 
     let all = vec![
@@ -206,13 +213,8 @@ async fn a_member_learns_nothing_of_other_agreements() {
 /// another) cannot fetch it any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_reads_nothing_more() {
-    let v = TestNode::start_new("RJZ").await.unwrap();
-    let mut london_roster = roster("london-mou");
-    submit(&v, &add_members(&mut london_roster, &[&v])).await.unwrap();
-    let mut kent_roster = roster("kent-mou");
-    submit(&v, &add_members(&mut kent_roster, &[&v])).await.unwrap();
+    let (v, _, mut kent_roster, mut x) = in_two_agreements().await;
     let kent: AgreementId = "kent-mou".parse().unwrap();
-    let mut x = raw_member(&v, &mut london_roster, "RJ2").await;
     let spec = staffpass_protocol::roster::MemberSpec {
         org: "RJ2".parse().unwrap(),
         name: "RJ2 test trust".into(),

@@ -13,7 +13,7 @@ pub(super) async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<Outb
         .into_iter()
         .map(|i| OutboxItemView {
             id: i.id,
-            kind: out_kind(i.kind),
+            kind: i.kind,
             consent: i.consent,
             to: i.to,
             agreement: i.agreement,
@@ -22,15 +22,4 @@ pub(super) async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<Outb
         })
         .collect();
     Ok(Json(items))
-}
-
-/// The API's name for an outbox message's kind.
-fn out_kind(k: staffpass_protocol::wire::exchange::Kind) -> staffpass_api::outbox::Kind {
-    use staffpass_api::outbox::Kind as Api;
-    use staffpass_protocol::wire::exchange::Kind;
-    match k {
-        Kind::Offer => Api::Offer,
-        Kind::Withdraw => Api::Withdraw,
-        Kind::Revoke => Api::Revoke,
-    }
 }
