@@ -54,6 +54,11 @@ pub enum Command {
         /// Write the signed change here instead of updating CHANGE.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// For a resolution: the two entries at the halted seq (the same
+        /// file as for `roster propose resolve`); the change is then checked
+        /// after the chosen one instead of after the chain's head.
+        #[arg(long, value_name = "FILE", requires = "chain")]
+        evidence: Option<PathBuf>,
         /// Sign without asking (after checking it with `roster show`).
         #[arg(long, short = 'y')]
         yes: bool,
@@ -287,8 +292,8 @@ pub enum Propose {
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
         Command::Propose(p) => propose(p, format),
-        Command::Sign { change, key, chain, out, yes } => {
-            sign(&change, &key, chain.as_deref(), out.as_deref(), yes, format)
+        Command::Sign { change, key, chain, out, evidence, yes } => {
+            sign(&change, &key, chain.as_deref(), evidence.as_deref(), out.as_deref(), yes, format)
         }
         Command::Show { file } => show(&file, format),
         Command::Verify { chain } => verify(&chain, format),
@@ -526,8 +531,10 @@ fn accepts_text(t: &Terms) -> String {
 
 /// `roster propose resolve`: the resolution entry after the chosen one of
 /// the two entries at a halted seq.
-fn propose_resolve(chain: &Path, evidence: &Path, chosen: Hash, out: &Path, format: Format) -> Result<()> {
-    let chain = load_chain(chain)?;
+/// The roster state after the entry `chosen`, one of the two entries at the
+/// halted seq in the `evidence` file, applied to `chain` as it stood before
+/// that seq: what a resolution choosing it is checked and signed against.
+fn after_chosen(chain: &Chain, evidence: &Path, chosen: Hash) -> Result<State> {
     let eq: roster::Equivocation = crate::files::read_json(evidence, "equivocation evidence")?;
     let bad = |reason: String| Error::BadValue { what: "resolve", input: chosen.to_string(), reason };
     let picked = [&eq.existing, &eq.conflicting]
@@ -539,14 +546,17 @@ fn propose_resolve(chain: &Path, evidence: &Path, chosen: Hash, out: &Path, form
         .checked_sub(1)
         .and_then(|s| chain.state_at(s))
         .ok_or_else(|| bad("the chain file does not reach the halted seq".into()))?;
-    let after =
-        roster::apply(Some(&before), picked).map_err(|e| Error::roster("the chosen entry does not apply", e))?;
+    roster::apply(Some(&before), picked).map_err(|e| Error::roster("the chosen entry does not apply", e))
+}
+
+fn propose_resolve(chain: &Path, evidence: &Path, chosen: Hash, out: &Path, format: Format) -> Result<()> {
+    let after = after_chosen(&load_chain(chain)?, evidence, chosen)?;
     let body = EntryBody {
         agreement: after.agreement.clone(),
-        seq: eq.seq + 1,
+        seq: after.seq + 1,
         prev: chosen,
         issued_at: now().max(after.issued_at),
-        change: Change::Resolve { seq: eq.seq, chosen },
+        change: Change::Resolve { seq: after.seq, chosen },
     };
     dry_run(Some(&after), &body).map_err(|e| Error::roster("the resolution would be refused", e))?;
     let entry = Entry::unsigned(body);
@@ -557,9 +567,11 @@ fn propose_resolve(chain: &Path, evidence: &Path, chosen: Hash, out: &Path, form
     output::line(format!("Wrote {}: entry {} of {}.", out.display(), entry.body.seq, entry.body.agreement))?;
     output::line(format!("  {}", describe(&entry.body.change)))?;
     output::line(format!(
-        "It needs {} signature(s) of the stewards in office after the chosen entry: each runs `staffpass-admin roster sign {} --key STEWARD.key`; then submit it to any node.",
+        "It needs {} signature(s) of the stewards in office after the chosen entry: each runs `staffpass-admin roster sign {} --key STEWARD.key --chain {} --evidence {}`; then submit it to any node.",
         after.threshold,
-        out.display()
+        out.display(),
+        chain.display(),
+        evidence.display()
     ))
 }
 
@@ -670,6 +682,7 @@ fn sign(
     path: &Path,
     key_path: &Path,
     chain_path: Option<&Path>,
+    evidence: Option<&Path>,
     out: Option<&Path>,
     yes: bool,
     format: Format,
@@ -696,8 +709,13 @@ fn sign(
         let cp = chain_path
             .ok_or_else(|| Error::NeedChain { agreement: entry.body.agreement.clone(), seq: entry.body.seq })?;
         let chain = load_chain(cp)?;
-        check_extends(&chain, &entry)?;
-        let st = chain.state().clone();
+        let st = match (evidence, &entry.body.change) {
+            (Some(ev), Change::Resolve { chosen, .. }) => after_chosen(&chain, ev, *chosen)?,
+            _ => {
+                check_extends(&chain, &entry)?;
+                chain.state().clone()
+            }
+        };
         (st.stewards.clone(), st.threshold, Some(st))
     };
     if !stewards.contains(&me) {

@@ -404,6 +404,7 @@ fn every_proposal_kind_is_checked_and_applies() {
         vec!["set-terms", "--moves", "rotation,emergency-deployment"],
         vec!["resign", "--valid-for", "120d"],
         vec!["set-stewards", "--steward", "a.key", "--steward", "b.key", "--steward", "d.key", "--threshold", "2"],
+        vec!["revoke-key", "--org", "RJZ", "--key", &i1, "--since", "2026-01-01T00:00:00Z"],
         vec!["remove", "--org", "RJZ"],
     ];
     for (i, p) in proposals.iter().enumerate() {
@@ -426,6 +427,47 @@ fn every_proposal_kind_is_checked_and_applies() {
         admin(dir, &["roster", "propose", "reinstate", "--chain", "chain.json", "--out", "no.json", "--org", "RJZ"]);
     run.fails(3);
     assert!(!dir.join("no.json").exists());
+}
+
+#[test]
+fn stewards_propose_and_sign_a_resolution_of_an_equivocation() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    agreement(dir);
+    // Two different re-signs at seq 1, each signed by a and b.
+    for (name, span) in [("x.json", "100d"), ("y.json", "110d")] {
+        admin(dir, &["roster", "propose", "resign", "--chain", "chain.json", "--out", name, "--valid-for", span]).ok();
+        for k in ["a.key", "b.key"] {
+            admin(dir, &["roster", "sign", name, "--key", k, "--chain", "chain.json", "--yes"]).ok();
+        }
+    }
+    let (x, y) = (entries(dir.join("x.json")).remove(0), entries(dir.join("y.json")).remove(0));
+    admin(dir, &["roster", "append", "chain.json", "x.json"]).ok();
+    // The evidence as a halted node reports it; the stewards choose y.
+    let eq = roster::Equivocation { seq: 1, existing: x.clone(), conflicting: y.clone() };
+    std::fs::write(dir.join("evidence.json"), serde_json::to_vec(&eq).unwrap()).unwrap();
+    let chosen = y.hash().to_string();
+    let args = ["roster", "propose", "resolve", "--chain", "chain.json", "--evidence", "evidence.json"];
+    let mut wrong = args.to_vec();
+    let other = staffpass_protocol::Hash::of(b"neither").to_string();
+    wrong.extend(["--chosen", &other, "--out", "bad.json"]);
+    admin(dir, &wrong).fails(2);
+    assert!(!dir.join("bad.json").exists());
+    let mut ok = args.to_vec();
+    ok.extend(["--chosen", &chosen, "--out", "r.json"]);
+    admin(dir, &ok).ok();
+    for k in ["a.key", "c.key"] {
+        let sign = ["roster", "sign", "r.json", "--key", k, "--chain", "chain.json", "--evidence", "evidence.json"];
+        admin(dir, &[&sign[..], &["--yes"]].concat()).ok();
+    }
+    let r = entries(dir.join("r.json")).remove(0);
+    // A node halted by x and y applies it and keeps y.
+    let mut chain = Chain::from_entries(entries(dir.join("chain.json"))).unwrap();
+    assert!(chain.append(y.clone()).is_err());
+    assert!(chain.halted().is_some());
+    assert_eq!(chain.append(r), Ok(roster::Appended::Applied));
+    assert!(chain.halted().is_none());
+    assert_eq!(chain.hash_at(1), Some(y.hash()));
 }
 
 #[test]
