@@ -92,6 +92,7 @@ pub fn find(no_build: bool) -> Result<Bins> {
 }
 
 /// Finds (and under `cargo run`, first builds) the node binary alone.
+#[cfg(feature = "bench")]
 pub fn find_node() -> Result<PathBuf> {
     let dir = exe_dir()?;
     if std::env::var_os(env_name(NODE)).is_none() {

@@ -3,6 +3,10 @@
 //! signing with `staffpass-admin`, real `staffpass-node` processes, and
 //! scenarios that assert what happened (see issue 7 and `testnet/README.md`).
 
+#[cfg(feature = "bench")]
+mod bench;
+#[cfg(not(feature = "bench"))]
+#[path = "bench_off.rs"]
 mod bench;
 mod bins;
 mod data;
