@@ -295,12 +295,16 @@ fn a_returned_commit_survives_a_crash() {
     }
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
+    // This test's name inside the test binary (`<module>::<fn>`, without
+    // the binary's own crate name), so the child runs it and nothing else.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let name = format!("{module}::a_returned_commit_survives_a_crash");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_returned_commit_survives_a_crash", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(CHILD, dir.path())
         .status()
         .unwrap();
-    assert!(!status.success(), "the child must have aborted");
+    assert!(!status.success(), "the child must have aborted (it ran no test if it exited cleanly)");
     let store = SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap();
     assert_eq!(store.scan_prefix(Tree::Outbox, b"crash/").unwrap().len(), 20);
     assert_eq!(store.scan_prefix(Tree::Staff, b"crash/").unwrap().len(), 20);
