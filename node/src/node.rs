@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use libp2p::PeerId;
 use staffpass_protocol::roster::{self as proto, Appended};
-use staffpass_protocol::{AgreementId, IssuerPublicKey, OrgId};
+use staffpass_protocol::{IssuerPublicKey, OrgId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -325,10 +325,7 @@ impl<T: Transport> Builder<T> {
             }
         }));
 
-        let agreements: Vec<AgreementId> = rosters.read().keys().cloned().collect();
-        for id in agreements {
-            network.subscribe(id).await?;
-        }
+        // Who may connect, and the roster topics to follow.
         sync.refresh_members().await;
         rosters.update_metrics(clock.now());
         ready.store(true, Ordering::SeqCst);

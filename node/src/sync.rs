@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use staffpass_protocol::AgreementId;
 use staffpass_protocol::roster::{self as proto, Appended};
 use staffpass_protocol::wire::roster::{self as wire_roster, Head, MAX_ENTRIES};
+use staffpass_protocol::{AgreementId, NodeId};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -78,11 +78,37 @@ impl RosterSync {
             .collect()
     }
 
-    /// Tells the network who may connect, after a roster change.
+    /// The roster gossip topics, with the peers allowed on each.
+    pub fn topics(&self) -> Vec<network::Topic> {
+        let peers = |nodes: Vec<NodeId>| nodes.iter().filter_map(network::peer_of).collect();
+        self.0
+            .rosters
+            .topics()
+            .into_iter()
+            .map(|t| network::Topic {
+                name: t.topic,
+                subscribe: t.subscribed,
+                readers: peers(t.readers),
+                former: peers(t.former),
+            })
+            .collect()
+    }
+
+    /// Tells the network who may connect and who may follow which roster
+    /// topic, after a roster change.
     pub async fn refresh_members(&self) {
         if let Err(e) = self.0.network.set_members(self.members()).await {
             warn!(error = %e, "cannot update the member set");
         }
+        if let Err(e) = self.0.network.set_topics(self.topics()).await {
+            warn!(error = %e, "cannot update the roster topics");
+        }
+    }
+
+    /// Gossips an entry on its agreement's topic.
+    async fn publish(&self, agreement: &AgreementId, bytes: Vec<u8>) -> Result<(), network::Error> {
+        let Some(topic) = self.0.rosters.topic_of(agreement) else { return Ok(()) };
+        self.0.network.publish(topic, bytes).await
     }
 
     /// Submits a roster entry from the API: applies it durably, then
@@ -90,14 +116,10 @@ impl RosterSync {
     pub async fn submit(&self, entry: proto::Entry, actor: &str) -> Result<Appended, Error> {
         let agreement = entry.body.agreement.clone();
         let bytes = staffpass_protocol::encoding::to_bytes(&entry);
-        let is_genesis = entry.body.seq == 0;
         let r = self.apply(entry, Origin::Admin(actor.to_string())).await;
         match &r {
             Ok(Appended::Applied) => {
-                if is_genesis {
-                    let _ = self.0.network.subscribe(agreement.clone()).await;
-                }
-                if let Err(e) = self.0.network.publish(agreement, bytes).await {
+                if let Err(e) = self.publish(&agreement, bytes).await {
                     warn!(error = %e, "roster entry applied but not gossiped; anti-entropy will carry it");
                 }
                 self.refresh_members().await;
@@ -105,7 +127,7 @@ impl RosterSync {
             Err(Error::Refused(proto::Error::Equivocation { .. })) => {
                 // Spread the conflicting entry: every node holding the
                 // other one then sees the equivocation too.
-                if let Err(e) = self.0.network.publish(agreement, bytes).await {
+                if let Err(e) = self.publish(&agreement, bytes).await {
                     warn!(error = %e, "equivocation evidence not gossiped; anti-entropy will carry it");
                 }
                 self.refresh_members().await;
@@ -151,10 +173,9 @@ impl RosterSync {
 
     /// Judges a gossiped roster entry, applying it if it is valid.
     pub async fn on_gossip(&self, source: PeerId, topic: &str, data: &[u8]) -> Verdict {
-        let Some(agreement) = topic.strip_prefix("/staffpass/roster/").and_then(|a| a.parse::<AgreementId>().ok())
-        else {
-            return Verdict::Reject;
-        };
+        // gossipsub delivers only topics this node subscribes to, all of
+        // which it holds; a topic it no longer holds is nobody's fault.
+        let Some(agreement) = self.0.rosters.agreement_of_topic(topic) else { return Verdict::Ignore };
         let entry = match wire_roster::decode_entry(data) {
             Ok(e) if e.body.agreement == agreement => e,
             _ => return Verdict::Reject,

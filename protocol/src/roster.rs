@@ -532,6 +532,10 @@ pub struct Member {
     pub status: MemberStatus,
     /// Every change of standing, oldest first.
     pub history: Vec<(Timestamp, MemberStatus)>,
+    /// The seq of the entry that set the current standing (for a removed
+    /// member: the last entry it may still read, the one removing it).
+    #[serde(default)]
+    pub status_seq: u64,
 }
 
 /// The verdict on an issuer key at a time.
@@ -789,17 +793,25 @@ fn key_in_use(s: &State, key: &IssuerPublicKey) -> bool {
     s.members.values().any(|m| m.keys.iter().any(|k| k.key == *key))
 }
 
-fn set_status(m: &mut Member, from: &[MemberStatus], to: MemberStatus, at: Timestamp) -> Result<(), ChangeError> {
+fn set_status(
+    m: &mut Member,
+    from: &[MemberStatus],
+    to: MemberStatus,
+    at: Timestamp,
+    seq: u64,
+) -> Result<(), ChangeError> {
     if !from.contains(&m.status) {
         return Err(ChangeError::WrongStatus { org: m.org.clone(), status: m.status });
     }
     m.status = to;
+    m.status_seq = seq;
     m.history.push((at, to));
     Ok(())
 }
 
 fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeError> {
     use MemberStatus::*;
+    let seq = s.seq;
     match change {
         Change::Genesis { .. } => return Err(ChangeError::LateGenesis),
         Change::AddMember(spec) => {
@@ -841,6 +853,7 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
                     addresses: spec.addresses.clone(),
                     status: Active,
                     history,
+                    status_seq: seq,
                 },
             );
         }
@@ -893,10 +906,10 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
         }
         Change::Suspend { org, reason } => {
             check_text("reason", reason)?;
-            set_status(member_mut(s, org)?, &[Active], Suspended, at)?;
+            set_status(member_mut(s, org)?, &[Active], Suspended, at, seq)?;
         }
-        Change::Reinstate { org } => set_status(member_mut(s, org)?, &[Suspended], Active, at)?,
-        Change::Remove { org } => set_status(member_mut(s, org)?, &[Active, Suspended], Removed, at)?,
+        Change::Reinstate { org } => set_status(member_mut(s, org)?, &[Suspended], Active, at, seq)?,
+        Change::Remove { org } => set_status(member_mut(s, org)?, &[Active, Suspended], Removed, at, seq)?,
         Change::RevokeKey { org, key, compromised_since } => {
             let m = member_mut(s, org)?;
             let rec = m

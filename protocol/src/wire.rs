@@ -273,8 +273,14 @@ pub mod roster {
         encoding::from_canonical_bytes(b, MAX_ENTRY, "roster entry")
     }
 
-    /// The gossipsub topic of an agreement.
-    pub fn topic(agreement: &AgreementId) -> String {
-        format!("/staffpass/roster/{agreement}")
+    /// The gossipsub topic of an agreement, named by its genesis entry's
+    /// hash (hashed again, under a label) rather than its id: every peer a
+    /// node connects to sees the names of the topics it subscribes to, and
+    /// only members hold the genesis, so a member of one agreement cannot
+    /// tell which other agreements a node is in from their topic names.
+    pub fn topic(genesis: &Hash) -> String {
+        let mut label = b"staffpass roster topic v1\0".to_vec();
+        label.extend_from_slice(&genesis.0);
+        format!("/staffpass/roster/1/{}", Hash::of(&label))
     }
 }

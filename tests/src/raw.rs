@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, kad, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identity, kad, noise, tcp, yamux};
 use staffpass_node::network::codec::{ExchangeCodec, RosterCodec};
 use staffpass_protocol::wire::{exchange, roster};
 use tokio::sync::mpsc;
@@ -72,6 +72,19 @@ pub struct RawBehaviour {
     roster: request_response::Behaviour<RosterCodec>,
     /// A Kademlia client on the node's former private DHT protocol.
     kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Roster gossip, configured as the node's.
+    gossipsub: gossipsub::Behaviour,
+}
+
+/// What a raw peer saw of a node's roster gossip.
+#[derive(Debug, Default)]
+pub struct GossipSeen {
+    /// Topics the node said it subscribes to.
+    pub topics: Vec<String>,
+    /// Messages received, with their topic.
+    pub messages: Vec<(String, Vec<u8>)>,
+    /// Whether the node hung up.
+    pub closed: bool,
 }
 
 /// What a raw peer serving roster requests saw.
@@ -86,6 +99,8 @@ pub enum Seen {
 /// A bare peer.
 pub struct RawPeer {
     swarm: Swarm<RawBehaviour>,
+    /// Topics peers announced while [`RawPeer::connect`] drove the swarm.
+    announced: Vec<(PeerId, String)>,
 }
 
 impl RawPeer {
@@ -97,6 +112,18 @@ impl RawPeer {
             .with_tokio()
             .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
             .with_behaviour(|k| RawBehaviour {
+                gossipsub: {
+                    let cfg = gossipsub::ConfigBuilder::default()
+                        .validation_mode(gossipsub::ValidationMode::Strict)
+                        .heartbeat_interval(Duration::from_millis(500))
+                        .message_id_fn(|m: &gossipsub::Message| {
+                            gossipsub::MessageId::from(staffpass_protocol::signing::Hash::of(&m.data).0.to_vec())
+                        })
+                        .build()
+                        .expect("gossipsub config");
+                    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(k.clone()), cfg)
+                        .expect("gossipsub behaviour")
+                },
                 kad: {
                     let id = k.public().to_peer_id();
                     let mut c = kad::Config::new(StreamProtocol::new("/staffpass/kad/1"));
@@ -112,7 +139,7 @@ impl RawPeer {
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        Ok(RawPeer { swarm })
+        Ok(RawPeer { swarm, announced: Vec::new() })
     }
 
     /// Its PeerId.
@@ -134,6 +161,9 @@ impl RawPeer {
                     SwarmEvent::ConnectionEstablished { peer_id, .. } => established = Some(peer_id),
                     SwarmEvent::ConnectionClosed { peer_id, .. } => return Err(format!("connection to {peer_id} closed by the remote")),
                     SwarmEvent::OutgoingConnectionError { error, .. } => return Err(error.to_string()),
+                    SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
+                        self.announced.push((peer_id, topic.into_string()));
+                    }
                     _ => {}
                 },
                 // Established and not closed within the settle time: admitted.
@@ -221,6 +251,48 @@ impl RawPeer {
                     ..
                 })) if request_id == id => return Err(error.to_string()),
                 _ => {}
+            }
+        }
+    }
+
+    /// Subscribes to a gossip topic (sent to connected peers at once).
+    pub fn subscribe(&mut self, topic: &str) {
+        let _ = self.swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(topic));
+    }
+
+    /// Drives the peer, collecting what it sees of `peer`'s roster gossip
+    /// into `seen`, until `done(seen)` holds (returns true), `peer` hangs
+    /// up, or `limit` passes (returns false).
+    pub async fn watch_gossip(
+        &mut self,
+        peer: PeerId,
+        seen: &mut GossipSeen,
+        limit: Duration,
+        mut done: impl FnMut(&GossipSeen) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let (early, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.announced).into_iter().partition(|(p, _)| *p == peer);
+        self.announced = rest;
+        seen.topics.extend(early.into_iter().map(|(_, t)| t));
+        loop {
+            if done(seen) {
+                return true;
+            }
+            if seen.closed {
+                return false;
+            }
+            tokio::select! {
+                ev = self.swarm.select_next_some() => match ev {
+                    SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
+                        if peer_id == peer => seen.topics.push(topic.into_string()),
+                    SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
+                        seen.messages.push((message.topic.into_string(), message.data));
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } if peer_id == peer => seen.closed = true,
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => return false,
             }
         }
     }

@@ -19,6 +19,7 @@
 pub mod behaviour;
 pub mod codec;
 pub mod per_ip;
+pub mod topics;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -29,11 +30,11 @@ use futures::StreamExt;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, gossipsub, identify, identity, mdns,
-    memory_connection_limits, noise, request_response, tcp, yamux,
+    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, gossipsub, gossipsub::TopicHash, identify, identity,
+    mdns, memory_connection_limits, noise, request_response, tcp, yamux,
 };
+use staffpass_protocol::NodeId;
 use staffpass_protocol::wire::{exchange, roster};
-use staffpass_protocol::{AgreementId, NodeId};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -42,6 +43,8 @@ use crate::limits::{LogLimiter, MAX_TRACKED_PEERS, PeerRates, Rate};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::misbehaviour::Misbehaviour;
 use behaviour::{Behaviour, BehaviourEvent};
+pub use topics::Topic;
+use topics::{Judgement, TopicRules};
 
 /// Capacity of the command and event channels.
 const CHANNEL: usize = 256;
@@ -206,8 +209,8 @@ enum Command {
     Roster { peer: PeerId, request: roster::Request, reply: oneshot::Sender<Result<roster::Response, Error>> },
     RespondExchange { channel: request_response::ResponseChannel<exchange::Response>, response: exchange::Response },
     RespondRoster { channel: request_response::ResponseChannel<roster::Response>, response: roster::Response },
-    Subscribe(AgreementId),
-    Publish { agreement: AgreementId, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    SetTopics(Vec<Topic>),
+    Publish { topic: String, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
     ReportGossip { id: gossipsub::MessageId, source: PeerId, verdict: Verdict },
     Info(oneshot::Sender<Info>),
     Disconnect(PeerId),
@@ -304,6 +307,7 @@ impl Network {
             rates: Rates::new(cfg),
             denials: LogLimiter::new(DENIAL_LOG_EVERY),
             members: HashMap::new(),
+            topics: TopicRules::default(),
             pending_exchange: HashMap::new(),
             pending_roster: HashMap::new(),
             redial_max: Duration::from_secs(cfg.redial_max_secs),
@@ -359,15 +363,17 @@ impl Network {
         self.send(Command::RespondRoster { channel, response }).await
     }
 
-    /// Subscribes to an agreement's roster topic.
-    pub async fn subscribe(&self, agreement: AgreementId) -> Result<(), Error> {
-        self.send(Command::Subscribe(agreement)).await
+    /// Replaces the roster topics: subscribes to those marked so, leaves
+    /// the others, and judges every peer's subscriptions against them (see
+    /// [`topics`]).
+    pub async fn set_topics(&self, topics: Vec<Topic>) -> Result<(), Error> {
+        self.send(Command::SetTopics(topics)).await
     }
 
     /// Publishes a roster entry on its agreement's topic.
-    pub async fn publish(&self, agreement: AgreementId, data: Vec<u8>) -> Result<(), Error> {
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Publish { agreement, data, reply }).await?;
+        self.send(Command::Publish { topic, data, reply }).await?;
         rx.await.map_err(|_| Error::Stopped)?
     }
 
@@ -417,6 +423,8 @@ struct Driver {
     /// connections, failed inbound requests), per reason.
     denials: LogLimiter,
     members: HashMap<PeerId, MemberState>,
+    /// Who may subscribe to each roster topic.
+    topics: TopicRules,
     pending_exchange: HashMap<request_response::OutboundRequestId, Pending<exchange::Response>>,
     pending_roster: HashMap<request_response::OutboundRequestId, Pending<roster::Response>>,
     redial_max: Duration,
@@ -482,14 +490,9 @@ impl Driver {
                     debug!("roster response not sent: the connection closed");
                 }
             }
-            Command::Subscribe(agreement) => {
-                let topic = gossipsub::IdentTopic::new(roster::topic(&agreement));
-                if let Err(e) = b.gossipsub.subscribe(&topic) {
-                    warn!(%agreement, error = %e, "cannot subscribe to the roster topic");
-                }
-            }
-            Command::Publish { agreement, data, reply } => {
-                let topic = gossipsub::IdentTopic::new(roster::topic(&agreement));
+            Command::SetTopics(topics) => self.set_topics(topics),
+            Command::Publish { topic, data, reply } => {
+                let topic = gossipsub::IdentTopic::new(topic);
                 let r = match b.gossipsub.publish(topic, data) {
                     Ok(_) => Ok(()),
                     // Nobody to send to yet: anti-entropy carries it later.
@@ -527,6 +530,55 @@ impl Driver {
         }
     }
 
+    fn set_topics(&mut self, topics: Vec<Topic>) {
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        for t in &topics {
+            let topic = gossipsub::IdentTopic::new(t.name.clone());
+            if t.subscribe {
+                if let Err(e) = gossip.subscribe(&topic) {
+                    warn!(error = %e, "cannot subscribe to a roster topic");
+                }
+            } else {
+                gossip.unsubscribe(&topic);
+            }
+        }
+        for gone in self.topics.set(&topics) {
+            gossip.unsubscribe(&gossipsub::IdentTopic::new(gone.into_string()));
+        }
+        // Standing subscriptions are judged again under the new rosters.
+        let standing: Vec<(PeerId, Vec<TopicHash>)> =
+            gossip.all_peers().map(|(p, ts)| (*p, ts.into_iter().cloned().collect())).collect();
+        for (peer, topics) in standing {
+            for topic in topics {
+                if !self.judge_subscription(peer, &topic) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Judges one subscription; a foreign one disconnects the peer at once
+    /// (returns false then).
+    fn judge_subscription(&mut self, peer: PeerId, topic: &TopicHash) -> bool {
+        match self.topics.judge(peer, topic, Instant::now()) {
+            Judgement::Allowed => true,
+            Judgement::Stale => {
+                debug!(%peer, "a removed member's node is still subscribed to the roster topic; grace period");
+                true
+            }
+            Judgement::Foreign => {
+                self.misbehaviour.record(
+                    &self.metrics,
+                    &peer,
+                    "foreign-subscription",
+                    &"roster topic of another agreement",
+                );
+                let _ = self.swarm.disconnect_peer_id(peer);
+                false
+            }
+        }
+    }
+
     fn set_members(&mut self, members: Vec<Member>) {
         let me = *self.swarm.local_peer_id();
         let wanted: HashSet<PeerId> = members.iter().map(|m| m.peer).filter(|p| *p != me).collect();
@@ -559,6 +611,10 @@ impl Driver {
     /// Dials members that are not connected, with exponential backoff.
     fn redial(&mut self) {
         let now = Instant::now();
+        for peer in self.topics.overdue(now) {
+            self.misbehaviour.record(&self.metrics, &peer, "stale-subscription", &"removed member still subscribed");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         let due: Vec<(PeerId, Vec<Multiaddr>)> = self
             .members
             .iter()
@@ -594,6 +650,7 @@ impl Driver {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.metrics.connected_peers.dec();
+                self.topics.forget(peer_id, None);
                 info!(peer = %peer_id, "disconnected");
                 if let Some(m) = self.members.get_mut(&peer_id) {
                     m.next_dial = Instant::now() + m.backoff;
@@ -682,6 +739,12 @@ impl Driver {
                         m.next_dial = Instant::now();
                     }
                 }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                self.judge_subscription(peer_id, &topic);
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
+                self.topics.forget(peer_id, Some(&topic));
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
                 emit(

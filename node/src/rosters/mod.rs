@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use staffpass_protocol::roster::{self as proto, Appended, Chain, Entry, Equivocation, MemberStatus, Prepared};
 use staffpass_protocol::signing::Hash;
-use staffpass_protocol::wire::roster::Head;
+use staffpass_protocol::wire::roster::{self as wire_roster, Head};
 use staffpass_protocol::{AgreementId, NodeId, OrgId, Timestamp, encoding};
 use tracing::{error, info, warn};
 
@@ -464,8 +464,69 @@ impl Rosters {
     /// The heads of the chains `node` belongs to as an active or suspended
     /// member (nothing about any other agreement is shown to it, not even
     /// its id).
+    ///
+    /// A removed member is shown the chain up to the entry that removed it
+    /// (so it learns that it was removed), never anything after.
     pub fn heads_for(&self, node: &NodeId) -> Vec<Head> {
-        self.read().values().filter(|c| may_read(c, node)).map(head).collect()
+        self.read()
+            .values()
+            .filter_map(|c| {
+                let until = readable_until(c, node)?;
+                let h = head(c);
+                if h.seq <= until {
+                    return Some(h);
+                }
+                let hash = c.hash_at(until)?;
+                Some(Head { agreement: c.agreement().clone(), seq: until, hash })
+            })
+            .collect()
+    }
+
+    /// The roster gossip topic of every chain held: its name, whether this
+    /// node subscribes (its organisation is an active or suspended member),
+    /// and whose nodes may subscribe to it (the nodes of its active and
+    /// suspended members) or are let go after a grace period (removed
+    /// members' nodes, which may not have applied their removal yet).
+    pub fn topics(&self) -> Vec<TopicRule> {
+        self.read()
+            .values()
+            .filter_map(|c| {
+                let genesis = c.hash_at(0)?;
+                let st = c.state();
+                let mut readers = Vec::new();
+                let mut former = Vec::new();
+                for m in st.members.values() {
+                    let into = if matches!(m.status, MemberStatus::Active | MemberStatus::Suspended) {
+                        &mut readers
+                    } else {
+                        &mut former
+                    };
+                    into.extend(m.nodes.iter().cloned());
+                }
+                let subscribed = matches!(st.status(&self.org), Some(MemberStatus::Active | MemberStatus::Suspended));
+                Some(TopicRule {
+                    agreement: c.agreement().clone(),
+                    topic: wire_roster::topic(&genesis),
+                    subscribed,
+                    readers,
+                    former,
+                })
+            })
+            .collect()
+    }
+
+    /// The roster gossip topic of `agreement`, if this node holds it.
+    pub fn topic_of(&self, agreement: &AgreementId) -> Option<String> {
+        self.read().get(agreement)?.hash_at(0).map(|g| wire_roster::topic(&g))
+    }
+
+    /// The agreement whose roster gossip topic is `topic`, if this node
+    /// holds it.
+    pub fn agreement_of_topic(&self, topic: &str) -> Option<AgreementId> {
+        self.read()
+            .values()
+            .find(|c| c.hash_at(0).is_some_and(|g| wire_roster::topic(&g) == topic))
+            .map(|c| c.agreement().clone())
     }
 
     /// Entries of a chain from `from`, at most `limit` and at most `budget`
@@ -483,12 +544,18 @@ impl Rosters {
         node: &NodeId,
     ) -> Option<Vec<Entry>> {
         let chains = self.read();
-        let c = chains.get(agreement).filter(|c| may_read(c, node))?;
+        let c = chains.get(agreement)?;
+        let until = readable_until(c, node)?;
         let halt = c.halted().map(|eq| eq.seq);
         let mut out = Vec::new();
         let mut used = 0usize;
-        let evidence = c.halted().filter(|eq| from <= eq.seq).map(|eq| [&eq.existing, &eq.conflicting]);
-        let held = c.entries_from(from).iter().take_while(|e| halt.is_none_or(|h| e.body.seq < h)).take(limit);
+        let evidence =
+            c.halted().filter(|eq| from <= eq.seq && eq.seq <= until).map(|eq| [&eq.existing, &eq.conflicting]);
+        let held = c
+            .entries_from(from)
+            .iter()
+            .take_while(|e| halt.is_none_or(|h| e.body.seq < h) && e.body.seq <= until)
+            .take(limit);
         for e in held.chain(evidence.into_iter().flatten()) {
             let len = encoding::to_bytes(e).len();
             if !out.is_empty() && used + len > budget {
@@ -546,8 +613,31 @@ impl Rosters {
 /// True if `node` belongs to an active or suspended member of the chain: a
 /// removed member reads nothing added after its removal, an outsider
 /// nothing at all.
-fn may_read(c: &Chain, node: &NodeId) -> bool {
-    c.state().org_of_node(node).is_some_and(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Suspended))
+/// The last seq of a chain that `node` may read: all of it for a node of
+/// an active or suspended member, up to the entry that removed it for a
+/// removed member's, nothing (`None`) for anyone else.
+fn readable_until(c: &Chain, node: &NodeId) -> Option<u64> {
+    let m = c.state().org_of_node(node)?;
+    match m.status {
+        MemberStatus::Active | MemberStatus::Suspended => Some(u64::MAX),
+        MemberStatus::Removed => Some(m.status_seq),
+    }
+}
+
+/// One agreement's roster gossip topic and who may subscribe to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRule {
+    /// The agreement.
+    pub agreement: AgreementId,
+    /// The topic's name ([`wire_roster::topic`] of the genesis hash).
+    pub topic: String,
+    /// Whether this node subscribes to it.
+    pub subscribed: bool,
+    /// Nodes that may subscribe (of active and suspended members).
+    pub readers: Vec<NodeId>,
+    /// Nodes of removed members: a subscription is let go for a grace
+    /// period, then the peer is disconnected.
+    pub former: Vec<NodeId>,
 }
 
 /// A chain's head as reported to peers.

@@ -12,12 +12,12 @@ use std::time::Duration;
 use staffpass_api::consents::ConsentRequest;
 use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
 use staffpass_protocol::AgreementId;
-use staffpass_protocol::roster::Entry;
 use staffpass_protocol::roster::MoveKind;
+use staffpass_protocol::roster::{Change, Entry};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::testkit::RosterBuilder;
-use staffpass_protocol::wire::roster::{Head, Request, Response};
-use staffpass_tests::raw::Seen;
+use staffpass_protocol::wire::roster::{self as wire_roster, Head, Request, Response};
+use staffpass_tests::raw::{GossipSeen, Seen};
 use staffpass_tests::{
     STEP, TestNode, add_members, forged_agreement, now, raw_member, roster, self_signed_roster, staff_csv, submit,
     wait_until,
@@ -209,12 +209,8 @@ async fn a_member_learns_nothing_of_other_agreements() {
     assert_eq!(sent.iter().map(|h| h.agreement.clone()).collect::<Vec<_>>(), vec![london()]);
 }
 
-/// F8: a member removed from an agreement (still connected through
-/// another) cannot fetch it any more.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_member_reads_nothing_more() {
-    let (v, _, mut kent_roster, mut x) = in_two_agreements().await;
-    let kent: AgreementId = "kent-mou".parse().unwrap();
+/// RJ2 added to the victim's `kent-mou` (as well as `london-mou`).
+fn add_to_kent(kent_roster: &mut RosterBuilder, x: &staffpass_tests::raw::RawPeer) -> Entry {
     let spec = staffpass_protocol::roster::MemberSpec {
         org: "RJ2".parse().unwrap(),
         name: "RJ2 test trust".into(),
@@ -222,17 +218,109 @@ async fn a_removed_member_reads_nothing_more() {
         nodes: vec![staffpass_node::network::node_of(&x.peer_id()).unwrap()],
         addresses: vec![],
     };
-    let add = kent_roster.entry(staffpass_protocol::roster::Change::AddMember(spec), 2);
+    let add = kent_roster.entry(Change::AddMember(spec), 2);
     kent_roster.chain.append(add.clone()).unwrap();
+    add
+}
+
+/// Appends `change` to `r` and submits it to `v`.
+async fn extend(v: &TestNode, r: &mut RosterBuilder, change: Change) -> Entry {
+    let e = r.entry(change, 2);
+    r.chain.append(e.clone()).unwrap();
+    staffpass_tests::submit_entry(v, &e).await.unwrap();
+    e
+}
+
+/// F8: a member removed from an agreement (still connected through
+/// another) reads that agreement's chain up to the entry that removed it
+/// (so it learns of its removal), and nothing added after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_reads_nothing_more() {
+    let (v, _, mut kent_roster, mut x) = in_two_agreements().await;
+    let kent: AgreementId = "kent-mou".parse().unwrap();
+    let add = add_to_kent(&mut kent_roster, &x);
     staffpass_tests::submit_entry(&v, &add).await.unwrap();
     let peer = x.connect(&v.p2p).await.unwrap();
     let fetch = || Request::Fetch { agreement: kent.clone(), from: 0, limit: 128 };
     assert!(matches!(x.roster(peer, fetch()).await.unwrap(), Response::Entries(e) if !e.is_empty()));
 
-    let remove = kent_roster.entry(staffpass_protocol::roster::Change::Remove { org: "RJ2".parse().unwrap() }, 2);
-    kent_roster.chain.append(remove.clone()).unwrap();
-    staffpass_tests::submit_entry(&v, &remove).await.unwrap();
-    assert_eq!(x.roster(peer, fetch()).await.unwrap(), Response::Unknown);
+    let remove = extend(&v, &mut kent_roster, Change::Remove { org: "RJ2".parse().unwrap() }).await;
+    let terms = kent_roster.chain.state().terms.clone();
+    let after = extend(&v, &mut kent_roster, Change::SetTerms(terms)).await;
+    assert_eq!(v.roster_seq(&kent), Some(after.body.seq));
+
+    let Response::Entries(read) = x.roster(peer, fetch()).await.unwrap() else { panic!("entries up to the removal") };
+    assert_eq!(read.last().map(|e| e.hash()), Some(remove.hash()), "it reads up to its removal");
+    assert!(read.iter().all(|e| e.body.seq <= remove.body.seq), "nothing added after its removal");
+    let from_after = Request::Fetch { agreement: kent.clone(), from: after.body.seq, limit: 128 };
+    assert_eq!(x.roster(peer, from_after).await.unwrap(), Response::Entries(vec![]));
+    let asked = vec![Head { agreement: kent.clone(), seq: 0, hash: Hash([0; 32]) }];
+    let Response::Heads(heads) = x.roster(peer, Request::Heads(asked)).await.unwrap() else { panic!("heads") };
+    let kent_head = heads.iter().find(|h| h.agreement == kent).expect("the removed member sees where it was removed");
+    assert_eq!((kent_head.seq, kent_head.hash), (remove.body.seq, remove.hash()));
+}
+
+/// The topics a node announces to a raw peer connected to it.
+async fn announced(x: &mut staffpass_tests::raw::RawPeer, peer: libp2p::PeerId, n: usize) -> GossipSeen {
+    let mut seen = GossipSeen::default();
+    assert!(x.watch_gossip(peer, &mut seen, STEP, |s| s.topics.len() >= n).await, "topics announced: {seen:?}");
+    seen
+}
+
+/// F8 (gossip): topic names hide agreement ids; a member of `london-mou`
+/// alone that subscribes to the victim's other roster topic is hung up on
+/// before it is sent anything of it, and counted. Control: its
+/// subscription to `london-mou`'s topic is kept and carries new entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_follow_another_agreements_roster_gossip() {
+    let (v, mut london_roster, kent_roster, mut x) = in_two_agreements().await;
+    let peer = x.connect(&v.p2p).await.unwrap();
+    let london_topic = wire_roster::topic(&london_roster.chain.hash_at(0).unwrap());
+    let kent_topic = wire_roster::topic(&kent_roster.chain.hash_at(0).unwrap());
+    let mut seen = announced(&mut x, peer, 2).await;
+    assert!(seen.topics.iter().all(|t| !t.contains("london") && !t.contains("kent")), "{:?}", seen.topics);
+    assert!(seen.topics.contains(&london_topic) && seen.topics.contains(&kent_topic), "{:?}", seen.topics);
+
+    // Its own agreement's topic: allowed, and new entries arrive on it.
+    x.subscribe(&london_topic);
+    let terms = london_roster.chain.state().terms.clone();
+    extend(&v, &mut london_roster, Change::SetTerms(terms)).await;
+    assert!(
+        x.watch_gossip(peer, &mut seen, STEP, |s| s.messages.iter().any(|(t, _)| *t == london_topic)).await,
+        "the member's own roster gossip reaches it: {seen:?}"
+    );
+    assert!(!misbehaviour(&v, "foreign-subscription"));
+
+    // The other topic: hung up on, counted, and nothing of it was sent.
+    x.subscribe(&kent_topic);
+    assert!(!x.watch_gossip(peer, &mut seen, STEP, |_| false).await);
+    assert!(seen.closed, "the victim hangs up on a member following another agreement's roster");
+    assert!(misbehaviour(&v, "foreign-subscription"));
+    assert!(seen.messages.iter().all(|(t, _)| *t != kent_topic), "kent-mou gossip reached a non-member");
+}
+
+/// F8 (gossip): a member removed from an agreement that stays subscribed
+/// to its roster topic (it never applies its removal) is let go after the
+/// grace period, counted, while its other agreement keeps it admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_still_subscribed_is_hung_up_on() {
+    let (v, _, mut kent_roster, mut x) = in_two_agreements().await;
+    let add = add_to_kent(&mut kent_roster, &x);
+    staffpass_tests::submit_entry(&v, &add).await.unwrap();
+    let peer = x.connect(&v.p2p).await.unwrap();
+    let kent_topic = wire_roster::topic(&kent_roster.chain.hash_at(0).unwrap());
+    let mut seen = announced(&mut x, peer, 2).await;
+    x.subscribe(&kent_topic);
+    // Subscribed as a member: kept.
+    assert!(!x.watch_gossip(peer, &mut seen, Duration::from_secs(1), |s| s.closed).await);
+    assert!(!seen.closed);
+
+    extend(&v, &mut kent_roster, Change::Remove { org: "RJ2".parse().unwrap() }).await;
+    assert!(!x.watch_gossip(peer, &mut seen, STEP, |_| false).await);
+    assert!(seen.closed, "a removed member still subscribed is hung up on after the grace period");
+    assert!(misbehaviour(&v, "stale-subscription"));
+    assert!(!misbehaviour(&v, "foreign-subscription"), "a removed member is not a stranger");
+    assert!(x.connect(&v.p2p).await.is_ok(), "still a member of london-mou: admitted again");
 }
 
 /// F8: there is no DHT to ask. A member of `london-mou` alone asks the
