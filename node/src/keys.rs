@@ -8,8 +8,12 @@
 //! | `node.key` | the libp2p ed25519 transport identity (the node's PeerId) | `node-sk:<64 hex>` |
 //! | `data.key` | 32 random bytes that encrypt personal data at rest | `data-key:<64 hex>` |
 //!
-//! Retired issuer keys stay beside them as `issuer-<unix seconds>.retired.key`
-//! so that what they signed before retirement still verifies.
+//! A retired issuer key's secret is not kept: what it signed before its
+//! retirement verifies against the public key in the roster, and a secret
+//! left on disk could sign backdated objects if it leaked. Rotation
+//! replaces `issuer.key` and keeps nothing of the old one; copies left by
+//! earlier versions (`issuer-<unix seconds>.retired.key`) are deleted when
+//! the keys are loaded.
 //!
 //! Rules, as for ssh keys: a key file that group or others can access is
 //! refused (`chmod 600 <path>`); a missing, unreadable or malformed key file
@@ -256,18 +260,6 @@ impl fmt::Debug for DataKey {
     }
 }
 
-/// An issuer key that has been replaced, kept so what it signed still
-/// verifies.
-#[derive(Debug)]
-pub struct RetiredIssuerKey {
-    /// When it was retired.
-    pub retired_at: Timestamp,
-    /// The key.
-    pub key: IssuerSecretKey,
-    /// Its file.
-    pub path: PathBuf,
-}
-
 /// The outcome of [`KeyFiles::rotate_issuer`].
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -277,15 +269,12 @@ pub struct Rotation {
     pub new: IssuerPublicKey,
     /// When the old key was retired.
     pub retired_at: Timestamp,
-    /// Where the old key now lives.
-    pub retired_path: PathBuf,
 }
 
 /// The node's keys, as loaded from (or written to) its key directory.
 #[derive(Debug)]
 pub struct KeyFiles {
     issuer: IssuerSecretKey,
-    retired_issuers: Vec<RetiredIssuerKey>,
     node: NodeKey,
     data: DataKey,
 }
@@ -296,8 +285,7 @@ impl KeyFiles {
     ///
     /// Refuses to overwrite any existing key file unless `force`; without
     /// `force`, a failure part-way removes the files this call wrote. With
-    /// `force`, the old keys are replaced (existing retired issuer keys are
-    /// left alone): the node gets a new identity, and a store encrypted
+    /// `force`, the old keys are replaced: the node gets a new identity, and a store encrypted
     /// under the old data key can no longer be opened.
     pub fn create(dir: &Path, force: bool) -> Result<KeyFiles, Error> {
         create_dir_private(dir)?;
@@ -307,7 +295,6 @@ impl KeyFiles {
         }
         let keys = KeyFiles {
             issuer: IssuerSecretKey::generate(&mut rand::rng()),
-            retired_issuers: Vec::new(),
             node: NodeKey::generate(),
             data: DataKey::generate(),
         };
@@ -324,8 +311,7 @@ impl KeyFiles {
             }
             written.push(path);
         }
-        let mut keys = keys;
-        keys.retired_issuers = load_retired(dir, &keys.issuer.public())?;
+        delete_retired(dir)?;
         Ok(keys)
     }
 
@@ -337,12 +323,12 @@ impl KeyFiles {
         let node = parse_secret_file(&node_path, NODE_PREFIX, NodeKey::from_secret_text)?;
         let data_path = dir.join(DATA_FILE);
         let data = parse_secret_file(&data_path, DATA_PREFIX, DataKey::from_secret_text)?;
-        let retired_issuers = load_retired(dir, &issuer.public())?;
-        Ok(KeyFiles { issuer, retired_issuers, node, data })
+        delete_retired(dir)?;
+        Ok(KeyFiles { issuer, node, data })
     }
 
-    /// Makes a new current issuer key in `dir`, keeping the old one as
-    /// `issuer-<unix seconds>.retired.key` (0600), retired now.
+    /// Makes a new current issuer key in `dir`; the old secret is gone
+    /// (its public key, in the roster, still verifies what it signed).
     pub fn rotate_issuer(dir: &Path) -> Result<Rotation, Error> {
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let now = Timestamp::from_unix(i64::try_from(secs).unwrap_or(i64::MAX)).unwrap_or(Timestamp::MAX);
@@ -351,29 +337,20 @@ impl KeyFiles {
 
     /// [`Self::rotate_issuer`] with the retirement time given.
     ///
-    /// The retired copy is written first (never overwriting: rotating twice
-    /// in the same second is refused with [`Error::Exists`]), then the new
-    /// key replaces the current one, each step atomic; a crash in between
-    /// leaves the old key current and a spare retired copy of it.
+    /// The new key replaces the current one atomically: a crash leaves
+    /// either the old key or the new one current, never neither.
     pub fn rotate_issuer_at(dir: &Path, at: Timestamp) -> Result<Rotation, Error> {
         let current_path = dir.join(ISSUER_FILE);
         let old = read_issuer(&current_path)?;
-        let retired_path = dir.join(format!("{RETIRED_PREFIX}{}{RETIRED_SUFFIX}", at.unix()));
-        write_secret_file(&retired_path, old.to_secret_text().as_bytes(), false)?;
         let new = IssuerSecretKey::generate(&mut rand::rng());
         write_secret_file(&current_path, new.to_secret_text().as_bytes(), true)?;
-        tracing::info!(old = %old.public(), new = %new.public(), "issuer key rotated");
-        Ok(Rotation { old: old.public(), new: new.public(), retired_at: at, retired_path })
+        tracing::info!(old = %old.public(), new = %new.public(), "issuer key rotated; the old secret is deleted");
+        Ok(Rotation { old: old.public(), new: new.public(), retired_at: at })
     }
 
     /// The current issuer key.
     pub fn issuer(&self) -> &IssuerSecretKey {
         &self.issuer
-    }
-
-    /// Retired issuer keys, oldest retirement first.
-    pub fn retired_issuers(&self) -> &[RetiredIssuerKey] {
-        &self.retired_issuers
     }
 
     /// The node's transport identity.
@@ -404,36 +381,31 @@ fn parse_secret_file<T>(
     parse(text).map_err(malformed)
 }
 
-/// Retired issuer keys in `dir`, oldest first, skipping any copy of the
-/// current key (left by a rotation interrupted between its two steps).
-fn load_retired(dir: &Path, current: &IssuerPublicKey) -> Result<Vec<RetiredIssuerKey>, Error> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(source) => return Err(Error::Io { action: "list", path: dir.to_path_buf(), source }),
-    };
-    let mut out = Vec::new();
+/// Deletes retired issuer secret keys left in `dir` by earlier versions
+/// (`issuer-<unix seconds>.retired.key`): nothing uses them, and a leaked
+/// one could sign objects backdated to before its retirement. Returns how
+/// many were deleted.
+pub fn delete_retired(dir: &Path) -> Result<usize, Error> {
+    let entries = fs::read_dir(dir).map_err(io_err("list", dir))?;
+    let mut deleted = 0;
     for entry in entries {
         let entry = entry.map_err(io_err("list", dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(ts) = name.strip_prefix(RETIRED_PREFIX).and_then(|r| r.strip_suffix(RETIRED_SUFFIX)) else {
-            continue;
-        };
-        let path = entry.path();
-        let retired_at = ts.parse::<i64>().ok().and_then(Timestamp::from_unix).ok_or(Error::Malformed {
-            path: path.clone(),
-            kind: "issuer-sk",
-            reason: "file name is not issuer-<unix seconds>.retired.key",
-        })?;
-        let key = read_issuer(&path)?;
-        if key.public() == *current {
-            tracing::warn!(file = %path.display(), "ignoring a retired copy of the current issuer key");
-            continue;
+        if name.starts_with(RETIRED_PREFIX) && name.ends_with(RETIRED_SUFFIX) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io_err("delete", &path))?;
+            deleted += 1;
         }
-        out.push(RetiredIssuerKey { retired_at, key, path });
     }
-    out.sort_by_key(|r| r.retired_at);
-    Ok(out)
+    if deleted > 0 {
+        sync_dir(dir)?;
+        tracing::info!(
+            deleted,
+            "deleted retired issuer secret keys (they are never used; their public keys stay in the roster)"
+        );
+    }
+    Ok(deleted)
 }
 
 fn create_dir_private(dir: &Path) -> Result<(), Error> {

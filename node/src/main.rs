@@ -107,8 +107,9 @@ enum Command {
         #[arg(long = "api-name")]
         api_names: Vec<String>,
     },
-    /// Rotate the issuer key (run with the node stopped). The old key is kept
-    /// as a retired key file. Give the printed keys to your agreement
+    /// Rotate the issuer key (run with the node stopped). The old secret key
+    /// is deleted (its public key, in the roster, still verifies what it
+    /// signed). Give the printed keys to your agreement
     /// stewards: a `rotate-key` roster change must add the new key (and
     /// retire the old one) before passports signed with it are accepted.
     RotateIssuerKey {
@@ -275,7 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = staffpass_node::keys::KeyFiles::rotate_issuer(&node::paths::keys(&data_dir))?;
             println!("Issuer key rotated.");
             println!("  new key:     {}", r.new);
-            println!("  retired key: {} (kept in {})", r.old, r.retired_path.display());
+            println!("  retired key: {} (its secret is deleted)", r.old);
             println!(
                 "Ask your stewards for: staffpass-admin roster propose rotate-key --add {} --retire {}",
                 r.new, r.old

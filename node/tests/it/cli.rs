@@ -92,7 +92,7 @@ fn init_makes_a_private_node_and_refuses_to_overwrite_it() {
         node().args(["client-cert", "--data-dir"]).arg(&dir).args(["--name", "x", "--role", "root"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "an unknown role is a usage error");
 
-    // Issuer key rotation keeps the old key as retired.
+    // Issuer key rotation replaces the key and keeps no copy of the old secret.
     let before = std::fs::read(dir.join("keys/issuer.key")).unwrap();
     let out = node().args(["rotate-issuer-key", "--data-dir"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -102,7 +102,13 @@ fn init_makes_a_private_node_and_refuses_to_overwrite_it() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".retired.key"))
         .collect();
-    assert_eq!(retired.len(), 1);
+    assert!(retired.is_empty(), "no retired secret key is left on disk");
+    assert!(
+        !std::fs::read_dir(dir.join("keys"))
+            .unwrap()
+            .any(|e| { std::fs::read(e.unwrap().path()).is_ok_and(|b| b == before) }),
+        "the old issuer secret is nowhere in the key directory"
+    );
 }
 
 #[test]

@@ -47,7 +47,6 @@ fn create_writes_three_private_files_that_load_back() {
     assert_eq!(loaded.issuer().public(), created.issuer().public());
     assert_eq!(loaded.node().peer_id(), created.node().peer_id());
     assert_eq!(*loaded.data().to_secret_text(), *created.data().to_secret_text());
-    assert!(loaded.retired_issuers().is_empty());
 
     // The libp2p identity is the node key, and the protocol's NodeId agrees.
     let kp = loaded.node().libp2p_keypair();
@@ -159,47 +158,39 @@ fn node_and_data_keys_round_trip_through_text() {
     assert!(DataKey::from_secret_text(&n.to_secret_text()).is_err());
 }
 
+/// F17: rotation keeps no retired secret; copies left by earlier versions
+/// are deleted on load, not loaded.
 #[test]
-fn rotation_keeps_the_old_issuer_key_as_retired() {
+fn rotation_deletes_the_old_issuer_secret() {
     let dir = tempfile::tempdir().unwrap();
     let created = KeyFiles::create(dir.path(), false).unwrap();
+    let old_text = fs::read(dir.path().join(ISSUER_FILE)).unwrap();
     let t1 = Timestamp::from_unix(1_800_000_000).unwrap();
     let r1 = KeyFiles::rotate_issuer_at(dir.path(), t1).unwrap();
     assert_eq!(r1.old, created.issuer().public());
     assert_ne!(r1.new, r1.old);
-    assert_eq!(r1.retired_path, dir.path().join("issuer-1800000000.retired.key"));
-    assert_eq!(mode(&r1.retired_path), 0o600);
+    assert_eq!(r1.retired_at, t1);
     assert_eq!(mode(&dir.path().join(ISSUER_FILE)), 0o600);
+    let files: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.iter().all(|p| fs::read(p).unwrap() != old_text), "the old secret is still on disk: {files:?}");
 
     let loaded = KeyFiles::load(dir.path()).unwrap();
     assert_eq!(loaded.issuer().public(), r1.new);
-    assert_eq!(loaded.retired_issuers().len(), 1);
-    assert_eq!(loaded.retired_issuers()[0].key.public(), r1.old);
-    assert_eq!(loaded.retired_issuers()[0].retired_at, t1);
     // The node and data keys are untouched.
     assert_eq!(loaded.node().peer_id(), created.node().peer_id());
 
-    // Rotating twice in the same second is refused, and changes nothing.
-    let err = KeyFiles::rotate_issuer_at(dir.path(), t1).unwrap_err();
-    assert!(matches!(err, Error::Exists { .. }), "{err}");
-    assert_eq!(KeyFiles::load(dir.path()).unwrap().issuer().public(), r1.new);
-
-    let t2 = t1.plus_days(30);
-    let r2 = KeyFiles::rotate_issuer_at(dir.path(), t2).unwrap();
-    assert_eq!(r2.old, r1.new);
+    // A retired copy an earlier version left behind is deleted on load.
+    let leftover = dir.path().join("issuer-1700000000.retired.key");
+    keys::write_secret_file(&leftover, &old_text, false).unwrap();
     let loaded = KeyFiles::load(dir.path()).unwrap();
-    assert_eq!(loaded.issuer().public(), r2.new);
-    let retired: Vec<_> = loaded.retired_issuers().iter().map(|r| (r.retired_at, r.key.public())).collect();
-    assert_eq!(retired, vec![(t1, r1.old), (t2, r2.old)]);
+    assert_eq!(loaded.issuer().public(), r1.new);
+    assert!(!leftover.exists(), "a retired secret key was left on disk");
+    assert_eq!(keys::delete_retired(dir.path()).unwrap(), 0);
 
     // The wall-clock variant works too.
-    let r3 = KeyFiles::rotate_issuer(dir.path()).unwrap();
-    assert_eq!(r3.old, r2.new);
-    assert_eq!(KeyFiles::load(dir.path()).unwrap().retired_issuers().len(), 3);
-
-    // A retired key file others can read is refused like any other.
-    fs::set_permissions(&r1.retired_path, fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(matches!(KeyFiles::load(dir.path()), Err(Error::Permissions { .. })));
+    let r2 = KeyFiles::rotate_issuer(dir.path()).unwrap();
+    assert_eq!(r2.old, r1.new);
+    assert_eq!(KeyFiles::load(dir.path()).unwrap().issuer().public(), r2.new);
 }
 
 #[test]
