@@ -390,6 +390,14 @@ pub fn verify_bundle(
         return Err(Rejection::TooManyClaims);
     }
 
+    // A sender that is no member's node in the agreement named is told
+    // what it would be told if this node did not hold that agreement: its
+    // answer must not say which other agreements the receiver is in.
+    let named = rosters.roster(&consent.agreement).ok_or(Rejection::UnknownAgreement)?;
+    if named.state().org_of_node(sender).is_none() {
+        return Err(Rejection::UnknownAgreement);
+    }
+
     // The agreement's terms: roster usable, both organisations active,
     // the move covered, the claims accepted; the sender one of the issuer's nodes.
     let state = check_terms(

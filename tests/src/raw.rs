@@ -297,6 +297,23 @@ impl RawPeer {
         }
     }
 
+    /// Publishes distinct junk messages on `topic` as fast as the swarm
+    /// takes them until `stop` is set and at least `min` were published;
+    /// returns how many were.
+    pub async fn flood_gossip(&mut self, topic: &str, stop: &std::sync::atomic::AtomicBool, min: u64) -> u64 {
+        let topic = gossipsub::IdentTopic::new(topic);
+        let mut sent = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) || sent < min {
+            let junk = format!("not a roster entry {sent}").into_bytes();
+            if self.swarm.behaviour_mut().gossipsub.publish(topic.clone(), junk).is_ok() {
+                sent += 1;
+            }
+            // Let the swarm send them (and read what comes back).
+            let _ = tokio::time::timeout(Duration::from_millis(2), self.swarm.select_next_some()).await;
+        }
+        sent
+    }
+
     /// Hands the peer to a task that answers every roster request with
     /// `answer` and reports what it sees; the task ends when the receiver
     /// is dropped.

@@ -154,9 +154,12 @@ mod cases {
 
     // Membership and the sender.
     pub fn issuer_not_member() -> Verdict {
+        // Sent by a member's node (any other sender is told the agreement
+        // is unknown), in the name of an organisation that is not one.
         let mut e = Env::new();
         e.roster = RosterBuilder::new(agreement(), 3, 2);
         e.roster.add_member("RJ1");
+        e.sender = node("RJ1");
         e.run()
     }
     pub fn issuer_removed() -> Verdict {
@@ -441,7 +444,8 @@ rejection_cases! {
     receiver_removed => ReceiverNotMember,
     receiver_suspended => ReceiverSuspended,
     sender_is_another_members_node => SenderNotIssuer,
-    sender_is_no_members_node => SenderNotIssuer,
+    // Told as if the agreement were not held: no answer names another's.
+    sender_is_no_members_node => UnknownAgreement,
     credential_issued_in_future => IssuedInFuture,
     consent_issued_in_future => IssuedInFuture,
     unknown_issuer_key => UnknownIssuerKey,

@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use staffpass_api::consents::ConsentRequest;
 use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
-use staffpass_protocol::AgreementId;
+use staffpass_protocol::bundle::Rejection;
 use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::roster::{Change, Entry};
 use staffpass_protocol::signing::Hash;
+use staffpass_protocol::testkit;
 use staffpass_protocol::testkit::RosterBuilder;
+use staffpass_protocol::wire::exchange;
 use staffpass_protocol::wire::roster::{self as wire_roster, Head, Request, Response};
+use staffpass_protocol::{AgreementId, ConsentId, MessageId};
 use staffpass_tests::raw::{GossipSeen, Seen};
 use staffpass_tests::{
     STEP, TestNode, add_members, forged_agreement, now, raw_member, roster, self_signed_roster, staff_csv, submit,
@@ -382,6 +385,19 @@ async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
     });
 
     // The honest move, from the victim to RJ1, during the flood.
+    honest_move(&v).await;
+    assert!(!flood.is_finished(), "the flood went on through the move");
+    stop.store(true, Ordering::SeqCst);
+    let (answered, refused) = flood.await.unwrap();
+    assert!(refused > 0, "no roster request was refused ({answered} answered)");
+    assert!(answered > 0, "the member's first requests are answered");
+    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"roster-rate-limit\"}");
+    assert_eq!(counted as u64, refused, "every refused request is counted");
+}
+
+/// Moves a passport from `v` to RJ1 (its member peer) and waits until it
+/// is delivered.
+async fn honest_move(v: &TestNode) {
     let admin = v.admin();
     admin
         .import_staff(
@@ -411,13 +427,169 @@ async fn a_roster_request_flood_is_limited_while_an_honest_move_completes() {
         async move { admin.consent(&id).await.map(|c| c.state.name() == "delivered").unwrap_or(false) }
     })
     .await;
+}
+
+/// A member floods the victim with roster gossip (junk, as fast as its
+/// swarm sends): over the per-peer rate it is refused and counted, the rest
+/// is rejected; meanwhile a passport moves to another member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_gossip_flood_is_limited_while_an_honest_move_completes() {
+    let (v, _b, mut r) = staffpass_tests::connected_pair("RJZ", "RJ1").await;
+    let mut x = raw_member(&v, &mut r, "RJ2").await;
+    let peer = x.connect(&v.p2p).await.expect("the member is admitted");
+    let topic = wire_roster::topic(&r.chain.hash_at(0).unwrap());
+    x.subscribe(&topic);
+    let mut seen = announced(&mut x, peer, 1).await;
+    assert!(seen.topics.contains(&topic));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let stop = stop.clone();
+        async move { x.flood_gossip(&topic, &stop, 500).await }
+    });
+    honest_move(&v).await;
     assert!(!flood.is_finished(), "the flood went on through the move");
     stop.store(true, Ordering::SeqCst);
-    let (answered, refused) = flood.await.unwrap();
-    assert!(refused > 0, "no roster request was refused ({answered} answered)");
-    assert!(answered > 0, "the member's first requests are answered");
-    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"roster-rate-limit\"}");
-    assert_eq!(counted as u64, refused, "every refused request is counted");
+    let sent = flood.await.unwrap();
+    assert!(sent >= 500, "{sent}");
+    wait_until("the flood is refused over the rate and counted", || async {
+        metric(&v, "staffpass_peer_misbehaviour_total{reason=\"gossip-rate-limit\"}") > 0.0
+    })
+    .await;
+    seen.messages.clear();
+    assert_eq!(v.roster_seq(&london()), Some(r.chain.seq()), "junk changed nothing");
+}
+
+/// The victim's verdict on one offer from the raw peer.
+async fn offer(
+    x: &mut staffpass_tests::raw::RawPeer,
+    peer: libp2p::PeerId,
+    bundle: staffpass_protocol::Bundle,
+) -> Option<Rejection> {
+    let id = MessageId::random(&mut rand::rng());
+    let resp = x.exchange(peer, exchange::Request::Offer { id, bundle: Box::new(bundle) }).await.expect("an answer");
+    match resp.receipt.body.outcome {
+        staffpass_protocol::receipt::Outcome::Rejected { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+/// Impersonation: RJ2 sends, from its own node, RJ1's genuine passport
+/// (signed with RJ1's key) and one in RJ1's name signed with its own key.
+/// Both refused; the victim stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_offer_passports_in_another_members_name() {
+    let (v, mut r, mut x, peer) = victim().await;
+    let _rj1 = raw_member(&v, &mut r, "RJ1").await;
+    let genuine = staffpass_tests::bundle_parts("RJ1", "RJZ").build(&testkit::issuer("RJ1", 0));
+    assert_eq!(offer(&mut x, peer, genuine).await, Some(Rejection::SenderNotIssuer));
+    let mut own_key = staffpass_tests::bundle_parts("RJ1", "RJZ");
+    own_key.consent.id = ConsentId::from_bytes([3; 16]);
+    let verdict = offer(&mut x, peer, own_key.build(&testkit::issuer("RJ2", 0))).await;
+    assert!(verdict.is_some(), "a passport in RJ1's name signed by RJ2 was accepted");
+    // Control: RJ2's own passport is accepted.
+    let own = staffpass_tests::bundle_parts("RJ2", "RJZ").build(&testkit::issuer("RJ2", 0));
+    assert_eq!(offer(&mut x, peer, own).await, None);
+    assert_eq!(v.admin().received().await.unwrap().len(), 1, "only RJ2's own is kept");
+}
+
+/// A member of `london-mou` alone offers a passport under the victim's
+/// other agreement: refused with the same reason as under an agreement the
+/// victim does not hold, so the answer does not tell it which it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_under_an_agreement_the_sender_is_not_in_reveals_nothing() {
+    let (v, _, _, mut x) = in_two_agreements().await;
+    let peer = x.connect(&v.p2p).await.unwrap();
+    let key = testkit::issuer("RJ2", 0);
+    let under = |agreement: &str, n: u8| {
+        let mut p = staffpass_tests::bundle_parts("RJ2", "RJZ");
+        p.consent.agreement = agreement.parse().unwrap();
+        p.consent.id = ConsentId::from_bytes([n; 16]);
+        p.build(&key)
+    };
+    let held = offer(&mut x, peer, under("kent-mou", 1)).await;
+    let not_held = offer(&mut x, peer, under("nowhere-mou", 2)).await;
+    assert!(held.is_some(), "an offer under an agreement the sender is not in was accepted");
+    assert_eq!(held, not_held, "the rejection tells a member which agreements the victim holds");
+    assert!(v.admin().received().await.unwrap().is_empty());
+}
+
+/// A member relays a roster entry validly signed by the stewards but dated
+/// a day ahead: refused (a future-dated entry would freeze the chain), the
+/// chain unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_dated_roster_entry_is_refused() {
+    let (v, mut r, x, _) = victim().await;
+    let seq = v.roster_seq(&london()).unwrap();
+    r.clock = now().plus_days(1);
+    let terms = r.chain.state().terms.clone();
+    let ahead = r.entry(Change::SetTerms(terms), 2);
+    let head = Head { agreement: london(), seq: ahead.body.seq, hash: ahead.hash() };
+    let mut seen = x.serve_roster(answering(head, vec![ahead]));
+    fetched(&mut seen).await;
+    wait_until("the entry is refused", || async {
+        metric(&v, "staffpass_roster_entries_total{outcome=\"refused\"}") > 0.0
+    })
+    .await;
+    assert_eq!(v.roster_seq(&london()), Some(seq), "a future-dated entry was applied");
+}
+
+/// Stewards who have handed over sign, with a member's help, a different
+/// entry at a taken seq: kept as evidence and alarmed, but the chain is
+/// not halted and the new stewards go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn former_stewards_cannot_halt_the_chain() {
+    let (v, mut r, x, _) = victim().await;
+    let new: std::collections::BTreeSet<_> =
+        [testkit::steward(0).public(), testkit::steward(3).public(), testkit::steward(4).public()]
+            .into_iter()
+            .collect();
+    extend(&v, &mut r, Change::SetStewards { stewards: new, threshold: 2 }).await;
+    let taken = r.chain.seq() - 1;
+    let before = &r.chain.entries()[usize::try_from(taken).unwrap() - 1];
+    let mut fork = Entry::unsigned(staffpass_protocol::roster::EntryBody {
+        agreement: london(),
+        seq: taken,
+        prev: before.hash(),
+        issued_at: before.body.issued_at,
+        change: Change::SetTerms(r.chain.state().terms.clone()),
+    });
+    fork.sign(&testkit::steward(1));
+    fork.sign(&testkit::steward(2));
+    let head = Head { agreement: london(), seq: taken, hash: fork.hash() };
+    let mut seen = x.serve_roster(answering(head, vec![fork]));
+    fetched(&mut seen).await;
+    wait_until("the former stewards' entry is kept as evidence", || async {
+        v.node().rosters().alarms().iter().any(|a| a.kind == "former-stewards")
+    })
+    .await;
+    assert!(v.node().rosters().read().get(&london()).unwrap().halted().is_none(), "the chain halted");
+    r.stewards = vec![testkit::steward(0), testkit::steward(3), testkit::steward(4)];
+    let seq = r.chain.seq();
+    let terms = r.chain.state().terms.clone();
+    extend(&v, &mut r, Change::SetTerms(terms)).await;
+    assert_eq!(v.roster_seq(&london()), Some(seq + 1), "the new stewards go on");
+}
+
+/// A key revoked as compromised since T: a passport signed with it
+/// claiming a time after T is refused, one claiming a time before T is
+/// still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_after_a_key_compromise_is_refused() {
+    let (v, mut r, mut x, peer) = victim().await;
+    let key = testkit::issuer("RJ2", 0);
+    let since = now().plus_secs(-600);
+    r.clock = now().plus_secs(-60);
+    extend(&v, &mut r, Change::RevokeKey { org: "RJ2".parse().unwrap(), key: key.public(), compromised_since: since })
+        .await;
+    let after = staffpass_tests::bundle_parts("RJ2", "RJZ");
+    assert_eq!(offer(&mut x, peer, after.build(&key)).await, Some(Rejection::IssuerKeyRetired));
+    let mut before = staffpass_tests::bundle_parts("RJ2", "RJZ");
+    let t = since.plus_secs(-900);
+    before.consent.id = ConsentId::from_bytes([4; 16]);
+    before.credential.issued_at = t;
+    before.consent.issued_at = t;
+    before.consent.not_before = t;
+    assert_eq!(offer(&mut x, peer, before.build(&key)).await, None, "signed before the compromise");
 }
 
 /// The victim's TCP port for peer-to-peer connections.
