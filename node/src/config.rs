@@ -545,7 +545,8 @@ max_memory_percent = {memory}
 # Roster requests accepted from one peer per second (roster gossip has a
 # bucket of its own at the same rate); beyond the burst, requests are
 # answered Unknown and gossip is ignored, and each is counted in
-# staffpass_peer_misbehaviour_total{{reason="roster-rate-limit"}}. Default: 20.
+# staffpass_peer_misbehaviour_total{{reason="roster-rate-limit"}} (or
+# "gossip-rate-limit"). Default: 20.
 roster_requests_per_sec = {roster_rate}
 # Roster requests (or gossip messages) one peer may send back to back. Default: 200.
 roster_request_burst = {roster_burst}

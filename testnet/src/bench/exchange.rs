@@ -363,39 +363,8 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
     let bp = b.peer_id;
     wait(|| async { a.connected_to(&bp).await }, "home and host connect").await?;
 
-    // One member of staff; every move shares 5 of their 14 claims.
-    let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
-    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await?;
     let home = a.node().exchange().clone();
-    let staff = home.staff_list(None, 1)?.into_iter().next().context("imported staff record")?.staff_ref;
-    let request = |until: Timestamp| ConsentRequest {
-        staff: staff.clone(),
-        receiver: b.org.clone(),
-        agreement: "london-mou".parse().expect("agreement id"),
-        move_kind: MoveKind::Rotation,
-        claims: five_claims(),
-        not_before: None,
-        not_after: until,
-        staff_key: None,
-    };
-    let mut rx = home.receipts_stored();
-    let mut lat = Vec::with_capacity(sizes.moves);
-    let mut grant_lat = Vec::with_capacity(sizes.moves);
-    let warmup = 10;
-    for i in 0..sizes.moves + warmup {
-        let target = *rx.borrow_and_update() + 1;
-        let req = request(now().plus_days(30));
-        let t = Instant::now();
-        staffpass_node::task::blocking(&home, move |ex| ex.grant_consent(req, "bench")).await??;
-        let granted = t.elapsed();
-        tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c >= target))
-            .await
-            .context("no receipt within 30 s")??;
-        if i >= warmup {
-            lat.push(t.elapsed());
-            grant_lat.push(granted);
-        }
-    }
+    let (lat, grant_lat) = timed_moves(&a, &b, sizes.moves).await?;
     let delivered = home.consents()?.iter().filter(|c| matches!(c.state, ConsentState::Delivered { .. })).count();
     if delivered < sizes.moves {
         bail!("only {delivered} of {} consents delivered", sizes.moves);
@@ -496,6 +465,45 @@ pub async fn run(sizes: &Sizes, limit: Option<f64>, throughput: bool) -> anyhow:
     drop(a);
     drop(b);
     Ok(Outcome { rows, p50_ms: p50 })
+}
+
+/// Sequential moves from `a` to `b` (after 10 unmeasured ones): one
+/// member of staff, every move sharing 5 of their 14 claims. Returns each
+/// move's time from grant to receipt stored, and the grant's share of it.
+pub async fn timed_moves(a: &TestNode, b: &TestNode, n: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await?;
+    let home = a.node().exchange().clone();
+    let staff = home.staff_list(None, 1)?.into_iter().next().context("imported staff record")?.staff_ref;
+    let request = |until: Timestamp| ConsentRequest {
+        staff: staff.clone(),
+        receiver: b.org.clone(),
+        agreement: "london-mou".parse().expect("agreement id"),
+        move_kind: MoveKind::Rotation,
+        claims: five_claims(),
+        not_before: None,
+        not_after: until,
+        staff_key: None,
+    };
+    let mut rx = home.receipts_stored();
+    let mut lat = Vec::with_capacity(n);
+    let mut grant_lat = Vec::with_capacity(n);
+    let warmup = 10;
+    for i in 0..n + warmup {
+        let target = *rx.borrow_and_update() + 1;
+        let req = request(now().plus_days(30));
+        let t = Instant::now();
+        staffpass_node::task::blocking(&home, move |ex| ex.grant_consent(req, "bench")).await??;
+        let granted = t.elapsed();
+        tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c >= target))
+            .await
+            .context("no receipt within 30 s")??;
+        if i >= warmup {
+            lat.push(t.elapsed());
+            grant_lat.push(granted);
+        }
+    }
+    Ok((lat, grant_lat))
 }
 
 /// Polls `cond` every 20 ms for up to 30 s.

@@ -5,10 +5,12 @@
 //! Figures: 1 bundle verification, 2 exchange latency, 3 exchange
 //! throughput, 4 central-gateway comparison, 5 roster propagation (10 and
 //! 50 real nodes, 200 simulated), 6 import, 7 memory, 8 disk, 9 roster
-//! entry cost on a short and a long chain. `--quick`
+//! entry cost on a short and a long chain, 10 move latency during a
+//! roster flood. `--quick`
 //! shrinks every size for CI smoke runs; its numbers are not the figures.
 
 mod exchange;
+mod flood;
 mod gateway;
 mod process;
 mod propagation;
@@ -30,7 +32,7 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Run only these figures (1-9; repeatable). Default: all.
+    /// Run only these figures (1-10; repeatable). Default: all.
     #[arg(long = "only", value_name = "N")]
     pub only: Vec<u8>,
     /// The `staffpass-node` binary for figures 6-8. Default: beside this
@@ -239,6 +241,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if want(9) {
         eprintln!("figure 9: roster entry cost, short and long chain");
         record("9 roster cost", roster_cost::run(&sizes));
+    }
+    if want(10) {
+        eprintln!("figure 10: move latency during a roster flood");
+        record("10 flood", rt.block_on(flood::run(&sizes)));
     }
     rt.shutdown_timeout(Duration::from_secs(5));
 
