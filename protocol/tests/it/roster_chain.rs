@@ -739,6 +739,35 @@ fn stewards_resolve_a_halt_and_the_other_entry_is_refused_for_good() {
     }
 }
 
+/// A node that went on past the fork on the losing branch (it holds the
+/// entry at seq 3 and two more after it when the other entry at 3
+/// arrives) halts at 3, then adopts the stewards' resolution: its own
+/// entries from 3 on are dropped, the chosen one and the resolution stand,
+/// and the chain reads back the same from its entries.
+#[test]
+fn a_node_past_the_fork_on_the_other_branch_adopts_the_resolution() {
+    let mut r = roster();
+    r.push(resign(&r));
+    let held = r.chain.entries()[3].clone();
+    let other = conflicting(&r.chain, 3, &r.stewards[1..3]);
+    let mut past = r.chain.clone();
+    for _ in 0..2 {
+        let e = next(&past, resign(&r), r.clock, &[&r.stewards[0], &r.stewards[1]]);
+        r.clock = r.clock.plus_secs(60);
+        assert_eq!(past.append(e), Ok(Appended::Applied));
+    }
+    assert_eq!(past.seq(), 5);
+    assert!(matches!(past.append(other.clone()), Err(Error::Equivocation { seq: 3, .. })));
+    let res = resolution(&r, &other, &[&r.stewards[0], &r.stewards[2]]);
+    assert_eq!(past.append(res.clone()), Ok(Appended::Applied));
+    assert!(past.halted().is_none());
+    assert_eq!(past.seq(), 4, "the losing branch's later entries are gone");
+    assert_eq!((past.hash_at(3), past.hash_at(4)), (Some(other.hash()), Some(res.hash())));
+    assert_eq!(past.append(held), Err(Error::Resolved { seq: 3 }));
+    let again = Chain::from_entries(past.entries().to_vec()).unwrap();
+    assert_eq!(again.state(), past.state());
+}
+
 #[test]
 fn a_resolution_needs_a_threshold_and_one_of_the_two_entries() {
     let (mut r, held, _other) = halted();
