@@ -647,6 +647,7 @@ async fn half_open_p2p_connections_beyond_the_pending_limit_are_refused() {
     })
     .await;
     assert!(v.connected_to(&b.peer_id).await, "the member's connection survived");
+    honest_move(&v).await;
     drop(held);
 }
 
@@ -655,23 +656,36 @@ async fn half_open_p2p_connections_beyond_the_pending_limit_are_refused() {
 /// retry them later) and each is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_requests_over_the_rate_are_not_answered() {
-    let (v, _r, mut x) = victim_with(|c| {
+    let (v, _b, mut r) = staffpass_tests::connected_pair_with("RJZ", "RJ1", |c| {
         c.network.exchange_requests_per_sec = 1;
         c.network.exchange_request_burst = 5;
     })
     .await;
+    let mut x = raw_member(&v, &mut r, "RJ2").await;
     let peer = x.connect(&v.p2p).await.expect("the member is admitted");
     let bundle = staffpass_tests::bundle_parts("RJ2", "RJZ").build(&staffpass_protocol::testkit::issuer("RJ2", 0));
-    let (mut answered, mut unanswered) = (0, 0);
-    for _ in 0..20 {
-        let id = staffpass_protocol::MessageId::random(&mut rand::rng());
-        let offer = staffpass_protocol::wire::exchange::Request::Offer { id, bundle: Box::new(bundle.clone()) };
-        match x.exchange(peer, offer).await {
-            Ok(_) => answered += 1,
-            Err(_) => unanswered += 1,
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let (mut answered, mut unanswered) = (0u64, 0u64);
+            while !stop.load(Ordering::SeqCst) || answered + unanswered < 20 {
+                let id = staffpass_protocol::MessageId::random(&mut rand::rng());
+                let offer = staffpass_protocol::wire::exchange::Request::Offer { id, bundle: Box::new(bundle.clone()) };
+                match x.exchange(peer, offer).await {
+                    Ok(_) => answered += 1,
+                    Err(_) => unanswered += 1,
+                }
+            }
+            (answered, unanswered, x)
         }
-    }
-    assert!((5..20).contains(&answered), "{answered} answered, {unanswered} not");
+    });
+    // The honest member's own exchanges are not held up by the flood.
+    honest_move(&v).await;
+    assert!(!flood.is_finished(), "the flood went on through the move");
+    stop.store(true, Ordering::SeqCst);
+    let (answered, unanswered, x) = flood.await.unwrap();
+    assert!(answered >= 5 && unanswered > 0, "{answered} answered, {unanswered} not");
     let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"exchange-rate-limit\"}");
     assert_eq!(counted as u64, unanswered, "every unanswered request is counted");
     assert!(v.connected_to(&x.peer_id()).await, "a member over its rate is slowed down, not disconnected");
