@@ -96,11 +96,25 @@ impl Tree {
         }
     }
 
-    /// True for the trees that hold personal data; their values are
-    /// encrypted at rest.
+    /// True for the trees whose values may hold personal data (records,
+    /// bundles waiting to be sent, stored receipts, audit entries with
+    /// their reasons); their values are encrypted at rest. Rosters, the
+    /// metadata and the indexes (ids and times only) are not.
     pub const fn personal(self) -> bool {
-        matches!(self, Tree::Staff | Tree::Credentials | Tree::Consents | Tree::Received)
+        matches!(
+            self,
+            Tree::Staff
+                | Tree::Credentials
+                | Tree::Consents
+                | Tree::Received
+                | Tree::Outbox
+                | Tree::Inbox
+                | Tree::Audit
+        )
     }
+
+    /// The trees sealed from schema 2 on, plaintext in a schema-1 store.
+    pub(crate) const SEALED_SINCE_V2: [Tree; 3] = [Tree::Outbox, Tree::Inbox, Tree::Audit];
 
     /// The position of the tree in [`Tree::ALL`].
     pub(crate) const fn index(self) -> usize {
@@ -322,6 +336,17 @@ pub enum Error {
         /// How long opening waited for the lock.
         waited: std::time::Duration,
     },
+    /// The store directory can be read or entered by group or others.
+    #[error(
+        "the store directory {} has mode {:o}: group and others must have no access; run `chmod 700 {}`",
+        .path.display(), .mode, .path.display()
+    )]
+    Exposed {
+        /// The store directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The store was created under another data key.
     #[error(
         "the store at {} was created with a different data key; start the node with the data.key that belongs to this data directory (restore it from backup), or point data_dir at this node's own store",
@@ -431,7 +456,10 @@ mod tests {
     #[test]
     fn exactly_the_personal_trees_are_personal() {
         let personal: Vec<_> = Tree::ALL.into_iter().filter(|t| t.personal()).collect();
-        assert_eq!(personal, [Tree::Staff, Tree::Credentials, Tree::Consents, Tree::Received]);
+        assert_eq!(
+            personal,
+            [Tree::Staff, Tree::Credentials, Tree::Consents, Tree::Received, Tree::Outbox, Tree::Inbox, Tree::Audit]
+        );
     }
 
     #[test]

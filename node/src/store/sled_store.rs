@@ -21,7 +21,7 @@
 //!   dropping its tail.
 
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +37,9 @@ use super::{Batch, Error, KeyValue, Op, Pending, Store, Tree, show_key};
 use crate::keys::{self, DataKey};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 seals the outbox, inbox and audit trees (plaintext in 1);
+/// a version-1 store is migrated when it is opened.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"store/schema";
 const META_FINGERPRINT: &[u8] = b"store/data-key-fingerprint";
@@ -212,6 +214,23 @@ impl SledStore {
                 detail: format!("the store's main file ({SLED_DB_FILE}) is missing but its other files are present"),
             });
         }
+        // The store directory is private: created 0700 (tightened if it
+        // was made beforehand), and an existing store others can enter is
+        // refused until its owner fixes it.
+        if let Ok(meta) = fs::metadata(dir)
+            && meta.is_dir()
+            && meta.permissions().mode() & 0o077 != 0
+            && (preexisting || mode == OpenMode::Create)
+        {
+            if !preexisting {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::Io {
+                    op: "make the store directory private",
+                    detail: format!("{}: {e}", dir.display()),
+                })?;
+            } else {
+                return Err(Error::Exposed { path, mode: meta.permissions().mode() & 0o7777 });
+            }
+        }
         match mode {
             OpenMode::Existing if !dir.is_dir() || !preexisting => return Err(Error::NotFound { path }),
             OpenMode::Existing => {}
@@ -247,12 +266,15 @@ impl SledStore {
                 let found = <[u8; 4]>::try_from(found.as_ref())
                     .map(u32::from_be_bytes)
                     .map_err(|_| corrupt("the schema version record is damaged".into()))?;
-                if found != SCHEMA_VERSION {
+                if found != SCHEMA_VERSION && found != 1 {
                     return Err(Error::SchemaMismatch { path, found, expected: SCHEMA_VERSION });
                 }
                 let Some(fp) = fp else { return Err(corrupt("the data key fingerprint is missing".into())) };
                 if fp.as_ref() != expected_fp.as_slice() {
                     return Err(Error::ForeignDataDir { path });
+                }
+                if found == 1 {
+                    migrate_v1(&path, &opened.trees, &opened.db, &Sealer::new(key))?;
                 }
                 match &opened.commits {
                     None => 0,
@@ -698,6 +720,38 @@ fn open_and_scan(path: &Path, cache: u64, progress: &AtomicU64) -> Result<Opened
     let read = |k: &[u8]| meta.get(k).map_err(|e| from_sled(path, "read metadata", e));
     let (schema, fingerprint, commits) = (read(META_SCHEMA)?, read(META_FINGERPRINT)?, read(META_COMMITS)?);
     Ok(Opened { db, trees, schema, fingerprint, commits, release })
+}
+
+/// Schema 1 → 2: seals every value of the trees that were plaintext, and
+/// records the new version, in one transaction (a crash leaves version 1
+/// and its plaintext whole, to be migrated at the next start), then
+/// flushes. The old plaintext stays in sled's log segments until sled
+/// reuses them.
+fn migrate_v1(path: &Path, trees: &[sled::Tree], db: &sled::Db, sealer: &Sealer) -> Result<(), Error> {
+    let mut sealed: Vec<(Tree, sled::IVec, Vec<u8>)> = Vec::new();
+    for tree in Tree::SEALED_SINCE_V2 {
+        for kv in trees[tree.index()].iter() {
+            let (k, v) = kv.map_err(|e| from_sled(path, "read for migration", e))?;
+            let value = sealer.seal(tree, &k, &v)?;
+            sealed.push((tree, k, value));
+        }
+    }
+    let n = sealed.len();
+    let run = |tx: &Vec<TransactionalTree>| -> Result<(), ConflictableTransactionError<Error>> {
+        for (tree, k, v) in &sealed {
+            tx[tree.index()].insert(k, v.as_slice())?;
+        }
+        tx[Tree::Meta.index()].insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        Ok(())
+    };
+    match trees.transaction(run) {
+        Ok(()) => {}
+        Err(TransactionError::Abort(e)) => return Err(e),
+        Err(TransactionError::Storage(e)) => return Err(from_sled(path, "migrate", e)),
+    }
+    db.flush().map_err(|e| from_sled(path, "flush the migration", e))?;
+    tracing::info!(path = %path.display(), values = n, "store migrated to schema 2: outbox, inbox and audit sealed");
+    Ok(())
 }
 
 fn initialise(path: &Path, trees: &[sled::Tree], db: &sled::Db, fp: &[u8; 32]) -> Result<(), Error> {

@@ -59,8 +59,12 @@ fn personal_values_are_encrypted_on_disk() {
         b.put(Tree::Credentials, "cred-01", format!("disclosure for {NAME} {NI}"));
         b.put(Tree::Consents, "consent-01", format!("consent by {NAME}"));
         b.put(Tree::Received, "recv-01", big_record.clone());
-        b.put(Tree::Outbox, "msg-01", MARKER);
-        b.put(Tree::Outbox, "msg-02", format!("{BLOB_MARKER} {}", "x".repeat(200_000)));
+        b.put(Tree::Outbox, "msg-00", format!("offer for {NAME} {NI}"));
+        b.put(Tree::Inbox, "in-00", format!("receipt about {NAME}"));
+        b.put(Tree::Audit, "au-00", format!("revoked for {NAME}: deceased"));
+        // Controls in a tree that is not sealed (rosters hold no personal data).
+        b.put(Tree::Rosters, "msg-01", MARKER);
+        b.put(Tree::Rosters, "msg-02", format!("{BLOB_MARKER} {}", "x".repeat(200_000)));
         store.commit(b).unwrap();
         // Overwrite once, so older versions sit in the log too.
         let mut b = Batch::new();

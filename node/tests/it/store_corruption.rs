@@ -39,6 +39,8 @@ fn healthy_store() -> tempfile::TempDir {
 
 fn copy_of(base: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    // A store directory is private (the node refuses one others can enter).
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     for e in fs::read_dir(base).unwrap() {
         let e = e.unwrap();
         if e.file_type().unwrap().is_dir() {
@@ -181,6 +183,7 @@ fn a_store_without_metadata_is_never_reinitialised() {
     // sled files with no store metadata in them (e.g. an interrupted init,
     // or someone else's sled database).
     let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
         db.open_tree("outbox").unwrap().insert("k", "v").unwrap();

@@ -173,7 +173,39 @@ fn another_schema_is_refused() {
         db.flush().unwrap();
     }
     let err = SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap_err();
-    assert!(matches!(err, Error::SchemaMismatch { found: 99, expected: 1, .. }), "{err}");
+    assert!(matches!(err, Error::SchemaMismatch { found: 99, expected: 2, .. }), "{err}");
+}
+
+/// A schema-1 store (outbox, inbox and audit in clear) is migrated when
+/// opened: the same values read back, each now sealed on disk.
+#[test]
+fn a_schema_1_store_is_migrated_to_sealed_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let plain =
+        [("outbox", "msg-1", "offer for Alex Testperson"), ("inbox", "in-1", "r"), ("audit", "a-1", "deceased")];
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta").unwrap().insert("store/schema", &1u32.to_be_bytes()).unwrap();
+        for (tree, k, v) in plain {
+            db.open_tree(tree).unwrap().insert(k, v).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap();
+    for (tree, k, v) in [(Tree::Outbox, plain[0].1, plain[0].2), (Tree::Inbox, plain[1].1, plain[1].2)] {
+        assert_eq!(store.get(tree, k.as_bytes()).unwrap().unwrap(), v.as_bytes());
+    }
+    assert_eq!(store.get(Tree::Audit, b"a-1").unwrap().unwrap(), b"deceased");
+    drop(store);
+    let db = sled::open(dir.path()).unwrap();
+    let raw = db.open_tree("outbox").unwrap().get("msg-1").unwrap().unwrap();
+    assert_ne!(raw.as_ref(), plain[0].2.as_bytes(), "still in clear after the migration");
+    assert_eq!(db.open_tree("meta").unwrap().get("store/schema").unwrap().unwrap().as_ref(), 2u32.to_be_bytes());
+    drop(db);
+    // Opened again: already version 2, nothing sealed twice.
+    let store = SledStore::open(dir.path(), &key(), OpenMode::Existing).unwrap();
+    assert_eq!(store.get(Tree::Outbox, b"msg-1").unwrap().unwrap(), plain[0].2.as_bytes());
 }
 
 /// Opening waits at most this long for the lock in these tests.
@@ -323,4 +355,21 @@ fn a_ticket_from_elsewhere_is_refused() {
     store.commit(b).unwrap();
     assert_eq!(store.stats().durable_commits, 1);
     assert_eq!(store.stats().flushes, 1);
+}
+
+/// The store directory must be private: one others can enter is refused
+/// with what to do, and nothing is opened.
+#[test]
+fn a_store_directory_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    drop(open(&db));
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o700, "created private");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = SledStore::open(&db, &key(), OpenMode::Existing).unwrap_err();
+    assert!(matches!(err, Error::Exposed { mode: 0o755, .. }), "{err}");
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o700)).unwrap();
+    drop(SledStore::open(&db, &key(), OpenMode::Existing).unwrap());
 }

@@ -216,6 +216,64 @@ async fn withdrawal_erases_at_the_receiver_and_returns_an_erasure_receipt() {
     }
 }
 
+/// The test's personal data, as it could appear in raw files.
+const PERSONAL: [&[u8]; 3] = [b"Alex Testperson", b"ZZ123456A", b"001234567890"];
+
+/// Stops `nodes`, scans each one's whole data directory for the test's
+/// personal data (with a control that the scan finds plain data), and
+/// starts them again.
+async fn scan_clean(nodes: &mut [&mut TestNode], when: &str) {
+    for n in nodes.iter_mut() {
+        n.stop().await;
+    }
+    for n in nodes.iter() {
+        let dir = &n.config.data_dir;
+        assert!(any_file_contains(dir, b"london-mou"), "control: the raw scan finds plain roster data");
+        for needle in PERSONAL {
+            assert!(
+                !any_file_contains(dir, needle),
+                "{when}: {} found in clear in {}'s files",
+                String::from_utf8_lossy(needle),
+                n.org
+            );
+        }
+    }
+    for n in nodes.iter_mut() {
+        n.restart().await.unwrap();
+    }
+}
+
+/// F2: no personal data in clear at either node at any moment: while an
+/// offer waits at the home (receiver down), after delivery, after
+/// withdrawal and erasure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_personal_data_in_clear_at_either_node_at_any_moment() {
+    let (mut a, mut b, _r) = pair().await;
+    b.stop().await;
+    import(&a, &staff_csv(&[ALEX])).await;
+    let staff = staff_refs(&a).await.remove(0);
+    let id = consent_id(&grant(&a, &staff, "RJ1", &["identity", "dbs"], now().plus_days(30)).await);
+    assert!(!a.admin().outbox().await.unwrap().is_empty(), "the offer waits for the receiver");
+    scan_clean(&mut [&mut a], "offer waiting at the home").await;
+    b.restart().await.unwrap();
+    wait_state(&a, &id, "delivered").await;
+    scan_clean(&mut [&mut a, &mut b], "after delivery").await;
+    a.admin().withdraw_consent(&id).await.unwrap();
+    let admin = a.admin();
+    wait_until("the erasure receipt comes back", || {
+        let admin = admin.clone();
+        async move {
+            admin
+                .consent(&id)
+                .await
+                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    scan_clean(&mut [&mut a, &mut b], "after withdrawal").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receiver_erases_by_itself_when_the_consent_ends() {
     let (a, b, _r) = pair().await;
