@@ -14,6 +14,7 @@ mod docker;
 mod hr;
 mod net;
 mod report;
+mod scan;
 mod scenarios;
 mod stewards;
 mod topology;
@@ -183,7 +184,8 @@ async fn scenario(name: &str, opts: &Options) -> Result<bool> {
         let mut r = Report::new(&format!("scenario {n} ({mode})"), opts.live);
         let outcome = async {
             let mut w = scenarios::bring_up(opts, &mut r).await?;
-            scenarios::run(n, &mut w, &mut r).await
+            scenarios::run(n, &mut w, &mut r).await?;
+            scenarios::scan_personal_data(&w, opts.docker, &mut r)
         }
         .await;
         if let Err(e) = &outcome {
@@ -212,6 +214,7 @@ async fn run(cli: Cli) -> Result<bool> {
             let outcome = async {
                 let mut w = scenarios::bring_up(&opts, &mut r).await?;
                 scenarios::moves(&mut w, &mut r).await?;
+                scenarios::scan_personal_data(&w, false, &mut r)?;
                 if common.keep {
                     r.line(format!("kept: {} (node logs in nodes/*.log)", w.net.root.display()));
                 }

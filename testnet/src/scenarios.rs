@@ -52,6 +52,8 @@ pub struct World {
     pub stewards: Stewards,
     /// Each trust's staff.
     pub people: BTreeMap<&'static str, Vec<Person>>,
+    /// Every synthetic person's name, NI and DBS number (for the scan).
+    pub personal: Vec<String>,
 }
 
 impl World {
@@ -113,12 +115,39 @@ pub async fn bring_up(opts: &Options, r: &mut Report) -> Result<World> {
     r.line(format!("mesh: every member connected to every co-signatory; {OUTSIDER} is in no agreement"));
 
     let mut people = BTreeMap::new();
+    let mut personal = Vec::new();
     for t in TRUSTS {
         let csv = crate::data::generate(&hr::export_for(t, opts.rows, opts.seed));
+        personal.extend(crate::scan::personal_values(&csv)?);
         people.insert(t.org, hr::import(net.node(t.org)?, &csv).await?);
     }
     r.line(format!("staff: {} synthetic records imported at each node (seed {})", opts.rows, opts.seed));
-    Ok(World { net, stewards, people })
+    Ok(World { net, stewards, people, personal })
+}
+
+/// Searches every file of the network (stores, keys, logs) for every
+/// synthetic person's name, NI and DBS number in clear; a check in the
+/// report. Local mode only (docker keeps the node files in its volumes).
+pub fn scan_personal_data(w: &World, docker: bool, r: &mut Report) -> Result<()> {
+    if docker {
+        r.line("personal-data scan: local mode only (the containers' files are in docker volumes)");
+        return Ok(());
+    }
+    let (control, found) = crate::scan::scan_with_control(&w.net.root, &w.personal)?;
+    r.check("personal-data scan: the search finds a value planted in clear (control)", control);
+    // Where, never what: the report itself must not repeat the values.
+    for (file, _) in found.hits.iter().take(5) {
+        r.line(format!("  personal data in clear in {}", file.display()));
+    }
+    let what = format!(
+        "{} synthetic names, NI and DBS numbers searched for in {} files ({:.1} MB: every node's store, keys and log)",
+        w.personal.len(),
+        found.files,
+        found.bytes as f64 / 1e6
+    );
+    r.line(format!("personal data: {what}: {} in clear", if found.hits.is_empty() { "none" } else { "FOUND" }));
+    r.check(format!("personal-data scan: {what}: none in clear"), found.hits.is_empty());
+    Ok(())
 }
 
 /// Waits until every member is connected to every co-signatory.
