@@ -731,6 +731,13 @@ impl Exchange {
                 );
                 item.put(&mut batch);
                 record.messages.push(mid);
+                // Offers of this consent still waiting are cancelled in
+                // the same commit: nothing of it is sent after this.
+                for due in self.outbox_items()? {
+                    if due.item.consent == *id && due.item.kind == OutKind::Offer {
+                        batch.delete(Tree::Outbox, due.key);
+                    }
+                }
             }
         }
         put_consent(&mut batch, &record);

@@ -68,7 +68,7 @@ impl Exchange {
         self.outbox_items().map(|items| items.into_iter().map(|d| d.item).collect())
     }
 
-    fn outbox_items(&self) -> Result<Vec<Due>, super::Error> {
+    pub(super) fn outbox_items(&self) -> Result<Vec<Due>, super::Error> {
         self.0
             .store
             .scan_prefix(Tree::Outbox, b"")?

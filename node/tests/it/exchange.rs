@@ -152,6 +152,23 @@ async fn a_withdrawal_arriving_before_its_offer_blocks_the_offer() {
     assert!(matches!(state(home, &id), ConsentState::Withdrawn { .. }));
 }
 
+/// F4(b): an offer still waiting in the outbox when the staff member
+/// withdraws is cancelled in the same commit: only the withdrawal is sent,
+/// and the receiver never holds the passport.
+#[tokio::test]
+async fn withdrawing_cancels_the_offer_still_waiting() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    assert!(matches!(only_request(home), Request::Offer { .. }), "the offer waits");
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    let kinds: Vec<OutKind> = home.exchange.outbox().expect("outbox").iter().map(|i| i.kind).collect();
+    assert_eq!(kinds, vec![OutKind::Withdraw], "the waiting offer is cancelled");
+    home.deliver().await;
+    assert!(host.exchange.received().expect("received").iter().all(|v| v.status != "active"));
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { erased: Some(_), .. }));
+}
+
 #[tokio::test]
 async fn withdrawing_twice_is_a_conflict() {
     let net = pair();
