@@ -66,6 +66,10 @@ pub enum StartError {
     /// The node key is not ed25519.
     #[error("the node key is not an ed25519 key")]
     NodeKey,
+    /// The exchange service's start-up work (destroying the keys of
+    /// records erased just before the last stop).
+    #[error("exchange: {0}")]
+    Exchange(#[from] exchange::Error),
 }
 
 /// The wall clock as a protocol timestamp.
@@ -217,6 +221,7 @@ impl<T: Transport> Builder<T> {
         let Builder { config, store, clock, transport } = self;
         let data = config.data_dir.clone();
         let keys = KeyFiles::load(&paths::keys(&data))?;
+        let injected_store = store.is_some();
         let store: Arc<dyn Store> = match store {
             Some(s) => s,
             None => {
@@ -230,6 +235,13 @@ impl<T: Transport> Builder<T> {
                 )?)
             }
         };
+        // Per-record keys beside the store (not in it: sled's log keeps old
+        // values, this file is replaced whole); in memory for an injected store.
+        let record_keys = Arc::new(if injected_store {
+            store::RecordKeys::in_memory(keys.data())
+        } else {
+            store::RecordKeys::open(&data.join(store::record_keys::FILE), keys.data())?
+        });
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
         let rosters = Arc::new(Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?);
@@ -248,7 +260,13 @@ impl<T: Transport> Builder<T> {
             settings: config.exchange.clone(),
             staff_ref_key: derive_key(keys.data(), "staffpass/staff-ref/v1"),
             metrics: metrics.clone(),
+            record_keys,
         });
+        // Keys of records erased just before a crash are destroyed now.
+        let shredded = exchange.shred_orphaned_keys()?;
+        if shredded > 0 {
+            info!(keys = shredded, "destroyed the keys of records erased before the last stop");
+        }
         let sync = RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone(), misbehaviour);
         let ready = Arc::new(AtomicBool::new(false));
         let node = Node(Arc::new(Inner {

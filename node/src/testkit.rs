@@ -242,6 +242,9 @@ impl Net {
             settings: exchange::Settings::default(),
             staff_ref_key: fixture::seed(&format!("staff-ref-{code}")),
             metrics,
+            record_keys: Arc::new(crate::store::RecordKeys::in_memory(&crate::keys::DataKey::from_bytes(
+                fixture::seed(&format!("data-{code}")),
+            ))),
         });
         hub.add(node.clone(), exchange.clone());
         let trust = Trust { org, transport: hub.transport(node.clone()), node, exchange, store, audit, rosters };

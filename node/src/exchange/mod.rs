@@ -47,7 +47,7 @@ use crate::audit::{self, Action, Audit};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::rosters::Rosters;
-use crate::store::{self, Batch, Store, Tree};
+use crate::store::{self, Batch, RecordKeys, Store, Tree};
 use records::*;
 pub use staff::{ImportReport, StaffInput, StaffRecord};
 pub use transport::Transport;
@@ -75,6 +75,8 @@ pub struct Parts {
     pub staff_ref_key: [u8; 32],
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Per-record keys (each received passport's), for crypto-shredding.
+    pub record_keys: Arc<RecordKeys>,
 }
 
 /// The exchange service: a cheap, cloneable handle.
@@ -91,6 +93,7 @@ struct Inner {
     settings: Settings,
     staff_ref_key: [u8; 32],
     metrics: Arc<Metrics>,
+    record_keys: Arc<RecordKeys>,
     /// Wakes the outbox worker after a commit that queued a message.
     outbox_wake: Notify,
     /// How many receipts this node has stored for its outgoing messages;
@@ -196,7 +199,7 @@ fn message_id() -> MessageId {
 impl Exchange {
     /// Builds the service from its parts.
     pub fn new(parts: Parts) -> Self {
-        let Parts { org, issuer, store, audit, rosters, clock, settings, staff_ref_key, metrics } = parts;
+        let Parts { org, issuer, store, audit, rosters, clock, settings, staff_ref_key, metrics, record_keys } = parts;
         Exchange(Arc::new(Inner {
             org,
             issuer,
@@ -207,6 +210,7 @@ impl Exchange {
             settings,
             staff_ref_key,
             metrics,
+            record_keys,
             outbox_wake: Notify::new(),
             receipts_stored: watch::Sender::new(0),
         }))

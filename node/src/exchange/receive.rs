@@ -15,7 +15,7 @@ use super::records::*;
 use super::{Error, Exchange, decode, event};
 use crate::audit::Action;
 use crate::metrics::ExchangeLabels;
-use crate::store::{Batch, Tree};
+use crate::store::{Batch, Tree, record_keys};
 
 impl Exchange {
     /// Handles one exchange request from the node `sender`; `None` only if
@@ -143,7 +143,8 @@ impl Exchange {
             state: ReceivedState::Active,
         };
         let mut batch = Batch::default();
-        batch.put(Tree::Received, received_key(&consent.id), encoding::to_bytes(&record));
+        let key = received_key(&consent.id);
+        batch.put(Tree::Received, key.clone(), self.seal_received(&key, &record)?);
         let mut ev = event(&format!("peer:{sender}"), Action::Receipt);
         ev.staff = Some(consent.subject.clone());
         ev.org = Some(consent.home.clone());
@@ -154,10 +155,40 @@ impl Exchange {
         Ok(resp)
     }
 
+    /// A received passport's value, sealed under its own key.
+    fn seal_received(&self, key: &[u8], rec: &ReceivedRecord) -> Result<Vec<u8>, Error> {
+        Ok(record_keys::seal_record(&self.0.record_keys, Tree::Received, key, &encoding::to_bytes(rec))?)
+    }
+
+    /// A received passport, opened with its own key.
+    fn open_received(&self, key: &[u8], v: &[u8]) -> Result<ReceivedRecord, Error> {
+        let plain = record_keys::open_record(&self.0.record_keys, Tree::Received, key, v)?;
+        decode(&plain, "received passport")
+    }
+
+    /// Destroys an erased passport's key, once its erasure is committed:
+    /// what sled's log still holds of it can then be opened by no one. A
+    /// failure here is caught up at the next start
+    /// ([`Exchange::shred_orphaned_keys`]).
+    fn shred(&self, consent: &ConsentId) {
+        if let Err(e) = self.0.record_keys.destroy(&received_key(consent)) {
+            warn!(consent = %consent, error = %e, "an erased passport's key could not be destroyed yet");
+        }
+    }
+
+    /// Destroys every record key whose passport is no longer held (erased
+    /// just before a crash). Returns how many.
+    pub fn shred_orphaned_keys(&self) -> Result<usize, Error> {
+        let live: std::collections::HashSet<Vec<u8>> =
+            self.0.store.scan_prefix(Tree::Received, b"p/")?.into_iter().map(|(k, _)| k).collect();
+        Ok(self.0.record_keys.retain(|id| live.contains(id))?)
+    }
+
     /// What is held under `consent`: the passport or its tombstone.
     fn held(&self, consent: &ConsentId) -> Result<Option<HeldRecord>, Error> {
-        if let Some(v) = self.0.store.get(Tree::Received, &received_key(consent))? {
-            let rec: ReceivedRecord = decode(&v, "received passport")?;
+        let key = received_key(consent);
+        if let Some(v) = self.0.store.get(Tree::Received, &key)? {
+            let rec = self.open_received(&key, &v)?;
             return Ok(Some(HeldRecord { issuer: rec.passport.issuer, agreement: Some(rec.passport.agreement) }));
         }
         if let Some(v) = self.0.store.get(Tree::Received, &erased_key(consent))? {
@@ -194,14 +225,16 @@ impl Exchange {
         ev.reason = Some("withdrawn".into());
         let resp = self.receipt(id, Outcome::Erased { consent: b.consent }, at);
         let resp = self.commit_with_receipt(batch, vec![ev], resp, at)?;
+        self.shred(&b.consent);
         info!(message = %id, consent = %b.consent, "consent withdrawn; passport erased");
         Ok(resp)
     }
 
     /// Replaces a received passport by a tombstone holding ids only.
     fn erase_into(&self, batch: &mut Batch, consent: &ConsentId, why: &str, at: Timestamp) -> Result<bool, Error> {
-        let Some(v) = self.0.store.get(Tree::Received, &received_key(consent))? else { return Ok(false) };
-        let rec: ReceivedRecord = decode(&v, "received passport")?;
+        let key = received_key(consent);
+        let Some(v) = self.0.store.get(Tree::Received, &key)? else { return Ok(false) };
+        let rec = self.open_received(&key, &v)?;
         let tomb = ErasedRecord {
             consent: *consent,
             credential: rec.passport.credential,
@@ -227,7 +260,7 @@ impl Exchange {
         // roster of the agreement it came under.
         let mut covered = Vec::new();
         for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
-            let rec: ReceivedRecord = decode(&v, "received passport")?;
+            let rec = self.open_received(&k, &v)?;
             if b.covers(&rec.passport.issuer, &rec.passport.credential) {
                 covered.push((k, rec));
             }
@@ -263,7 +296,8 @@ impl Exchange {
         let mut events = Vec::new();
         for (k, mut rec) in marked {
             rec.state = ReceivedState::Revoked { reason: b.reason, at };
-            batch.put(Tree::Received, k, encoding::to_bytes(&rec));
+            let sealed = self.seal_received(&k, &rec)?;
+            batch.put(Tree::Received, k, sealed);
             let mut ev = event(&format!("peer:{sender}"), Action::Revocation);
             ev.staff = Some(rec.passport.subject.clone());
             ev.org = Some(b.issuer.clone());
@@ -289,8 +323,8 @@ impl Exchange {
     pub fn sweep_expired(&self) -> Result<usize, Error> {
         let at = self.now();
         let mut n = 0;
-        for (_, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
-            let rec: ReceivedRecord = decode(&v, "received passport")?;
+        for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
+            let rec = self.open_received(&k, &v)?;
             if rec.passport.not_after > at {
                 continue;
             }
@@ -301,6 +335,7 @@ impl Exchange {
                 ev.org = Some(rec.passport.issuer.clone());
                 ev.object = Some(rec.passport.consent.to_string());
                 self.0.audit.commit(batch, vec![ev], at)?;
+                self.shred(&rec.passport.consent);
                 n += 1;
                 info!(consent = %rec.passport.consent, "consent window ended; passport erased");
             }
@@ -312,8 +347,8 @@ impl Exchange {
     pub fn received(&self) -> Result<Vec<ReceivedView>, Error> {
         let today = self.now().date();
         let mut out = Vec::new();
-        for (_, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
-            out.push(view_of(&decode(&v, "received passport")?, today, false));
+        for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
+            out.push(view_of(&self.open_received(&k, &v)?, today, false));
         }
         for (_, v) in self.0.store.scan_prefix(Tree::Received, b"e/")? {
             let e: ErasedRecord = decode(&v, "erasure record")?;
@@ -324,8 +359,9 @@ impl Exchange {
 
     /// One received passport, with claim values.
     pub fn received_one(&self, consent: &ConsentId) -> Result<ReceivedView, Error> {
-        if let Some(v) = self.0.store.get(Tree::Received, &received_key(consent))? {
-            return Ok(view_of(&decode(&v, "received passport")?, self.now().date(), true));
+        let key = received_key(consent);
+        if let Some(v) = self.0.store.get(Tree::Received, &key)? {
+            return Ok(view_of(&self.open_received(&key, &v)?, self.now().date(), true));
         }
         if let Some(v) = self.0.store.get(Tree::Received, &erased_key(consent))? {
             return Ok(erased_view(&decode(&v, "erasure record")?));

@@ -28,10 +28,19 @@ use std::fmt;
 use std::path::PathBuf;
 
 mod memory;
+pub mod record_keys;
 mod seal;
 mod sled_store;
 
 pub use memory::MemStore;
+pub use record_keys::RecordKeys;
+
+/// Opens a value of a sealed tree with the node's data key, as read raw
+/// from the store's files: what anyone holding `data.key` and a copy of
+/// the files can do. (Tests use it to show what erasure leaves readable.)
+pub fn open_sealed(key: &crate::keys::DataKey, tree: Tree, k: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    seal::Sealer::new(key).open(tree, k, sealed)
+}
 pub use sled_store::{Config, OpenMode, SCHEMA_VERSION, SledStore, Stats};
 
 /// The named trees. Each has a stable on-disk name ([`Tree::name`]);

@@ -274,6 +274,62 @@ async fn no_personal_data_in_clear_at_either_node_at_any_moment() {
     scan_clean(&mut [&mut a, &mut b], "after withdrawal").await;
 }
 
+/// The received passport's raw value in the receiver's store (read with
+/// sled itself, the node stopped): its store key and sealed bytes.
+fn raw_received(node: &TestNode) -> (Vec<u8>, Vec<u8>) {
+    let db = sled::open(paths::db(&node.config.data_dir)).unwrap();
+    let (k, v) = db.open_tree("received").unwrap().scan_prefix(b"p/").next().expect("a held passport").unwrap();
+    (k.to_vec(), v.to_vec())
+}
+
+/// F5: erasure is crypto-shredding. Once the receiver erased a passport,
+/// its old ciphertext (as sled may keep it in its log) opens with nothing
+/// the node still holds: `data.key` opens the store's layer, but the
+/// passport's own key is gone from the record-key file. The control: the
+/// copy of that file taken before the erasure (a backup) still opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_passport_cannot_be_recovered_with_any_key_the_node_still_holds() {
+    use staffpass_node::store::{RecordKeys, Tree, open_sealed, record_keys};
+    let (a, mut b, _r) = pair().await;
+    import(&a, &staff_csv(&[ALEX])).await;
+    let staff = staff_refs(&a).await.remove(0);
+    let id = consent_id(&grant(&a, &staff, "RJ1", &["identity", "dbs"], now().plus_days(30)).await);
+    wait_state(&a, &id, "delivered").await;
+    b.stop().await;
+    let (k, sealed) = raw_received(&b);
+    let keys_file = b.config.data_dir.join(record_keys::FILE);
+    let backup = b.config.data_dir.join("record-keys.backup");
+    std::fs::copy(&keys_file, &backup).unwrap();
+    b.restart().await.unwrap();
+
+    a.admin().withdraw_consent(&id).await.unwrap();
+    let admin = a.admin();
+    wait_until("the erasure receipt comes back", || {
+        let admin = admin.clone();
+        async move {
+            admin
+                .consent(&id)
+                .await
+                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    b.stop().await;
+
+    let data_key = staffpass_node::keys::KeyFiles::load(&paths::keys(&b.config.data_dir)).unwrap();
+    let inner = open_sealed(data_key.data(), Tree::Received, &k, &sealed).expect("data.key opens the store's layer");
+    let now_held = RecordKeys::open(&keys_file, data_key.data()).unwrap();
+    assert!(
+        record_keys::open_record(&now_held, Tree::Received, &k, &inner).is_err(),
+        "the erased passport opened with the keys the node still holds"
+    );
+    // Control: the keys as they were before the erasure do open it.
+    let before = RecordKeys::open(&backup, data_key.data()).unwrap();
+    let plain = record_keys::open_record(&before, Tree::Received, &k, &inner).expect("the backup opens it");
+    assert!(plain.windows(PERSONAL[0].len()).any(|w| w == PERSONAL[0]), "the record holds the name");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receiver_erases_by_itself_when_the_consent_ends() {
     let (a, b, _r) = pair().await;
