@@ -29,11 +29,16 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Revoke a credential and tell every organisation that received it.
+    /// Revoke a credential (and any earlier credential of the same person a
+    /// live consent still references) and tell every organisation that
+    /// received one; with --staff, every credential of that person.
     Revoke {
         /// The credential id (cred-...).
-        #[arg(value_name = "ID")]
-        id: CredentialId,
+        #[arg(value_name = "ID", required_unless_present = "staff", conflicts_with = "staff")]
+        id: Option<CredentialId>,
+        /// Revoke every credential of this staff member instead (st-...).
+        #[arg(long, value_name = "REF")]
+        staff: Option<StaffRef>,
         /// Why: training-expiry, leaving-organisation, provided-in-error, lost-phone,
         /// no-longer-valid, suspect-no-longer-valid, deceased.
         #[arg(long, value_name = "REASON", value_parser = parse_reason)]
@@ -58,9 +63,28 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             let client = node.client()?;
             (block_on(async { Ok(client.credential(&id).await?) })?, "")
         }
-        Command::Revoke { id, reason, node } => {
+        Command::Revoke { id: Some(id), reason, node, .. } => {
             let client = node.client()?;
             (block_on(async { Ok(client.revoke_credential(&id, &RevokeRequest { reason }).await?) })?, "Revoked")
+        }
+        Command::Revoke { id: None, staff, reason, node } => {
+            let staff = staff.ok_or_else(|| crate::error::Error::BadValue {
+                what: "credential revoke",
+                input: String::new(),
+                reason: "give a credential ID or --staff REF".into(),
+            })?;
+            let client = node.client()?;
+            let revoked = block_on(async { Ok(client.revoke_staff(&staff, &RevokeRequest { reason }).await?) })?;
+            if format.is_json() {
+                return output::json(&revoked);
+            }
+            if revoked.is_empty() {
+                return output::line(format!("Every credential of {staff} was already revoked."));
+            }
+            for c in &revoked {
+                output::line(format!("Revoked {} (issued {}).", c.id, c.issued_at))?;
+            }
+            return Ok(());
         }
     };
     if format.is_json() {

@@ -339,6 +339,15 @@ impl Client {
         self.post_json(&path(route::CREDENTIAL_REVOKE, id), request).await
     }
 
+    /// `POST /v1/staff/{ref}/revoke`.
+    pub async fn revoke_staff(
+        &self,
+        r: &StaffRef,
+        request: &RevokeRequest,
+    ) -> Result<Vec<CredentialView>, ClientError> {
+        self.post_json(&path(route::STAFF_REVOKE, r), request).await
+    }
+
     // ----------------------------------------------------------- consents
 
     /// `GET /v1/consents`.

@@ -57,7 +57,7 @@ pub fn json() -> String {
         healthz, readyz, metrics, openapi, status, peers,
         agreements, submit_chain, agreement, entries, submit_entries, override_halt,
         staff_list, import_staff, staff_get, staff_put, staff_delete, record_claim, issue_credential, activity,
-        credential, revoke_credential,
+        credential, revoke_credential, revoke_staff,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
         received, received_one, outbox, audit_log, verify_audit,
     ),
@@ -270,6 +270,13 @@ fn credential() {}
         (status = 200, description = "The credential, revoked", body = CredentialView),
     ))]
 fn revoke_credential() {}
+
+#[utoipa::path(post, path = route::STAFF_REVOKE, tag = "hr", request_body = RevokeRequest,
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The credentials revoked now (none if all already were)", body = Vec<CredentialView>),
+    ))]
+fn revoke_staff() {}
 
 #[utoipa::path(get, path = route::CONSENTS, tag = "hr",
     responses(

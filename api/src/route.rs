@@ -34,6 +34,9 @@ pub const STAFF_MEMBER: &str = "/v1/staff/{ref}";
 pub const STAFF_CLAIMS: &str = "/v1/staff/{ref}/claims";
 /// `POST`: issue a credential.
 pub const STAFF_CREDENTIALS: &str = "/v1/staff/{ref}/credentials";
+/// `POST`: revoke every credential of a staff member (the current one and
+/// each one a live consent references).
+pub const STAFF_REVOKE: &str = "/v1/staff/{ref}/revoke";
 /// `GET`: a staff member's own activity in the audit log.
 pub const STAFF_ACTIVITY: &str = "/v1/staff/{ref}/activity";
 /// `GET`: one credential.

@@ -360,6 +360,12 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     on(dir, &rjz, &["credential", "revoke", &cred_id, "--reason", "training-expiry"]).await.ok();
     let bad = on(dir, &rjz, &["credential", "revoke", &cred_id, "--reason", "bored"]).await;
     assert_eq!(bad.code, 2);
+    // Every credential of the person at once: all were revoked just now.
+    let all = on(dir, &rjz, &["credential", "revoke", "--staff", &staff, "--reason", "deceased"]).await;
+    let all = all.ok();
+    assert!(all.contains("already revoked"), "{all}");
+    let neither = on(dir, &rjz, &["credential", "revoke", "--reason", "deceased"]).await;
+    assert_eq!(neither.code, 2, "an ID or --staff is required");
     on(dir, &rjz, &["audit", "verify"]).await.ok();
 }
 

@@ -499,42 +499,102 @@ impl Exchange {
         Ok(Bundle { credential: cred.signed.clone(), disclosures, consent: consent.clone() })
     }
 
-    /// Revokes a credential and tells every receiver of its staff member's
-    /// consents, through the outbox.
+    /// Revokes a credential, and with it every other credential of the
+    /// same member of staff that a live consent still references (one the
+    /// re-issue superseded at a receiver that was not re-sent): every
+    /// receiver is told about the credential it holds, through the outbox.
     pub fn revoke_credential(
         &self,
         id: &CredentialId,
         reason: RevocationReason,
         actor: &str,
     ) -> Result<CredentialRecord, Error> {
-        let mut cred = self.credential(id)?;
+        let cred = self.credential(id)?;
         if cred.revoked.is_some() {
             return Err(Error::Conflict(format!("credential {id} is already revoked")));
         }
+        let mut ids = self.live_credentials(&cred.staff_ref)?;
+        ids.insert(*id);
+        let revoked = self.revoke_set(&cred.staff_ref, &ids, reason, actor)?;
+        revoked.into_iter().find(|c| c.signed.body.id == *id).ok_or(Error::NoCredential(*id))
+    }
+
+    /// Revokes every credential of a member of staff: the current one and
+    /// every one a live consent references. Returns those revoked now
+    /// (none if all already were).
+    pub fn revoke_staff(
+        &self,
+        r: &StaffRef,
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<Vec<CredentialRecord>, Error> {
+        let mut ids = self.live_credentials(r)?;
+        if let Some(current) = self.current_credential(r)? {
+            ids.insert(current.signed.body.id);
+        }
+        self.revoke_set(r, &ids, reason, actor)
+    }
+
+    /// The credentials of `r` that live consents (neither withdrawn nor
+    /// awaiting the staff signature) reference.
+    fn live_credentials(&self, r: &StaffRef) -> Result<BTreeSet<CredentialId>, Error> {
+        Ok(self
+            .consents_of(r)?
+            .into_iter()
+            .filter(|c| !matches!(c.state, ConsentState::AwaitingStaffSignature | ConsentState::Withdrawn { .. }))
+            .map(|c| c.credential)
+            .collect())
+    }
+
+    /// Revokes the credentials `ids` of `r` not yet revoked, and queues for
+    /// each live consent a revocation of the credential it references, in
+    /// one commit.
+    fn revoke_set(
+        &self,
+        r: &StaffRef,
+        ids: &BTreeSet<CredentialId>,
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<Vec<CredentialRecord>, Error> {
         let at = self.now();
-        cred.revoked = Some((reason, at));
-        let revocation = Signed::new(
-            Revocation {
-                credential: *id,
-                issuer: self.0.org.clone(),
-                reason,
-                revoked_at: at,
-                issuer_key: self.0.issuer.public(),
-            },
-            |b| self.0.issuer.sign(b),
-        );
         let mut batch = Batch::default();
-        batch.put(Tree::Credentials, credential_key(id), encoding::to_bytes(&cred));
-        let mut ev = event(actor, Action::Revocation);
-        ev.staff = Some(cred.staff_ref.clone());
-        ev.object = Some(id.to_string());
-        ev.reason = Some(reason.to_string());
-        let mut events = vec![ev];
+        let mut events = Vec::new();
+        let mut revoked = Vec::new();
+        let mut revocations = BTreeMap::new();
+        for id in ids {
+            let mut cred = self.credential(id)?;
+            if cred.revoked.is_some() {
+                continue;
+            }
+            cred.revoked = Some((reason, at));
+            let revocation = Signed::new(
+                Revocation {
+                    credential: *id,
+                    issuer: self.0.org.clone(),
+                    reason,
+                    revoked_at: at,
+                    issuer_key: self.0.issuer.public(),
+                },
+                |b| self.0.issuer.sign(b),
+            );
+            revocations.insert(*id, revocation);
+            batch.put(Tree::Credentials, credential_key(id), encoding::to_bytes(&cred));
+            let mut ev = event(actor, Action::Revocation);
+            ev.staff = Some(r.clone());
+            ev.object = Some(id.to_string());
+            ev.reason = Some(reason.to_string());
+            events.push(ev);
+            revoked.push(cred);
+        }
+        if revoked.is_empty() {
+            return Ok(revoked);
+        }
         let mut told = BTreeSet::new();
-        for mut c in self.consents_of(&cred.staff_ref)? {
+        for mut c in self.consents_of(r)? {
             let consent = c.signed.consent().clone();
+            let Some(revocation) = revocations.get(&c.credential) else { continue };
             if matches!(c.state, ConsentState::AwaitingStaffSignature | ConsentState::Withdrawn { .. })
-                || !told.insert((consent.receiver.clone(), consent.agreement.clone()))
+                || !told.insert((consent.receiver.clone(), consent.agreement.clone(), c.credential))
             {
                 continue;
             }
@@ -550,14 +610,14 @@ impl Exchange {
             c.messages.push(mid);
             put_consent(&mut batch, &c);
             let mut ev = event(actor, Action::Offer);
-            ev.staff = Some(cred.staff_ref.clone());
+            ev.staff = Some(r.clone());
             ev.org = Some(consent.receiver.clone());
-            ev.object = Some(format!("{}/{id}/{mid}", consent.id));
+            ev.object = Some(format!("{}/{}/{mid}", consent.id, c.credential));
             events.push(ev);
         }
         self.0.audit.commit(batch, events, at)?;
         self.wake_outbox();
-        Ok(cred)
+        Ok(revoked)
     }
 
     // -------------------------------------------------------------- consents

@@ -224,6 +224,53 @@ async fn revocation_reaches_the_host_and_marks_the_passport() {
     assert!(home.exchange.outbox().expect("outbox").is_empty());
 }
 
+/// F3: a receiver that still holds a superseded credential (its consent
+/// did not cover the claim that changed, so it was not re-sent) is told
+/// too when the staff member's current credential is revoked.
+#[tokio::test]
+async fn revoking_reaches_receivers_of_a_superseded_credential() {
+    let net = Net::new(&["RJZ", "RJ1", "RV5"]);
+    let (home, rj1, rv5) = (net.get("RJZ"), net.get("RJ1"), net.get("RV5"));
+    let staff = home.import_staff("12345678-1");
+    let mut identity_only = home.request(&staff, &org("RJ1"));
+    identity_only.claims = [ClaimKind::Identity].into_iter().collect();
+    let c1 = home.exchange.grant_consent(identity_only, "hr").expect("granted").signed.consent().id;
+    let c2 = home.grant(&staff, &org("RV5")).expect("granted").signed.consent().id;
+    home.deliver().await;
+    let renewed = Claim::Training(
+        CstfSubject::FireSafety,
+        Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
+    );
+    home.exchange.record_claim(&staff, renewed, "hr").expect("recorded");
+    home.deliver().await;
+    let (k1, k2) = (
+        rj1.exchange.received_one(&c1).expect("held").credential,
+        rv5.exchange.received_one(&c2).expect("held").credential,
+    );
+    assert_ne!(k1, k2, "RJ1 holds the superseded credential, RV5 the current one");
+    let current = home.exchange.current_credential(&staff).expect("read").expect("issued").signed.body.id;
+    assert_eq!(current, k2);
+    home.exchange.revoke_credential(&current, RevocationReason::Deceased, "hr").expect("revoked");
+    home.deliver().await;
+    assert_eq!(received_status(rv5, &c2), "revoked");
+    assert_eq!(received_status(rj1, &c1), "revoked", "the superseded credential's holder was not told");
+    assert!(home.exchange.credential(&k1).expect("kept").revoked.is_some(), "the superseded credential is revoked too");
+}
+
+/// Revoking every credential of a member of staff at once (`--staff`).
+#[tokio::test]
+async fn revoking_by_staff_member_covers_every_credential() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    home.deliver().await;
+    let revoked = home.exchange.revoke_staff(&staff, RevocationReason::LeavingOrganisation, "hr").expect("revoked");
+    assert_eq!(revoked.len(), 1);
+    home.deliver().await;
+    assert_eq!(received_status(host, &id), "revoked");
+    assert!(home.exchange.revoke_staff(&staff, RevocationReason::LeavingOrganisation, "hr").expect("again").is_empty());
+}
+
 #[tokio::test]
 async fn revoking_twice_is_a_conflict() {
     let net = pair();

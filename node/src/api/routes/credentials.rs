@@ -37,6 +37,17 @@ pub(super) async fn one(State(app): State<AppState>, Id(id): Id<CredentialId>) -
     Ok(Json(view(&app.exchange.credential(&id)?)))
 }
 
+pub(super) async fn revoke_staff(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(r): Id<StaffRef>,
+    Json(b): Json<RevokeRequest>,
+) -> ApiResult<Json<Vec<CredentialView>>> {
+    let actor = actor(&caller);
+    let revoked = committing(&app.exchange, move |ex| ex.revoke_staff(&r, b.reason, &actor)).await?;
+    Ok(Json(revoked.iter().map(view).collect()))
+}
+
 pub(super) async fn revoke(
     State(app): State<AppState>,
     caller: Caller,
