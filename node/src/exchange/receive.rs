@@ -135,6 +135,21 @@ impl Exchange {
             }
         };
         let claims = passport.claims.iter().map(Claim::kind).collect();
+        let key = received_key(&consent.id);
+        // A passport is replaced only by a newer credential: a late retry
+        // of an older offer is acknowledged, and the newer one kept.
+        if let Some(v) = self.0.store.get(Tree::Received, &key)? {
+            let held = self.open_received(&key, &v)?;
+            if held.passport.credential != passport.credential && held.passport.issued_at > passport.issued_at {
+                let mut ev = event(&format!("peer:{sender}"), Action::Receipt);
+                ev.staff = Some(consent.subject.clone());
+                ev.org = Some(consent.home.clone());
+                ev.object = Some(format!("{}/{}/{}", consent.id, cred_id, id));
+                ev.reason = Some("older-than-held".into());
+                let resp = self.receipt(id, Outcome::Received { consent: consent.id, credential: cred_id, claims }, at);
+                return self.commit_with_receipt(Batch::default(), vec![ev], resp, at);
+            }
+        }
         let record = ReceivedRecord {
             passport,
             sender: sender.clone(),
@@ -143,7 +158,6 @@ impl Exchange {
             state: ReceivedState::Active,
         };
         let mut batch = Batch::default();
-        let key = received_key(&consent.id);
         batch.put(Tree::Received, key.clone(), self.seal_received(&key, &record)?);
         let mut ev = event(&format!("peer:{sender}"), Action::Receipt);
         ev.staff = Some(consent.subject.clone());

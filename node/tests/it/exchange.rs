@@ -332,6 +332,32 @@ async fn renewed_training_is_resent_to_live_consents() {
     assert_eq!(home.exchange.consent(&id).expect("consent").credential, after.credential);
 }
 
+/// F13: a late retry of the first offer, arriving after the update that
+/// replaced it, does not roll the host back: the newer credential stays.
+#[tokio::test]
+async fn a_late_older_offer_does_not_replace_a_newer_update() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    let first = only_request(home);
+    home.deliver().await;
+    net.clock.advance_secs(60);
+    let renewed = Claim::Training(
+        CstfSubject::FireSafety,
+        Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
+    );
+    home.exchange.record_claim(&staff, renewed, "hr").expect("recorded");
+    home.deliver().await;
+    let newer = host.exchange.received_one(&id).expect("held").credential;
+    // The first offer again, under a new message id (as a retry by a
+    // restored backup would send it).
+    let Request::Offer { bundle, .. } = first else { panic!("an offer") };
+    let again = Request::Offer { id: staffpass_protocol::MessageId::from_bytes([9; 16]), bundle };
+    let resp = host.exchange.receive(&home.node, again).expect("answered");
+    assert!(!matches!(resp.receipt.body.outcome, Outcome::Rejected { .. }), "{:?}", resp.receipt.body.outcome);
+    assert_eq!(host.exchange.received_one(&id).expect("held").credential, newer, "rolled back to the older credential");
+}
+
 #[tokio::test]
 async fn a_change_to_an_unshared_claim_sends_nothing() {
     let net = pair();
