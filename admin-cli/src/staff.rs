@@ -63,6 +63,21 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Erase a staff member (they left, or asked for erasure): every live
+    /// consent is withdrawn and each receiver told to erase, offers not yet
+    /// sent are cancelled, their record and credentials are deleted and
+    /// their key destroyed. The audit log keeps their reference only.
+    /// Final: needs --yes.
+    Erase {
+        /// The staff reference (st-...).
+        #[arg(value_name = "REF")]
+        staff: StaffRef,
+        /// Erase: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Everything that happened to a staff member's data: issues, shares,
     /// receipts, withdrawals, erasures, revocations.
     Activity {
@@ -136,6 +151,23 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                 t.row([kind.to_string(), validity_text(&c.validity(today)), summary(c)]);
             }
             t.print_or("No checks or training recorded.")
+        }
+        Command::Erase { staff, yes, node } => {
+            if !yes {
+                return Err(crate::error::Error::BadValue {
+                    what: "staff erase",
+                    input: staff.to_string(),
+                    reason: "erasing is final: check `staffpass-admin staff show REF` and `staff activity REF`, \
+                             then run again with --yes"
+                        .into(),
+                });
+            }
+            let client = node.client()?;
+            block_on(async { Ok(client.delete_staff(&staff).await?) })?;
+            output::line(format!(
+                "Erased {staff}: record and credentials deleted, live consents withdrawn (receivers told to erase; \
+                 `staffpass-admin consent list` shows their erasure receipts)."
+            ))
         }
         Command::Activity { staff, node } => {
             let client = node.client()?;

@@ -232,7 +232,7 @@ fn staff_put() {}
 #[utoipa::path(delete, path = route::STAFF_MEMBER, tag = "hr",
     params(("ref" = String, Path, description = "Staff reference")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Erased: record and credentials deleted, every live consent withdrawn (receivers told to erase), the person's key destroyed"),
     ))]
 fn staff_delete() {}
 

@@ -366,6 +366,12 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     assert!(all.contains("already revoked"), "{all}");
     let neither = on(dir, &rjz, &["credential", "revoke", "--reason", "deceased"]).await;
     assert_eq!(neither.code, 2, "an ID or --staff is required");
+    // Erasure is final: refused without --yes, then done.
+    let unconfirmed = on(dir, &rjz, &["staff", "erase", &staff]).await;
+    assert_eq!(unconfirmed.code, 2, "erasing needs --yes");
+    assert!(on(dir, &rjz, &["staff", "show", &staff]).await.code == 0, "nothing erased without --yes");
+    on(dir, &rjz, &["staff", "erase", &staff, "--yes"]).await.ok();
+    assert_ne!(on(dir, &rjz, &["staff", "show", &staff]).await.code, 0, "the record is gone");
     on(dir, &rjz, &["audit", "verify"]).await.ok();
 }
 

@@ -47,7 +47,7 @@ use crate::audit::{self, Action, Audit};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::rosters::Rosters;
-use crate::store::{self, Batch, RecordKeys, Store, Tree};
+use crate::store::{self, Batch, RecordKeys, Store, Tree, record_keys};
 use records::*;
 pub use staff::{ImportReport, StaffInput, StaffRecord};
 pub use transport::Transport;
@@ -271,16 +271,81 @@ impl Exchange {
         format!("st-{}", hex::encode(&h.0[..16])).parse().unwrap_or_else(|_| StaffRef::random(&mut rand::rng()))
     }
 
+    /// Seals `v` (at store key `k` of `tree`) under staff member `r`'s own key.
+    fn seal_for(&self, r: &StaffRef, tree: Tree, k: &[u8], v: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(record_keys::seal_as(&self.0.record_keys, &staff_key_id(r), tree, k, v)?)
+    }
+
+    /// Opens what [`Exchange::seal_for`] sealed.
+    fn open_for(&self, r: &StaffRef, tree: Tree, k: &[u8], v: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(record_keys::open_as(&self.0.record_keys, &staff_key_id(r), tree, k, v)?)
+    }
+
+    /// A staff record's stored value.
+    fn seal_staff(&self, rec: &StaffRecord) -> Result<Vec<u8>, Error> {
+        self.seal_for(&rec.staff_ref, Tree::Staff, rec.staff_ref.as_str().as_bytes(), &encoding::to_bytes(rec))
+    }
+
+    /// A staff record from its stored value.
+    fn open_staff(&self, r: &StaffRef, v: &[u8]) -> Result<StaffRecord, Error> {
+        decode(&self.open_for(r, Tree::Staff, r.as_str().as_bytes(), v)?, "staff record")
+    }
+
+    /// A credential's stored value.
+    fn seal_credential(&self, rec: &CredentialRecord) -> Result<Vec<u8>, Error> {
+        let k = credential_key(&rec.signed.body.id);
+        let sealed = self.seal_for(&rec.staff_ref, Tree::Credentials, &k, &encoding::to_bytes(rec))?;
+        Ok(encoding::to_bytes(&OfStaff { staff: rec.staff_ref.clone(), sealed }))
+    }
+
+    /// An outbox item; an offer's request (a bundle, with the disclosed
+    /// claims) is sealed under the staff member's key.
+    fn outbox_item(
+        &self,
+        id: MessageId,
+        consent: &Consent,
+        kind: OutKind,
+        request: exchange::Request,
+    ) -> Result<OutboxItem, Error> {
+        let mut item = OutboxItem::new(id, consent, kind, request, self.0.clock.now_ms());
+        if kind == OutKind::Offer {
+            item.request = self.seal_for(&consent.subject, Tree::Outbox, id.as_bytes(), &item.request)?;
+        }
+        Ok(item)
+    }
+
+    /// The request an outbox item carries (an offer's opened with the
+    /// staff member's key: gone once they were erased).
+    pub fn outbox_request(&self, item: &OutboxItem) -> Result<exchange::Request, Error> {
+        let bytes = if item.kind == OutKind::Offer {
+            self.open_for(&item.staff, Tree::Outbox, item.id.as_bytes(), &item.request)?
+        } else {
+            item.request.clone()
+        };
+        exchange::Request::decode(&bytes).map_err(|e| Error::Invalid(format!("outbox item {}: {e}", item.id)))
+    }
+
     /// Reads a staff record.
     pub fn staff(&self, r: &StaffRef) -> Result<StaffRecord, Error> {
         let v = self.0.store.get(Tree::Staff, r.as_str().as_bytes())?.ok_or_else(|| Error::NoStaff(r.clone()))?;
-        decode(&v, "staff record")
+        self.open_staff(r, &v)
     }
 
     /// Lists staff references (paged by reference).
     pub fn staff_list(&self, after: Option<&StaffRef>, limit: usize) -> Result<Vec<StaffRecord>, Error> {
         let start = after.map(|a| format!("{a}\u{0}").into_bytes()).unwrap_or_default();
-        self.0.store.range_from(Tree::Staff, &start, limit)?.iter().map(|(_, v)| decode(v, "staff record")).collect()
+        self.0
+            .store
+            .range_from(Tree::Staff, &start, limit)?
+            .iter()
+            .map(|(k, v)| {
+                let r: StaffRef = std::str::from_utf8(k)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| Error::Invalid("a staff key is not a reference".into()))?;
+                self.open_staff(&r, v)
+            })
+            .collect()
     }
 
     /// Imports staff. All-or-nothing unless `partial`: with any refused row
@@ -323,10 +388,13 @@ impl Exchange {
         let at = self.now();
         let mut batch = Batch::default();
         let mut changed = Vec::new();
+        let ids: Vec<Vec<u8>> =
+            rows.iter().map(|(_, i)| staff_key_id(&self.staff_ref_for(&i.assignment_number))).collect();
+        self.0.record_keys.ensure(ids.iter().map(Vec::as_slice))?;
         for (_, input) in rows {
             let staff_ref = self.staff_ref_for(&input.assignment_number);
             let existing = self.0.store.get(Tree::Staff, staff_ref.as_str().as_bytes())?;
-            let old: Option<StaffRecord> = existing.map(|v| decode(&v, "staff record")).transpose()?;
+            let old: Option<StaffRecord> = existing.map(|v| self.open_staff(&staff_ref, &v)).transpose()?;
             let rec = StaffRecord {
                 staff_ref: staff_ref.clone(),
                 assignment_number: input.assignment_number,
@@ -344,7 +412,7 @@ impl Exchange {
                 None => report.created += 1,
             }
             report.imported += 1;
-            batch.put(Tree::Staff, staff_ref.as_str().as_bytes().to_vec(), encoding::to_bytes(&rec));
+            batch.put(Tree::Staff, staff_ref.as_str().as_bytes().to_vec(), self.seal_staff(&rec)?);
         }
         let mut ev = event(actor, Action::Import);
         ev.object = Some(format!(
@@ -386,20 +454,9 @@ impl Exchange {
         Ok(rec)
     }
 
-    /// Deletes a staff record (their issued credentials stay until revoked).
-    pub fn delete_staff(&self, r: &StaffRef, actor: &str) -> Result<(), Error> {
-        self.staff(r)?;
-        let mut batch = Batch::default();
-        batch.delete(Tree::Staff, r.as_str().as_bytes().to_vec());
-        let mut ev = event(actor, Action::StaffDelete);
-        ev.staff = Some(r.clone());
-        self.0.audit.commit(batch, vec![ev], self.now())?;
-        Ok(())
-    }
-
     fn save_staff(&self, rec: &StaffRecord, actor: &str, action: Action) -> Result<(), Error> {
         let mut batch = Batch::default();
-        batch.put(Tree::Staff, rec.staff_ref.as_str().as_bytes().to_vec(), encoding::to_bytes(rec));
+        batch.put(Tree::Staff, rec.staff_ref.as_str().as_bytes().to_vec(), self.seal_staff(rec)?);
         let mut ev = event(actor, action);
         ev.staff = Some(rec.staff_ref.clone());
         self.0.audit.commit(batch, vec![ev], self.now())?;
@@ -424,13 +481,12 @@ impl Exchange {
             }
             let bundle = self.bundle(&cred, &c.signed)?;
             let id = message_id();
-            let item = OutboxItem::new(
+            let item = self.outbox_item(
                 id,
                 c.signed.consent(),
                 OutKind::Offer,
                 exchange::Request::Offer { id, bundle: Box::new(bundle) },
-                self.0.clock.now_ms(),
-            );
+            )?;
             c.credential = cred.signed.body.id;
             c.messages.push(id);
             put_consent(&mut batch, &c);
@@ -459,8 +515,10 @@ impl Exchange {
 
     /// Reads a credential.
     pub fn credential(&self, id: &CredentialId) -> Result<CredentialRecord, Error> {
-        let v = self.0.store.get(Tree::Credentials, &credential_key(id))?.ok_or(Error::NoCredential(*id))?;
-        decode(&v, "credential")
+        let k = credential_key(id);
+        let v = self.0.store.get(Tree::Credentials, &k)?.ok_or(Error::NoCredential(*id))?;
+        let of: OfStaff = decode(&v, "credential")?;
+        decode(&self.open_for(&of.staff, Tree::Credentials, &k, &of.sealed)?, "credential")
     }
 
     /// Issues a passport credential from the staff member's current record,
@@ -483,7 +541,7 @@ impl Exchange {
         );
         let record = CredentialRecord { signed, disclosures, staff_ref: r.clone(), revoked: None };
         let mut batch = Batch::default();
-        batch.put(Tree::Credentials, credential_key(&record.signed.body.id), encoding::to_bytes(&record));
+        batch.put(Tree::Credentials, credential_key(&record.signed.body.id), self.seal_credential(&record)?);
         batch.put(Tree::Credentials, current_key(r), encoding::to_bytes(&record.signed.body.id));
         let mut ev = event(actor, Action::Issue);
         ev.staff = Some(r.clone());
@@ -578,7 +636,7 @@ impl Exchange {
                 |b| self.0.issuer.sign(b),
             );
             revocations.insert(*id, revocation);
-            batch.put(Tree::Credentials, credential_key(id), encoding::to_bytes(&cred));
+            batch.put(Tree::Credentials, credential_key(id), self.seal_credential(&cred)?);
             let mut ev = event(actor, Action::Revocation);
             ev.staff = Some(r.clone());
             ev.object = Some(id.to_string());
@@ -599,13 +657,12 @@ impl Exchange {
                 continue;
             }
             let mid = message_id();
-            let item = OutboxItem::new(
+            let item = self.outbox_item(
                 mid,
                 &consent,
                 OutKind::Revoke,
                 exchange::Request::Revoke { id: mid, revocation: revocation.clone() },
-                self.0.clock.now_ms(),
-            );
+            )?;
             item.put(&mut batch);
             c.messages.push(mid);
             put_consent(&mut batch, &c);
@@ -738,13 +795,8 @@ impl Exchange {
         let bundle = self.bundle(cred, &record.signed)?;
         let id = message_id();
         let consent = record.signed.consent();
-        let item = OutboxItem::new(
-            id,
-            consent,
-            OutKind::Offer,
-            exchange::Request::Offer { id, bundle: Box::new(bundle) },
-            self.0.clock.now_ms(),
-        );
+        let item =
+            self.outbox_item(id, consent, OutKind::Offer, exchange::Request::Offer { id, bundle: Box::new(bundle) })?;
         item.put(batch);
         let mut ev = event(actor, Action::Offer);
         ev.staff = Some(consent.subject.clone());
@@ -760,54 +812,103 @@ impl Exchange {
     /// the outbox, to erase.
     pub fn withdraw_consent(&self, id: &ConsentId, actor: &str) -> Result<ConsentRecord, Error> {
         let mut record = self.consent(id)?;
+        if matches!(record.state, ConsentState::Withdrawn { .. }) {
+            return Err(Error::Conflict(format!("consent {id} is already withdrawn")));
+        }
         let at = self.now();
-        let was = std::mem::replace(&mut record.state, ConsentState::Withdrawn { at, erased: None });
         let mut batch = Batch::default();
         let consent = record.signed.consent().clone();
         let mut ev = event(actor, Action::Withdrawal);
         ev.staff = Some(consent.subject.clone());
         ev.org = Some(consent.receiver.clone());
         ev.object = Some(id.to_string());
-        match was {
-            ConsentState::Withdrawn { .. } => {
-                return Err(Error::Conflict(format!("consent {id} is already withdrawn")));
-            }
-            ConsentState::AwaitingStaffSignature => {}
-            _ => {
-                let withdrawal = Signed::new(
-                    Withdrawal {
-                        consent: *id,
-                        subject: consent.subject.clone(),
-                        home: self.0.org.clone(),
-                        receiver: consent.receiver.clone(),
-                        withdrawn_at: at,
-                        issuer_key: self.0.issuer.public(),
-                    },
-                    |b| self.0.issuer.sign(b),
-                );
-                let mid = message_id();
-                let item = OutboxItem::new(
-                    mid,
-                    &consent,
-                    OutKind::Withdraw,
-                    exchange::Request::Withdraw { id: mid, withdrawal },
-                    self.0.clock.now_ms(),
-                );
-                item.put(&mut batch);
-                record.messages.push(mid);
-                // Offers of this consent still waiting are cancelled in
-                // the same commit: nothing of it is sent after this.
-                for due in self.outbox_items()? {
-                    if due.item.consent == *id && due.item.kind == OutKind::Offer {
-                        batch.delete(Tree::Outbox, due.key);
-                    }
-                }
-            }
-        }
-        put_consent(&mut batch, &record);
+        self.withdraw_into(&mut record, at, &mut batch)?;
         self.0.audit.commit(batch, vec![ev], at)?;
         self.wake_outbox();
         Ok(record)
+    }
+
+    /// Withdraws a consent not yet withdrawn, into `batch`: the receiver is
+    /// told to erase (unless it never heard of it: awaiting the staff
+    /// signature), and its offers still waiting are cancelled, so nothing
+    /// of it is sent after this commit.
+    fn withdraw_into(&self, record: &mut ConsentRecord, at: Timestamp, batch: &mut Batch) -> Result<(), Error> {
+        let was = std::mem::replace(&mut record.state, ConsentState::Withdrawn { at, erased: None });
+        let consent = record.signed.consent().clone();
+        if !matches!(was, ConsentState::AwaitingStaffSignature) {
+            let withdrawal = Signed::new(
+                Withdrawal {
+                    consent: consent.id,
+                    subject: consent.subject.clone(),
+                    home: self.0.org.clone(),
+                    receiver: consent.receiver.clone(),
+                    withdrawn_at: at,
+                    issuer_key: self.0.issuer.public(),
+                },
+                |b| self.0.issuer.sign(b),
+            );
+            let mid = message_id();
+            let item = self.outbox_item(
+                mid,
+                &consent,
+                OutKind::Withdraw,
+                exchange::Request::Withdraw { id: mid, withdrawal },
+            )?;
+            item.put(batch);
+            record.messages.push(mid);
+            for due in self.outbox_items()? {
+                if due.item.consent == consent.id && due.item.kind == OutKind::Offer {
+                    batch.delete(Tree::Outbox, due.key);
+                }
+            }
+        }
+        put_consent(batch, record);
+        Ok(())
+    }
+
+    /// Erases a member of staff at this (home) trust — they left, or asked
+    /// for erasure: every live consent is withdrawn (each receiver told to
+    /// erase), their offers still waiting are cancelled, their record and
+    /// every credential (with its disclosures) are deleted, all in one
+    /// commit with an audit entry that names only their reference; then
+    /// their key is destroyed, so what sled's log keeps of their records
+    /// opens with nothing this node holds. Consents stay, ids and claim
+    /// kinds only, to track the erasure receipts. Returns how many consents
+    /// were withdrawn.
+    pub fn erase_staff(&self, r: &StaffRef, actor: &str) -> Result<usize, Error> {
+        self.staff(r)?;
+        let at = self.now();
+        let mut batch = Batch::default();
+        let mut withdrawn = 0;
+        for mut c in self.consents_of(r)? {
+            if matches!(c.state, ConsentState::Withdrawn { .. }) {
+                continue;
+            }
+            self.withdraw_into(&mut c, at, &mut batch)?;
+            withdrawn += 1;
+        }
+        for due in self.outbox_items()? {
+            if due.item.staff == *r && due.item.kind == OutKind::Offer {
+                batch.delete(Tree::Outbox, due.key);
+            }
+        }
+        for (k, v) in self.0.store.scan_prefix(Tree::Credentials, b"c/")? {
+            let of: OfStaff = decode(&v, "credential")?;
+            if of.staff == *r {
+                batch.delete(Tree::Credentials, k);
+            }
+        }
+        batch.delete(Tree::Credentials, current_key(r));
+        batch.delete(Tree::Staff, r.as_str().as_bytes().to_vec());
+        let mut ev = event(actor, Action::StaffDelete);
+        ev.staff = Some(r.clone());
+        ev.object = Some(format!("erased,consents-withdrawn={withdrawn}"));
+        self.0.audit.commit(batch, vec![ev], at)?;
+        self.wake_outbox();
+        if let Err(e) = self.0.record_keys.destroy(&staff_key_id(r)) {
+            tracing::warn!(staff = %r, error = %e, "an erased staff member's key could not be destroyed yet");
+        }
+        Ok(withdrawn)
     }
 
     /// Reads a consent.

@@ -100,7 +100,7 @@ impl Exchange {
     /// here (see [`Exchange::refuse_locally`]); an undecodable item is left
     /// in place. `None`: nothing to send.
     pub fn prepare(&self, due: Due) -> Option<Delivery> {
-        let request = match Request::decode(&due.item.request) {
+        let request = match self.outbox_request(&due.item) {
             Ok(r) => r,
             Err(e) => {
                 warn!(message = %due.item.id, error = %e, "undecodable outbox item left in place");

@@ -193,8 +193,14 @@ impl Exchange {
     /// Destroys every record key whose passport is no longer held (erased
     /// just before a crash). Returns how many.
     pub fn shred_orphaned_keys(&self) -> Result<usize, Error> {
-        let live: std::collections::HashSet<Vec<u8>> =
+        let mut live: std::collections::HashSet<Vec<u8>> =
             self.0.store.scan_prefix(Tree::Received, b"p/")?.into_iter().map(|(k, _)| k).collect();
+        // And at the home: the key of every member of staff still held.
+        for (k, _) in self.0.store.scan_prefix(Tree::Staff, b"")? {
+            if let Some(r) = std::str::from_utf8(&k).ok().and_then(|s| s.parse::<staffpass_protocol::StaffRef>().ok()) {
+                live.insert(staff_key_id(&r));
+            }
+        }
         Ok(self.0.record_keys.retain(|id| live.contains(id))?)
     }
 

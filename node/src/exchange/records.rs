@@ -213,6 +213,23 @@ pub fn put_consent(batch: &mut Batch, c: &ConsentRecord) {
 }
 
 /// Key of a credential record.
+/// A value sealed under one staff member's own key, with their reference
+/// beside it in the clear of this layer (the store still seals it under
+/// the data key), so it can be opened, or found and erased, without
+/// knowing whose it is first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OfStaff {
+    /// Whose.
+    pub staff: StaffRef,
+    /// The value, sealed under their key.
+    pub sealed: Vec<u8>,
+}
+
+/// The record-key id of a staff member's key at the home trust.
+pub fn staff_key_id(r: &StaffRef) -> Vec<u8> {
+    format!("s/{r}").into_bytes()
+}
+
 pub fn credential_key(id: &CredentialId) -> Vec<u8> {
     let mut k = b"c/".to_vec();
     k.extend_from_slice(id.as_bytes());

@@ -107,6 +107,31 @@ impl RecordKeys {
         Ok(Sealer::new(&DataKey::from_bytes(k)))
     }
 
+    /// Makes the keys of `ids` that have none, with one write of the file
+    /// (an import of thousands of records writes it once, not per record).
+    pub fn ensure<'a>(&self, ids: impl IntoIterator<Item = &'a [u8]>) -> Result<(), Error> {
+        let mut keys = self.lock();
+        let mut made = Vec::new();
+        for id in ids {
+            if !keys.contains_key(id) {
+                let mut k = [0u8; 32];
+                rand::rng().fill_bytes(&mut k);
+                keys.insert(id.to_vec(), k);
+                made.push(id.to_vec());
+            }
+        }
+        if made.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.persist(&keys) {
+            for id in made {
+                keys.remove(&id);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// The key of record `id`, if it has one.
     pub(crate) fn get(&self, id: &[u8]) -> Option<Sealer> {
         self.lock().get(id).map(|k| Sealer::new(&DataKey::from_bytes(*k)))
@@ -153,17 +178,28 @@ impl RecordKeys {
 
 /// Seals `plain` for record `id` of `tree` under its own key.
 pub fn seal_record(keys: &RecordKeys, tree: Tree, id: &[u8], plain: &[u8]) -> Result<Vec<u8>, Error> {
-    keys.key_for(id)?.seal(tree, id, plain)
+    seal_as(keys, id, tree, id, plain)
 }
 
 /// Opens record `id` of `tree`, sealed under its own key; a record whose
-/// key was destroyed is [`Error::Decrypt`]-like: gone.
+/// key was destroyed is gone.
 pub fn open_record(keys: &RecordKeys, tree: Tree, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    let k = keys.get(id).ok_or_else(|| Error::Io {
+    open_as(keys, id, tree, id, sealed)
+}
+
+/// Seals the value at store key `k` of `tree` under the key `key_id`
+/// (one key for several values: e.g. all of one person's records).
+pub fn seal_as(keys: &RecordKeys, key_id: &[u8], tree: Tree, k: &[u8], plain: &[u8]) -> Result<Vec<u8>, Error> {
+    keys.key_for(key_id)?.seal(tree, k, plain)
+}
+
+/// Opens what [`seal_as`] sealed; fails for good once `key_id` was destroyed.
+pub fn open_as(keys: &RecordKeys, key_id: &[u8], tree: Tree, k: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    let key = keys.get(key_id).ok_or_else(|| Error::Io {
         op: "open a record",
-        detail: format!("the key of record {} is gone (erased)", super::show_key(id)),
+        detail: format!("the key {} is gone (erased)", super::show_key(key_id)),
     })?;
-    k.open(tree, id, sealed)
+    key.open(tree, k, sealed)
 }
 
 #[cfg(test)]

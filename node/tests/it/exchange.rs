@@ -46,13 +46,13 @@ fn received_status(t: &Trust, id: &ConsentId) -> String {
 fn only_request(t: &Trust) -> Request {
     let items = t.exchange.outbox().expect("outbox");
     assert_eq!(items.len(), 1, "one message in the outbox");
-    Request::decode(&items[0].request).expect("stored request decodes")
+    t.exchange.outbox_request(&items[0]).expect("stored request decodes")
 }
 
 /// The queued request of `kind` in `t`'s outbox (decoded).
 fn queued(t: &Trust, kind: OutKind) -> Request {
     let item = t.exchange.outbox().expect("outbox").into_iter().find(|i| i.kind == kind).expect("message queued");
-    Request::decode(&item.request).expect("stored request decodes")
+    t.exchange.outbox_request(&item).expect("stored request decodes")
 }
 
 // ------------------------------------------------------------ the whole move
@@ -105,7 +105,7 @@ async fn a_duplicate_receipt_verifies_again_and_changes_no_state() {
     let (home, host) = (net.get("RJZ"), net.get("RJ1"));
     granted(&net);
     let due = home.exchange.outbox_pending().expect("outbox").due.remove(0);
-    let request = Request::decode(&due.item.request).expect("request");
+    let request = home.exchange.outbox_request(&due.item).expect("request");
     let resp = host.exchange.receive(&home.node, request).expect("answered");
     home.exchange.accept_receipt(&due, resp.clone()).expect("first receipt accepted");
     assert_eq!(home.exchange.consent(&due.item.consent).expect("consent").receipts.len(), 1);
@@ -648,7 +648,7 @@ async fn a_receipt_signed_by_another_org_is_not_accepted() {
     let (home, other) = (net.get("RJZ"), net.get("RV5"));
     granted(&net);
     let due = home.exchange.outbox_pending().expect("outbox").due.remove(0);
-    let request = Request::decode(&due.item.request).expect("request");
+    let request = home.exchange.outbox_request(&due.item).expect("request");
     // RV5 answers (it rejects the offer, which was not for it).
     let resp = other.exchange.receive(&home.node, request).expect("answered");
     let refused = home.exchange.accept_receipt(&due, resp);
@@ -695,9 +695,44 @@ async fn a_deleted_staff_record_is_gone() {
     let net = pair();
     let home = net.get("RJZ");
     let staff = home.import_staff("12345678-1");
-    home.exchange.delete_staff(&staff, "hr").expect("deleted");
+    assert_eq!(home.exchange.erase_staff(&staff, "hr").expect("erased"), 0);
     assert!(matches!(home.exchange.staff(&staff), Err(Error::NoStaff(_))));
-    assert!(matches!(home.exchange.delete_staff(&staff, "hr"), Err(Error::NoStaff(_))));
+    assert!(matches!(home.exchange.erase_staff(&staff, "hr"), Err(Error::NoStaff(_))));
+}
+
+/// Erasure at the home trust: every live consent is withdrawn (the
+/// receiver erases), offers still waiting are cancelled, the record and
+/// every credential are gone, and the audit names only the reference.
+#[tokio::test]
+async fn erasing_a_member_of_staff_withdraws_everywhere_and_deletes_their_records() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, delivered) = granted(&net);
+    home.deliver().await;
+    let waiting = home.grant(&staff, &org("RJ1")).expect("granted").signed.consent().id;
+    let cred = home.exchange.consent(&delivered).expect("consent").credential;
+    assert_eq!(home.exchange.erase_staff(&staff, "hr").expect("erased"), 2);
+    assert!(matches!(home.exchange.staff(&staff), Err(Error::NoStaff(_))));
+    assert!(matches!(home.exchange.credential(&cred), Err(Error::NoCredential(_))));
+    assert!(home.exchange.current_credential(&staff).expect("read").is_none());
+    let kinds: Vec<OutKind> = home.exchange.outbox().expect("outbox").iter().map(|i| i.kind).collect();
+    assert_eq!(kinds, vec![OutKind::Withdraw, OutKind::Withdraw], "no offer is sent after the erasure");
+    home.deliver().await;
+    assert_eq!(received_status(host, &delivered), "erased");
+    assert!(host.exchange.received_one(&waiting).is_err() || received_status(host, &waiting) == "erased");
+    for id in [delivered, waiting] {
+        assert!(matches!(state(home, &id), ConsentState::Withdrawn { erased: Some(_), .. }), "{id}");
+    }
+    home.audit.verify().expect("audit intact");
+    let erased = home
+        .audit
+        .since(0, 1000)
+        .expect("audit")
+        .into_iter()
+        .rev()
+        .find(|e| e.event.object.as_deref().is_some_and(|o| o.starts_with("erased")))
+        .expect("the erasure is audited");
+    assert_eq!(erased.event.staff.as_ref(), Some(&staff), "by reference only");
 }
 
 #[tokio::test]

@@ -330,6 +330,48 @@ async fn an_erased_passport_cannot_be_recovered_with_any_key_the_node_still_hold
     assert!(plain.windows(PERSONAL[0].len()).any(|w| w == PERSONAL[0]), "the record holds the name");
 }
 
+/// Erasure at the home trust (`DELETE /v1/staff/{ref}`): the receiver is
+/// told and erases; the home's own copy of the staff record, as sled may
+/// keep it in its log, opens with nothing the home still holds. Control:
+/// the record-key file as it was before the erasure opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_member_of_staff_at_home_shreds_their_records() {
+    use staffpass_node::store::{RecordKeys, Tree, open_sealed, record_keys};
+    let (mut a, b, _r) = pair().await;
+    import(&a, &staff_csv(&[ALEX])).await;
+    let staff = staff_refs(&a).await.remove(0);
+    let id = consent_id(&grant(&a, &staff, "RJ1", &["identity", "dbs"], now().plus_days(30)).await);
+    wait_state(&a, &id, "delivered").await;
+    a.stop().await;
+    let (k, sealed) = {
+        let db = sled::open(paths::db(&a.config.data_dir)).unwrap();
+        let (k, v) = db.open_tree("staff").unwrap().iter().next().expect("the staff record").unwrap();
+        (k.to_vec(), v.to_vec())
+    };
+    let keys_file = a.config.data_dir.join(record_keys::FILE);
+    let backup = a.config.data_dir.join("record-keys.backup");
+    std::fs::copy(&keys_file, &backup).unwrap();
+    a.restart().await.unwrap();
+
+    a.admin().delete_staff(&staff).await.unwrap();
+    assert!(a.admin().staff(&staff).await.is_err(), "the record is gone");
+    let host = b.admin();
+    wait_until("the receiver erases", || {
+        let host = host.clone();
+        async move { host.received_one(&id).await.map(|v| v.status == "erased").unwrap_or(false) }
+    })
+    .await;
+    a.stop().await;
+    let keys = staffpass_node::keys::KeyFiles::load(&paths::keys(&a.config.data_dir)).unwrap();
+    let inner = open_sealed(keys.data(), Tree::Staff, &k, &sealed).expect("data.key opens the store's layer");
+    let key_id = format!("s/{staff}").into_bytes();
+    let held = RecordKeys::open(&keys_file, keys.data()).unwrap();
+    assert!(record_keys::open_as(&held, &key_id, Tree::Staff, &k, &inner).is_err(), "the erased record opened");
+    let before = RecordKeys::open(&backup, keys.data()).unwrap();
+    let plain = record_keys::open_as(&before, &key_id, Tree::Staff, &k, &inner).expect("the backup opens it");
+    assert!(plain.windows(PERSONAL[0].len()).any(|w| w == PERSONAL[0]), "the record holds the name");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receiver_erases_by_itself_when_the_consent_ends() {
     let (a, b, _r) = pair().await;

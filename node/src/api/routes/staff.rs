@@ -81,7 +81,7 @@ pub(super) async fn put(
 
 pub(super) async fn delete(State(app): State<AppState>, caller: Caller, Id(r): Id<StaffRef>) -> ApiResult<StatusCode> {
     let actor = actor(&caller);
-    committing(&app.exchange, move |ex| ex.delete_staff(&r, &actor)).await?;
+    committing(&app.exchange, move |ex| ex.erase_staff(&r, &actor)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
