@@ -262,7 +262,9 @@ impl<T: Transport> Builder<T> {
             metrics: metrics.clone(),
             record_keys,
         });
-        // Keys of records erased just before a crash are destroyed now.
+        // Records of an earlier version get their own keys; keys of records
+        // erased just before a crash are destroyed.
+        exchange.seal_legacy_records()?;
         let shredded = exchange.shred_orphaned_keys()?;
         if shredded > 0 {
             info!(keys = shredded, "destroyed the keys of records erased before the last stop");

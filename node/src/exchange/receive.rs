@@ -190,6 +190,72 @@ impl Exchange {
         }
     }
 
+    /// Seals under per-record keys what an earlier version kept under the
+    /// data key alone (staff records, credentials, waiting offers, received
+    /// passports): once, in one commit, recorded in the store's metadata.
+    /// Returns how many values were sealed.
+    pub fn seal_legacy_records(&self) -> Result<usize, Error> {
+        const DONE: &[u8] = b"exchange/record-keys-v1";
+        if self.0.store.get(Tree::Meta, DONE)?.is_some() {
+            return Ok(0);
+        }
+        let mut batch = Batch::default();
+        let mut n = 0;
+        let staff = self.0.store.scan_prefix(Tree::Staff, b"")?;
+        let ids: Vec<Vec<u8>> = staff
+            .iter()
+            .filter_map(|(k, _)| std::str::from_utf8(k).ok()?.parse::<staffpass_protocol::StaffRef>().ok())
+            .map(|r| staff_key_id(&r))
+            .collect();
+        self.0.record_keys.ensure(ids.iter().map(Vec::as_slice))?;
+        for (k, v) in staff {
+            let Some(r) = std::str::from_utf8(&k).ok().and_then(|s| s.parse::<staffpass_protocol::StaffRef>().ok())
+            else {
+                continue;
+            };
+            if self.open_staff(&r, &v).is_err()
+                && let Ok(rec) = decode::<super::StaffRecord>(&v, "staff record")
+            {
+                batch.put(Tree::Staff, k, self.seal_staff(&rec)?);
+                n += 1;
+            }
+        }
+        for (k, v) in self.0.store.scan_prefix(Tree::Credentials, b"c/")? {
+            if decode::<OfStaff>(&v, "credential").is_err()
+                && let Ok(rec) = decode::<CredentialRecord>(&v, "credential")
+            {
+                batch.put(Tree::Credentials, k, self.seal_credential(&rec)?);
+                n += 1;
+            }
+        }
+        for due in self.outbox_items()? {
+            if due.item.kind == OutKind::Offer
+                && self.outbox_request(&due.item).is_err()
+                && Request::decode(&due.item.request).is_ok()
+            {
+                let mut item = due.item.clone();
+                item.request = self.seal_for(&item.staff, Tree::Outbox, item.id.as_bytes(), &item.request)?;
+                batch.put(Tree::Outbox, due.key, encoding::to_bytes(&item));
+                n += 1;
+            }
+        }
+        for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
+            if self.open_received(&k, &v).is_err()
+                && let Ok(rec) = decode::<ReceivedRecord>(&v, "received passport")
+            {
+                let sealed = self.seal_received(&k, &rec)?;
+                batch.put(Tree::Received, k, sealed);
+                n += 1;
+            }
+        }
+        batch.put(Tree::Meta, DONE.to_vec(), b"1".to_vec());
+        self.0.store.commit(batch)?;
+        if n > 0 {
+            info!(values = n, "records of an earlier version sealed under per-record keys");
+        }
+        Ok(n)
+    }
+
     /// Destroys every record key whose passport is no longer held (erased
     /// just before a crash). Returns how many.
     pub fn shred_orphaned_keys(&self) -> Result<usize, Error> {

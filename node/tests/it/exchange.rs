@@ -857,3 +857,27 @@ async fn staff_are_listed_in_pages() {
     assert_eq!(rest.len(), 1);
     assert!(first.iter().all(|r| r.staff_ref != rest[0].staff_ref));
 }
+
+/// Records an earlier version stored under the data key alone are sealed
+/// under per-record keys once, at start, and read the same afterwards.
+#[tokio::test]
+async fn records_of_an_earlier_version_are_sealed_under_their_own_keys() {
+    use staffpass_node::store::{Batch, Store as _, Tree};
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    home.deliver().await;
+    let record = home.exchange.staff(&staff).expect("staff");
+    let held = host.exchange.received_one(&id).expect("held");
+    // As an earlier version wrote them: plain values under the store's sealing only.
+    let mut b = Batch::new();
+    b.put(Tree::Staff, staff.as_str(), staffpass_protocol::encoding::to_bytes(&record));
+    home.store.commit(b).expect("legacy staff row");
+    assert!(home.exchange.staff(&staff).is_err(), "a plain record does not open as a sealed one");
+    let n = home.exchange.seal_legacy_records().expect("sealed");
+    assert_eq!(n, 1);
+    assert_eq!(home.exchange.staff(&staff).expect("reads again"), record);
+    assert_eq!(home.exchange.seal_legacy_records().expect("once"), 0, "done once");
+    assert_eq!(host.exchange.seal_legacy_records().expect("nothing legacy"), 0);
+    assert_eq!(host.exchange.received_one(&id).expect("held").credential, held.credential);
+}
