@@ -78,6 +78,22 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Replace (or remove) a staff member's registered key: an admin's act,
+    /// audited. HR cannot change a registered key; consents must use it.
+    SetKey {
+        /// The staff reference (st-...).
+        #[arg(value_name = "REF")]
+        staff: StaffRef,
+        /// The new key: `staff-pk:<hex>`, or a file holding the public key
+        /// (or the staff member's secret key, from which it is derived).
+        #[arg(long = "staff-key", value_name = "KEY", required_unless_present = "remove", conflicts_with = "remove")]
+        staff_key: Option<String>,
+        /// Remove the registered key instead.
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Everything that happened to a staff member's data: issues, shares,
     /// receipts, withdrawals, erasures, revocations.
     Activity {
@@ -168,6 +184,20 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                 "Erased {staff}: record and credentials deleted, live consents withdrawn (receivers told to erase; \
                  `staffpass-admin consent list` shows their erasure receipts)."
             ))
+        }
+        Command::SetKey { staff, staff_key, remove: _, node } => {
+            use crate::keys::Role as _;
+            let staff_key = staff_key.as_deref().map(crate::keys::Staff::public_arg).transpose()?;
+            let client = node.client()?;
+            let request = staffpass_api::staff::StaffKeyRequest { staff_key };
+            let rec = block_on(async { Ok(client.set_staff_key(&staff, &request).await?) })?;
+            if format.is_json() {
+                return output::json(&rec);
+            }
+            output::line(match rec.staff_key {
+                Some(k) => format!("{staff}'s registered key is now {k}."),
+                None => format!("{staff} has no registered key now."),
+            })
         }
         Command::Activity { staff, node } => {
             let client = node.client()?;

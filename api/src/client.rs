@@ -308,6 +308,15 @@ impl Client {
         self.delete(&path(route::STAFF_MEMBER, staff)).await
     }
 
+    /// `POST /v1/staff/{ref}/key` (admin): replaces or removes the registered key.
+    pub async fn set_staff_key(
+        &self,
+        staff: &StaffRef,
+        request: &crate::staff::StaffKeyRequest,
+    ) -> Result<StaffRecord, ClientError> {
+        self.post_json(&path(route::STAFF_KEY, staff), request).await
+    }
+
     /// `POST /v1/staff/{ref}/claims`: records (or renews) one claim.
     pub async fn record_claim(&self, staff: &StaffRef, claim: &Claim) -> Result<StaffRecord, ClientError> {
         self.post_json(&path(route::STAFF_CLAIMS, staff), claim).await

@@ -26,7 +26,9 @@ use crate::error::{ErrorBody, ErrorInfo};
 use crate::outbox::OutboxItemView;
 use crate::received::{ClaimView, ReceivedView};
 use crate::route;
-use crate::staff::{ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffRecord, StaffSummary};
+use crate::staff::{
+    ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffKeyRequest, StaffRecord, StaffSummary,
+};
 use crate::status::{AgreementSummary, Alarm, Peer, Status};
 
 /// The API's OpenAPI document.
@@ -56,14 +58,14 @@ pub fn json() -> String {
     paths(
         healthz, readyz, metrics, openapi, status, peers,
         agreements, submit_chain, agreement, entries, submit_entries, override_halt,
-        staff_list, import_staff, staff_get, staff_put, staff_delete, record_claim, issue_credential, activity,
+        staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, record_claim, issue_credential, activity,
         credential, revoke_credential, revoke_staff,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
         received, received_one, outbox, audit_log, verify_audit,
     ),
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
-        StaffRecord, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
+        StaffRecord, StaffKeyRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
         ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
         audit::Entry, audit::Event, Head, VerifyReport, Verification,
     )),
@@ -235,6 +237,13 @@ fn staff_put() {}
         (status = 204, description = "Erased: record and credentials deleted, every live consent withdrawn (receivers told to erase), the person's key destroyed"),
     ))]
 fn staff_delete() {}
+
+#[utoipa::path(post, path = route::STAFF_KEY, tag = "admin", request_body = StaffKeyRequest,
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The staff record with its new key (audited)", body = StaffRecord),
+    ))]
+fn staff_set_key() {}
 
 #[utoipa::path(post, path = route::STAFF_CLAIMS, tag = "hr", request_body(content = Object, description = "One claim"),
     params(("ref" = String, Path, description = "Staff reference")),

@@ -37,6 +37,8 @@ pub const STAFF_CREDENTIALS: &str = "/v1/staff/{ref}/credentials";
 /// `POST`: revoke every credential of a staff member (the current one and
 /// each one a live consent references).
 pub const STAFF_REVOKE: &str = "/v1/staff/{ref}/revoke";
+/// `POST` (admin): replace or remove a staff member's registered key.
+pub const STAFF_KEY: &str = "/v1/staff/{ref}/key";
 /// `GET`: a staff member's own activity in the audit log.
 pub const STAFF_ACTIVITY: &str = "/v1/staff/{ref}/activity";
 /// `GET`: one credential.

@@ -8,6 +8,15 @@ use staffpass_protocol::{StaffPublicKey, StaffRef, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
 /// A staff member's record at the home trust (`GET`/`PUT /v1/staff/{ref}`).
+/// `POST /v1/staff/{ref}/key` (admin): replace or remove a staff member's
+/// registered key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StaffKeyRequest {
+    /// The new key (`staff-pk:<hex>`), or null to remove it.
+    #[schema(value_type = Option<String>)]
+    pub staff_key: Option<StaffPublicKey>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffRecord {
     /// Pseudonymous reference.

@@ -366,6 +366,11 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     assert!(all.contains("already revoked"), "{all}");
     let neither = on(dir, &rjz, &["credential", "revoke", "--reason", "deceased"]).await;
     assert_eq!(neither.code, 2, "an ID or --staff is required");
+    // The staff member's key: registered and removed by the admin, audited.
+    let set = on(dir, &rjz, &["staff", "set-key", &staff, "--staff-key", "alex.key"]).await;
+    assert!(set.ok().contains("registered key is now staff-pk:"), "set-key");
+    let removed = on(dir, &rjz, &["staff", "set-key", &staff, "--remove"]).await;
+    assert!(removed.ok().contains("no registered key"), "set-key --remove");
     // Erasure is final: refused without --yes, then done.
     let unconfirmed = on(dir, &rjz, &["staff", "erase", &staff]).await;
     assert_eq!(unconfirmed.code, 2, "erasing needs --yes");

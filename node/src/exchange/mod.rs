@@ -395,6 +395,8 @@ impl Exchange {
             let staff_ref = self.staff_ref_for(&input.assignment_number);
             let existing = self.0.store.get(Tree::Staff, staff_ref.as_str().as_bytes())?;
             let old: Option<StaffRecord> = existing.map(|v| self.open_staff(&staff_ref, &v)).transpose()?;
+            // A re-import without a key keeps the registered one.
+            check_staff_key(&staff_ref, old.as_ref().and_then(|o| o.staff_key), input.staff_key, false)?;
             let rec = StaffRecord {
                 staff_ref: staff_ref.clone(),
                 assignment_number: input.assignment_number,
@@ -431,6 +433,7 @@ impl Exchange {
         if self.staff_ref_for(&input.assignment_number) != *r {
             return Err(Error::Invalid("the assignment number belongs to another staff reference".into()));
         }
+        check_staff_key(r, old.staff_key, input.staff_key, true)?;
         let rec = StaffRecord {
             claims: input.claims.into_iter().map(|c| (c.kind(), c)).collect(),
             staff_key: input.staff_key,
@@ -439,6 +442,26 @@ impl Exchange {
         };
         self.save_staff(&rec, actor, Action::StaffUpdate)?;
         self.after_staff_change(r, &changed_claims(&old.claims, &rec.claims), actor)?;
+        Ok(rec)
+    }
+
+    /// Replaces (or with `None` removes) a staff member's registered key:
+    /// an admin's act, audited (`admin`, reason `staff-key-change`).
+    pub fn replace_staff_key(
+        &self,
+        r: &StaffRef,
+        key: Option<StaffPublicKey>,
+        actor: &str,
+    ) -> Result<StaffRecord, Error> {
+        let mut rec = self.staff(r)?;
+        rec.staff_key = key;
+        rec.updated_at = self.now();
+        let mut batch = Batch::default();
+        batch.put(Tree::Staff, r.as_str().as_bytes().to_vec(), self.seal_staff(&rec)?);
+        let mut ev = event(actor, Action::Admin);
+        ev.staff = Some(r.clone());
+        ev.reason = Some("staff-key-change".into());
+        self.0.audit.commit(batch, vec![ev], self.now())?;
         Ok(rec)
     }
 
@@ -724,6 +747,13 @@ impl Exchange {
             Some(c) if c.revoked.is_none() && c.signed.body.expires_at > req.not_after.min(at.plus_days(1)) => c,
             _ => self.issue_credential(&req.staff, actor)?,
         };
+        if let (Some(registered), Some(named)) = (rec.staff_key, req.staff_key)
+            && registered != named
+        {
+            return Err(Error::Invalid(
+                "the consent must use the staff member's registered key (only an admin can replace it)".into(),
+            ));
+        }
         let staff_key = req.staff_key.or(rec.staff_key);
         let consent = Consent {
             id: ConsentId::random(&mut rand::rng()),
@@ -929,6 +959,26 @@ impl Exchange {
 }
 
 pub use staffpass_api::consents::ConsentRequest;
+
+/// The staff member's key is theirs: once registered, an edit (or, with
+/// `removing`, an edit that leaves it out) cannot replace or remove it;
+/// only [`Exchange::replace_staff_key`] (an admin, audited) can.
+fn check_staff_key(
+    r: &StaffRef,
+    registered: Option<StaffPublicKey>,
+    given: Option<StaffPublicKey>,
+    removing: bool,
+) -> Result<(), Error> {
+    match (registered, given) {
+        (Some(old), Some(new)) if old != new => Err(Error::Conflict(format!(
+            "{r} has a registered staff key: only an admin can replace it (staffpass-admin staff set-key)"
+        ))),
+        (Some(_), None) if removing => Err(Error::Conflict(format!(
+            "{r} has a registered staff key: only an admin can remove it (staffpass-admin staff set-key --remove)"
+        ))),
+        _ => Ok(()),
+    }
+}
 
 fn changed_claims(old: &BTreeMap<ClaimKind, Claim>, new: &BTreeMap<ClaimKind, Claim>) -> BTreeSet<ClaimKind> {
     old.keys().chain(new.keys()).filter(|k| old.get(k) != new.get(k)).copied().collect()

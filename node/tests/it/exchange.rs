@@ -881,3 +881,38 @@ async fn records_of_an_earlier_version_are_sealed_under_their_own_keys() {
     assert_eq!(host.exchange.seal_legacy_records().expect("nothing legacy"), 0);
     assert_eq!(host.exchange.received_one(&id).expect("held").credential, held.credential);
 }
+
+/// F12: the staff member's key is theirs. Once registered, HR can neither
+/// replace nor remove it (by edit or re-import), and a consent cannot name
+/// another key; an admin can replace it, audited.
+#[tokio::test]
+async fn a_registered_staff_key_changes_only_by_an_admin() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let theirs = fixture::staff("alex").public();
+    let other = fixture::staff("mallory").public();
+    let mut input = StaffInput {
+        assignment_number: "12345678-1".into(),
+        claims: fixture::sample_claims(),
+        staff_key: Some(theirs),
+    };
+    home.exchange.put_staff(&staff, input.clone(), "hr").expect("a first key may be registered");
+    input.staff_key = Some(other);
+    assert!(matches!(home.exchange.put_staff(&staff, input.clone(), "hr"), Err(Error::Conflict(_))), "replaced by HR");
+    input.staff_key = None;
+    assert!(matches!(home.exchange.put_staff(&staff, input.clone(), "hr"), Err(Error::Conflict(_))), "removed by HR");
+    input.staff_key = Some(other);
+    let reimport = home.exchange.import_staff(vec![(1, input)], Vec::new(), false, "hr");
+    assert!(matches!(reimport, Err(Error::Conflict(_))), "replaced by a re-import");
+    assert_eq!(home.exchange.staff(&staff).expect("staff").staff_key, Some(theirs));
+    let mut req = home.request(&staff, &org("RJ1"));
+    req.staff_key = Some(other);
+    assert!(matches!(home.exchange.grant_consent(req, "hr"), Err(Error::Invalid(_))), "a consent naming another key");
+    // An admin replaces it, audited.
+    let rec = home.exchange.replace_staff_key(&staff, Some(other), "cert:admin").expect("replaced");
+    assert_eq!(rec.staff_key, Some(other));
+    let last = home.audit.since(0, 1000).expect("audit").pop().expect("entry");
+    assert_eq!(last.event.action, staffpass_node::audit::Action::Admin);
+    assert_eq!(last.event.reason.as_deref(), Some("staff-key-change"));
+}

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route(route::OUTBOX, get(outbox::list))
         .route(route::AUDIT, get(audit::log))
         .route(route::AUDIT_VERIFY, get(audit::verify))
+        .route(route::STAFF_KEY, post(staff::set_key))
         .route_layer(auth::require(Role::Admin));
     probes.merge(read_only).merge(hr).merge(admin).with_state(state)
 }

@@ -85,6 +85,16 @@ pub(super) async fn delete(State(app): State<AppState>, caller: Caller, Id(r): I
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub(super) async fn set_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(r): Id<StaffRef>,
+    Json(b): Json<staffpass_api::staff::StaffKeyRequest>,
+) -> ApiResult<Json<StaffRecord>> {
+    let actor = actor(&caller);
+    Ok(Json(committing(&app.exchange, move |ex| ex.replace_staff_key(&r, b.staff_key, &actor)).await?))
+}
+
 pub(super) async fn record_claim(
     State(app): State<AppState>,
     caller: Caller,
