@@ -192,7 +192,7 @@ fn event(actor: &str, action: Action) -> audit::Event {
 }
 
 /// A fresh random message id.
-fn message_id() -> MessageId {
+pub(super) fn message_id() -> MessageId {
     MessageId::random(&mut rand::rng())
 }
 

@@ -11,7 +11,7 @@
 use staffpass_protocol::bundle::Rejection;
 use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
 use staffpass_protocol::wire::exchange::{Request, Response};
-use staffpass_protocol::{Bundle, NodeId, encoding};
+use staffpass_protocol::{Bundle, NodeId, Signed, encoding};
 use tracing::{debug, info, warn};
 
 use super::records::*;
@@ -125,6 +125,58 @@ impl Exchange {
         format!("no node of {} in the roster of {}", item.to, item.agreement)
     }
 
+    /// A withdrawal or revocation the receiver rejected for a reason that
+    /// can pass (a key the receiver's roster does not know yet, a roster
+    /// behind, a clock ahead): it is signed again, now and with the current
+    /// key, under a new message id (the receiver answers a replayed id with
+    /// the receipt it stored), and retried with backoff; the rejection is
+    /// kept with the consent and audited. The consent shows no erasure
+    /// receipt until one comes.
+    fn retry_rejected(&self, due: &Due, resp: Response, reason: Rejection) -> Result<(), super::Error> {
+        let item = &due.item;
+        let at = self.now();
+        let mid = super::message_id();
+        let request = match self.outbox_request(item)? {
+            Request::Withdraw { withdrawal, .. } => {
+                let mut w = withdrawal.body;
+                w.withdrawn_at = at;
+                w.issuer_key = self.0.issuer.public();
+                Request::Withdraw { id: mid, withdrawal: Signed::new(w, |b| self.0.issuer.sign(b)) }
+            }
+            Request::Revoke { revocation, .. } => {
+                let mut r = revocation.body;
+                r.revoked_at = at;
+                r.issuer_key = self.0.issuer.public();
+                Request::Revoke { id: mid, revocation: Signed::new(r, |b| self.0.issuer.sign(b)) }
+            }
+            Request::Offer { .. } => return Err(super::Error::Invalid("an offer is not re-signed".into())),
+        };
+        let mut next = item.clone();
+        next.id = mid;
+        next.request = request.encode();
+        next.attempts += 1;
+        next.last_error = Some(reason.code().to_string());
+        let cfg = &self.0.settings;
+        let delay = backoff_ms(next.attempts - 1, cfg.retry_initial_ms, cfg.retry_max_secs * 1000);
+        next.set_next_attempt_ms(self.0.clock.now_ms() + delay as i64);
+        let mut consent = self.consent(&item.consent)?;
+        consent.receipts.push(resp.receipt);
+        consent.messages.push(mid);
+        let mut batch = Batch::default();
+        batch.delete(Tree::Outbox, due.key.clone());
+        next.put(&mut batch);
+        put_consent(&mut batch, &consent);
+        let mut ev = event(&format!("org:{}", item.to), Action::Rejection);
+        ev.staff = Some(item.staff.clone());
+        ev.org = Some(item.to.clone());
+        ev.object = Some(format!("{}/{}", item.consent, item.id));
+        ev.reason = Some(reason.code().to_string());
+        self.0.audit.commit(batch, vec![ev], at)?;
+        self.count_out(item.kind, format!("rejected:{}:retry", reason.code()));
+        info!(message = %item.id, retry = %mid, reason = reason.code(), "rejected; re-signed and retried later");
+        Ok(())
+    }
+
     /// Records a failed delivery: counts it, and schedules the next attempt
     /// with backoff.
     pub fn retry_later(&self, due: &Due, last_error: &str) {
@@ -190,6 +242,13 @@ impl Exchange {
             let chains = self.0.rosters.read();
             verify_receipt(&resp.receipt, &expect, &*chains, self.now())?
         };
+        let retry = match &b.outcome {
+            Outcome::Rejected { reason } if item.kind != OutKind::Offer && !final_for_erasure(*reason) => Some(*reason),
+            _ => None,
+        };
+        if let Some(reason) = retry {
+            return Ok(self.retry_rejected(due, resp.clone(), reason)?);
+        }
         let mut consent = self.consent(&item.consent)?;
         let at = self.now();
         let (action, reason) = match (&b.outcome, item.kind) {
@@ -256,4 +315,11 @@ impl OutboxItem {
     fn set_next_attempt_ms(&mut self, ms: i64) {
         self.next_ms = Some(ms);
     }
+}
+
+/// Rejections of a withdrawal or revocation that no retry can change: the
+/// receiver holds another member's record under that id, or cannot read
+/// the message at all.
+fn final_for_erasure(reason: Rejection) -> bool {
+    matches!(reason, Rejection::ConsentMismatch | Rejection::Malformed | Rejection::UnsupportedVersion)
 }

@@ -804,8 +804,11 @@ async fn a_rejected_withdrawal_leaves_the_consent_withdrawn() {
     net.get("RJ1").submit(entry);
     let home = net.get("RJZ");
     home.deliver().await;
-    assert!(matches!(state(home, &id), ConsentState::Withdrawn { .. }));
-    assert!(home.exchange.outbox().expect("outbox").is_empty(), "the answer was final");
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { erased: None, .. }), "no erasure confirmed");
+    // Not final (rosters change): kept, re-signed, retried later.
+    let items = home.exchange.outbox().expect("outbox");
+    assert_eq!(items.len(), 1, "the withdrawal is retried");
+    assert_eq!(items[0].last_error.as_deref(), Some("issuer-not-member"));
 }
 
 #[tokio::test]
@@ -915,4 +918,66 @@ async fn a_registered_staff_key_changes_only_by_an_admin() {
     let last = home.audit.since(0, 1000).expect("audit").pop().expect("entry");
     assert_eq!(last.event.action, staffpass_node::audit::Action::Admin);
     assert_eq!(last.event.reason.as_deref(), Some("staff-key-change"));
+}
+
+/// A receipt from RJ1 rejecting `due` for `reason`, signed with RJ1's key
+/// (as a host would answer).
+fn rejection_from_rj1(
+    due: &staffpass_node::exchange::outbox::Due,
+    reason: Rejection,
+    net: &Net,
+) -> staffpass_protocol::wire::exchange::Response {
+    let key = fixture::issuer("RJ1", 0);
+    let receipt = staffpass_protocol::receipt::Receipt {
+        message: due.item.id,
+        receiver: org("RJ1"),
+        outcome: Outcome::Rejected { reason },
+        at: net.get("RJ1").exchange.now(),
+        issuer_key: key.public(),
+    };
+    staffpass_protocol::wire::exchange::Response { receipt: staffpass_protocol::Signed::new(receipt, |b| key.sign(b)) }
+}
+
+/// F4(a): a withdrawal the receiver rejects for a reason that can pass
+/// (here: the home's key not yet valid there, as after a key rotation the
+/// roster has not caught up with) is not dropped: it is re-signed under a
+/// new message id and retried with backoff until the receiver erases. A
+/// final rejection (the receiver holds another member's passport under
+/// that id) is not retried.
+#[tokio::test]
+async fn a_rejected_withdrawal_is_re_signed_and_retried_until_it_is_erased() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+    let due = home.exchange.outbox_pending().expect("outbox").due.remove(0);
+    assert_eq!(due.item.kind, OutKind::Withdraw);
+    let resp = rejection_from_rj1(&due, Rejection::IssuerKeyNotYetValid, &net);
+    home.exchange.accept_receipt(&due, resp).expect("recorded");
+    let items = home.exchange.outbox().expect("outbox");
+    assert_eq!(items.len(), 1, "the withdrawal is kept");
+    let retry = &items[0];
+    assert_eq!(retry.kind, OutKind::Withdraw);
+    assert_ne!(retry.id, due.item.id, "a new message id: the receiver answers a replay with its stored receipt");
+    assert_eq!(retry.last_error.as_deref(), Some("issuer-key-not-yet-valid"));
+    assert_eq!(home.deliver().await, 0, "not before its backoff");
+    net.clock.advance_secs(3600);
+    assert_eq!(home.deliver().await, 1);
+    assert_eq!(received_status(host, &id), "erased");
+    assert!(matches!(state(home, &id), ConsentState::Withdrawn { erased: Some(_), .. }));
+    assert!(home.exchange.outbox().expect("outbox").is_empty());
+
+    // A final rejection is recorded and not retried.
+    let (_, other) = {
+        let staff = home.import_staff("22345678-1");
+        let c = home.grant(&staff, &org("RJ1")).expect("granted");
+        (staff, c.signed.consent().id)
+    };
+    home.deliver().await;
+    home.exchange.withdraw_consent(&other, "staff").expect("withdrawn");
+    let due = home.exchange.outbox_pending().expect("outbox").due.remove(0);
+    let resp = rejection_from_rj1(&due, Rejection::ConsentMismatch, &net);
+    home.exchange.accept_receipt(&due, resp).expect("recorded");
+    assert!(home.exchange.outbox().expect("outbox").is_empty(), "a final rejection is not retried");
 }
