@@ -94,6 +94,10 @@ struct Inner {
     staff_ref_key: [u8; 32],
     metrics: Arc<Metrics>,
     record_keys: Arc<RecordKeys>,
+    /// Serialises what the receive path does to one consent or credential
+    /// (an offer racing a withdrawal or a revocation of the same record):
+    /// each message holds the stripes of the ids it touches.
+    receive_locks: Vec<std::sync::Mutex<()>>,
     /// Wakes the outbox worker after a commit that queued a message.
     outbox_wake: Notify,
     /// How many receipts this node has stored for its outgoing messages;
@@ -211,6 +215,7 @@ impl Exchange {
             staff_ref_key,
             metrics,
             record_keys,
+            receive_locks: (0..RECEIVE_STRIPES).map(|_| std::sync::Mutex::new(())).collect(),
             outbox_wake: Notify::new(),
             receipts_stored: watch::Sender::new(0),
         }))
@@ -979,6 +984,9 @@ fn check_staff_key(
         _ => Ok(()),
     }
 }
+
+/// How many stripes the receive path's locks have.
+const RECEIVE_STRIPES: usize = 64;
 
 fn changed_claims(old: &BTreeMap<ClaimKind, Claim>, new: &BTreeMap<ClaimKind, Claim>) -> BTreeSet<ClaimKind> {
     old.keys().chain(new.keys()).filter(|k| old.get(k) != new.get(k)).copied().collect()

@@ -27,6 +27,17 @@ impl Exchange {
     pub fn receive(&self, sender: &NodeId, request: Request) -> Option<Response> {
         let id = request.id();
         let kind = request.kind();
+        // One message at a time per consent and per credential: an offer
+        // racing a withdrawal or revocation of the same record ends the
+        // same way in every interleaving (checked and committed under it).
+        let ids: Vec<&[u8]> = match &request {
+            Request::Offer { bundle, .. } => {
+                vec![bundle.consent.consent().id.as_bytes(), bundle.credential.body.id.as_bytes()]
+            }
+            Request::Withdraw { withdrawal, .. } => vec![withdrawal.body.consent.as_bytes()],
+            Request::Revoke { revocation, .. } => vec![revocation.body.credential.as_bytes()],
+        };
+        let _held = self.lock_records(&ids);
         // Replay: answer with the stored receipt.
         match self.0.store.get(Tree::Inbox, id.as_bytes()) {
             Ok(Some(bytes)) => {
@@ -59,6 +70,25 @@ impl Exchange {
                 None
             }
         }
+    }
+
+    /// Locks the stripes of `ids`, in stripe order (so two messages never
+    /// wait on each other).
+    fn lock_records(&self, ids: &[&[u8]]) -> Vec<std::sync::MutexGuard<'_, ()>> {
+        let n = self.0.receive_locks.len();
+        let mut stripes: Vec<usize> = ids
+            .iter()
+            .map(|id| {
+                let h = staffpass_protocol::Hash::of(id);
+                usize::from(u16::from_be_bytes([h.0[0], h.0[1]])) % n
+            })
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .map(|i| self.0.receive_locks[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .collect()
     }
 
     fn receipt(&self, message: MessageId, outcome: Outcome, at: Timestamp) -> Response {

@@ -981,3 +981,41 @@ async fn a_rejected_withdrawal_is_re_signed_and_retried_until_it_is_erased() {
     home.exchange.accept_receipt(&due, resp).expect("recorded");
     assert!(home.exchange.outbox().expect("outbox").is_empty(), "a final rejection is not retried");
 }
+
+/// F4(c): an offer and the withdrawal of the same consent arriving at
+/// once, 200 times on two threads: every passport ends erased (or never
+/// stored), never active with the home holding an erasure receipt.
+#[tokio::test]
+async fn racing_offers_and_withdrawals_always_end_without_the_passport() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    let mut pairs = Vec::new();
+    for _ in 0..200 {
+        let id = home.grant(&staff, &org("RJ1")).expect("granted").signed.consent().id;
+        let offer = home.exchange.outbox().expect("outbox").into_iter().find(|i| i.consent == id).expect("offer");
+        let offer = home.exchange.outbox_request(&offer).expect("offer request");
+        home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
+        let w = home.exchange.outbox().expect("outbox").into_iter().find(|i| i.consent == id).expect("withdrawal");
+        assert_eq!(w.kind, OutKind::Withdraw);
+        let withdraw = home.exchange.outbox_request(&w).expect("withdrawal request");
+        pairs.push((id, offer, withdraw));
+    }
+    for (id, offer, withdraw) in pairs {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let run = |request: Request| {
+            let (host, node, start) = (host.exchange.clone(), home.node.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                host.receive(&node, request).expect("answered")
+            })
+        };
+        let (a, b) = (run(offer), run(withdraw));
+        a.join().expect("offer thread");
+        let erased = b.join().expect("withdrawal thread");
+        assert!(matches!(erased.receipt.body.outcome, Outcome::Erased { .. }));
+        if let Ok(view) = host.exchange.received_one(&id) {
+            assert_ne!(view.status, "active", "consent {id}: the passport outlived its withdrawal");
+        }
+    }
+}
