@@ -22,12 +22,26 @@
 //!
 //! A staff member's own history is served from an index
 //! ([`Tree::AuditByStaff`], written in the same commit).
+//!
+//! **Checkpoints.** A hash chain alone has no key: whoever can write the
+//! store can rewrite it consistently, and cut off its tail. So, once
+//! [`Audit::start_checkpoints`] has run, the node signs its head (seq,
+//! hash, time and the signing key: a [`Checkpoint`]) with its issuer key,
+//! which is kept outside the store: every [`CHECKPOINT_EVERY`] entries, on
+//! request ([`Audit::checkpoint`]: the node does so every
+//! [`CHECKPOINT_INTERVAL`] and at a clean shutdown) and at start-up if the
+//! head moved since the last one. Every checkpoint is kept in the store
+//! ([`Tree::Meta`], under `audit/checkpoint/`), and the latest also in a
+//! file beside it ([`CHECKPOINT_FILE`], written atomically, `0600`), where
+//! deleting entries and checkpoints from the store does not reach it.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use staffpass_protocol::encoding;
-use staffpass_protocol::{Hash, OrgId, Signable, StaffRef, Timestamp};
+use staffpass_protocol::{Hash, IssuerPublicKey, IssuerSecretKey, OrgId, Signable, Signed, StaffRef, Timestamp};
 
 use crate::store::{self, Batch, Store, Tree};
 
@@ -41,6 +55,20 @@ pub const MAX_OBJECT: usize = 128;
 pub const MAX_REASON: usize = 64;
 /// The most entries one query returns.
 pub const MAX_PAGE: usize = 10_000;
+/// A signed checkpoint after every this many entries (the default of
+/// [`Checkpoints::every`]).
+pub const CHECKPOINT_EVERY: u64 = 256;
+/// How often a running node signs a checkpoint of a head that moved since
+/// the last one.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(600);
+/// The name of the file, in the data directory, that holds the latest
+/// checkpoint.
+pub const CHECKPOINT_FILE: &str = "audit-checkpoint";
+/// The largest encoded checkpoint accepted when reading one.
+pub const MAX_CHECKPOINT_BYTES: usize = 1024;
+/// Where checkpoints are kept in [`Tree::Meta`], followed by the
+/// big-endian seq.
+const CHECKPOINT_PREFIX: &[u8] = b"audit/checkpoint/";
 
 /// What happened.
 ///
@@ -273,6 +301,144 @@ impl Entry {
     }
 }
 
+/// A signed statement that entry `seq` of this node's log has `hash`:
+/// since each hash covers the one before, it vouches for the whole chain
+/// up to there. Signed with `key`, the node's issuer key at `at`.
+///
+/// The canonical encoding is signed (tag `audit-checkpoint`, version 1):
+/// add fields at the end only, in a new version (the golden test will tell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The entry vouched for (the head when it was signed).
+    pub seq: u64,
+    /// Its hash.
+    pub hash: Hash,
+    /// When it was signed.
+    pub at: Timestamp,
+    /// The issuer key that signed it.
+    pub key: IssuerPublicKey,
+}
+
+impl Signable for Checkpoint {
+    const TAG: &'static str = "audit-checkpoint";
+    const VERSION: u16 = 1;
+}
+
+/// A checkpoint and its signature.
+pub type SignedCheckpoint = Signed<Checkpoint>;
+
+impl Checkpoint {
+    /// Signs the head `(seq, hash)` at `at` with `key`.
+    pub fn sign(key: &IssuerSecretKey, seq: u64, hash: Hash, at: Timestamp) -> SignedCheckpoint {
+        Signed::new(Checkpoint { seq, hash, at, key: key.public() }, |c| key.sign(c))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<SignedCheckpoint, encoding::Error> {
+        encoding::from_bytes(bytes, MAX_CHECKPOINT_BYTES, "audit checkpoint")
+    }
+}
+
+/// Whether an issuer key other than the current one was one of this
+/// node's organisation's issuer keys at a time: `(key, at)` → yes or no.
+pub type EarlierKeys = Box<dyn Fn(&IssuerPublicKey, Timestamp) -> bool + Send + Sync>;
+
+/// How the log signs checkpoints ([`Audit::start_checkpoints`]).
+pub struct Checkpoints {
+    /// The node's current issuer key: it signs every new checkpoint.
+    pub key: IssuerSecretKey,
+    /// The file that holds the latest checkpoint, outside the store
+    /// (`<data dir>/`[`CHECKPOINT_FILE`]); `None` keeps checkpoints in the
+    /// store only (an in-memory store).
+    pub file: Option<PathBuf>,
+    /// A checkpoint after every this many entries (default
+    /// [`CHECKPOINT_EVERY`]; 0: none but those asked for).
+    pub every: u64,
+    /// Which earlier issuer keys are accepted on older checkpoints (after a
+    /// rotation); by default none.
+    pub earlier_keys: EarlierKeys,
+}
+
+impl Checkpoints {
+    /// Checkpoints signed with `key`, every [`CHECKPOINT_EVERY`] entries,
+    /// kept in the store only, accepting no earlier key.
+    pub fn new(key: IssuerSecretKey) -> Self {
+        Checkpoints { key, file: None, every: CHECKPOINT_EVERY, earlier_keys: Box::new(|_, _| false) }
+    }
+
+    /// Also keeps the latest checkpoint in `path`.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// A checkpoint after every `n` entries.
+    pub fn every(mut self, n: u64) -> Self {
+        self.every = n;
+        self
+    }
+
+    /// Accepts older checkpoints signed by the keys `known` accepts.
+    pub fn earlier_keys(mut self, known: EarlierKeys) -> Self {
+        self.earlier_keys = known;
+        self
+    }
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("key", &self.key.public())
+            .field("file", &self.file)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signing side of the log, once started.
+struct Signer {
+    cfg: Checkpoints,
+    /// The head of the latest checkpoint written or found; held while one
+    /// is written, so they are written one at a time, in order.
+    last: Mutex<Option<Head>>,
+}
+
+impl Signer {
+    fn lock(&self) -> MutexGuard<'_, Option<Head>> {
+        // Replaced whole, after the checkpoint is written.
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A checkpoint read from the store: its seq (from the key) and itself,
+/// or why it cannot be decoded.
+type Stored = (u64, Result<SignedCheckpoint, encoding::Error>);
+
+fn checkpoint_key(seq: u64) -> Vec<u8> {
+    [CHECKPOINT_PREFIX, &seq.to_be_bytes()].concat()
+}
+
+/// Reads the checkpoint file: `None` if there is none.
+fn read_checkpoint_file(path: &Path) -> Result<Option<SignedCheckpoint>, Error> {
+    let failed = |detail: String| Error::CheckpointFile { path: path.to_path_buf(), detail };
+    let bytes = match crate::keys::read_secret_file(path) {
+        Ok(b) => b,
+        Err(crate::keys::Error::Missing { .. }) => return Ok(None),
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    if bytes.len() > MAX_CHECKPOINT_BYTES * 4 {
+        return Err(failed(format!("larger than {} bytes", MAX_CHECKPOINT_BYTES * 4)));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| failed(format!("not a checkpoint ({e})")))
+}
+
+/// Replaces the checkpoint file atomically (mode `0600`).
+fn write_checkpoint_file(path: &Path, checkpoint: &SignedCheckpoint) -> Result<(), Error> {
+    let mut json = serde_json::to_vec(checkpoint).unwrap_or_default();
+    json.push(b'\n');
+    crate::keys::write_secret_file(path, &json, true)
+        .map_err(|e| Error::CheckpointFile { path: path.to_path_buf(), detail: e.to_string() })
+}
+
 pub use staffpass_api::audit::{Head, VerifyReport};
 
 impl From<&Entry> for staffpass_api::audit::Entry {
@@ -376,6 +542,20 @@ pub enum Error {
     /// 2^64 entries.
     #[error("the audit log is full")]
     Full,
+    /// The checkpoint file could not be read or written.
+    #[error(
+        "the audit checkpoint file {}: {detail}. It is kept beside the store and must be backed up and restored with it",
+        .path.display()
+    )]
+    CheckpointFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// [`Audit::start_checkpoints`] was called twice.
+    #[error("audit checkpoints were already started")]
+    CheckpointsStarted,
 }
 
 /// The audit log over a store. Use one per store: it keeps the head in
@@ -383,6 +563,7 @@ pub enum Error {
 pub struct Audit {
     store: Arc<dyn Store>,
     head: Mutex<Head>,
+    signer: OnceLock<Signer>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -435,7 +616,7 @@ impl Audit {
     /// would bury the damage.
     pub fn open(store: Arc<dyn Store>) -> Result<Audit, Error> {
         let head = read_head(&*store)?;
-        Ok(Audit { store, head: Mutex::new(head) })
+        Ok(Audit { store, head: Mutex::new(head), signer: OnceLock::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Head> {
@@ -460,6 +641,7 @@ impl Audit {
             e.validate()?;
         }
         let mut head = self.lock();
+        let before = head.seq;
         let mut seq = head.seq;
         let mut prev = head.hash;
         let mut seqs = Vec::with_capacity(events.len());
@@ -490,7 +672,110 @@ impl Audit {
         *head = Head { seq, hash: prev };
         drop(head);
         self.store.wait_durable(pending)?;
+        if let Some(signer) = self.signer.get() {
+            let every = signer.cfg.every;
+            if every > 0 && seq / every > before / every {
+                // This head is durable (so is all before it): safe to sign.
+                // The entries are committed whatever happens here; a
+                // checkpoint that fails is taken at the next occasion.
+                if let Err(e) = self.write_checkpoint(signer, Head { seq, hash: prev }, at) {
+                    tracing::error!(error = %e, seq, "could not write an audit checkpoint");
+                }
+            }
+        }
         Ok(seqs)
+    }
+
+    /// Signs a checkpoint of the current head at `at`, unless checkpoints
+    /// are not started, the log is empty, or the latest checkpoint is
+    /// already of this head. Returns the one written.
+    pub fn checkpoint(&self, at: Timestamp) -> Result<Option<SignedCheckpoint>, Error> {
+        let Some(signer) = self.signer.get() else { return Ok(None) };
+        let head = self.head();
+        if head.seq == 0 {
+            return Ok(None);
+        }
+        // Sign only what is on disk: a crash must not leave a checkpoint
+        // ahead of the log.
+        self.store.flush()?;
+        self.write_checkpoint(signer, head, at)
+    }
+
+    /// Signs and keeps a checkpoint of `head`, which must be durable,
+    /// unless the latest is at or after it.
+    fn write_checkpoint(&self, signer: &Signer, head: Head, at: Timestamp) -> Result<Option<SignedCheckpoint>, Error> {
+        let mut last = signer.lock();
+        if last.is_some_and(|l| l.seq >= head.seq) {
+            return Ok(None);
+        }
+        let signed = Checkpoint::sign(&signer.cfg.key, head.seq, head.hash, at);
+        // The store first: the file then never names a checkpoint the
+        // store lacks, unless someone removed it.
+        let mut batch = Batch::new();
+        batch.put(Tree::Meta, checkpoint_key(head.seq), encoding::to_bytes(&signed));
+        self.store.commit(batch)?;
+        if let Some(path) = &signer.cfg.file {
+            write_checkpoint_file(path, &signed)?;
+        }
+        *last = Some(head);
+        tracing::debug!(seq = head.seq, "audit checkpoint signed");
+        Ok(Some(signed))
+    }
+
+    /// Every checkpoint kept in the store, by seq (undecodable ones as
+    /// their error).
+    fn stored_checkpoints(&self) -> Result<Vec<Stored>, store::Error> {
+        let rows = self.store.scan_prefix(Tree::Meta, CHECKPOINT_PREFIX)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| {
+                let seq = k
+                    .get(CHECKPOINT_PREFIX.len()..)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                (seq, Checkpoint::decode(&v))
+            })
+            .collect())
+    }
+
+    /// Starts signing checkpoints with `cfg` (once, when the node starts,
+    /// at time `now`).
+    ///
+    /// Takes up from the latest checkpoint, in the file or the store. If
+    /// the file is missing while the store holds checkpoints, that is
+    /// recorded in the log itself (reason `checkpoint-file-missing`) and
+    /// the file is written again. Then, if the head moved since the latest
+    /// checkpoint, signs one.
+    pub fn start_checkpoints(&self, cfg: Checkpoints, now: Timestamp) -> Result<(), Error> {
+        let file = match &cfg.file {
+            Some(path) => Some((path.clone(), read_checkpoint_file(path)?)),
+            None => None,
+        };
+        let stored = self.stored_checkpoints()?;
+        let latest_stored = stored.iter().rev().find_map(|(_, c)| c.as_ref().ok()).cloned();
+        let from_file = file.as_ref().and_then(|(_, c)| c.clone());
+        let latest = [from_file.clone(), latest_stored.clone()].into_iter().flatten().max_by_key(|c| c.body.seq);
+        let signer =
+            Signer { cfg, last: Mutex::new(latest.as_ref().map(|c| Head { seq: c.body.seq, hash: c.body.hash })) };
+        if self.signer.set(signer).is_err() {
+            return Err(Error::CheckpointsStarted);
+        }
+        if let (Some((path, None)), Some(c)) = (&file, &latest_stored) {
+            tracing::warn!(
+                path = %path.display(),
+                "the audit checkpoint file is missing although the store holds checkpoints; \
+                 writing it again from the store (restore it with the store when restoring a backup)"
+            );
+            write_checkpoint_file(path, c)?;
+            self.record(vec![Event::system(Action::Admin).reason("checkpoint-file-missing")], now)?;
+        } else if let (Some((path, Some(f))), Some(c)) = (&file, &latest)
+            && c.body.seq > f.body.seq
+        {
+            // A stop between writing the store and the file.
+            write_checkpoint_file(path, c)?;
+        }
+        self.checkpoint(now)?;
+        Ok(())
     }
 
     /// Records `events` with no other change (e.g. a rejection, of which

@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
-use staffpass_node::audit::{Action, Audit, Broken, Entry, Error, Event, Fault, Head};
+use staffpass_node::audit::{
+    Action, Audit, Broken, CHECKPOINT_FILE, Checkpoint, Checkpoints, Entry, Error, Event, Fault, Head, SignedCheckpoint,
+};
 use staffpass_node::keys::DataKey;
 use staffpass_node::store::{self, Batch, MemStore, OpenMode, SledStore, Store, Tree};
-use staffpass_protocol::{Hash, StaffRef, Timestamp};
+use staffpass_protocol::{Hash, IssuerSecretKey, StaffRef, Timestamp};
 
 fn at(n: i64) -> Timestamp {
     Timestamp::from_unix(1_795_426_200 + n).unwrap()
@@ -369,4 +371,147 @@ fn entries_read_as_json_with_kebab_case_actions() {
     assert_eq!(json["event"]["staff"], "st-00000001");
     assert_eq!(json["seq"], 1);
     assert_eq!(json["prev"], "0".repeat(64));
+}
+
+// ------------------------------------------------------------ checkpoints
+
+fn issuer() -> IssuerSecretKey {
+    IssuerSecretKey::from_bytes(&[7; 32])
+}
+
+/// The store directory inside `data`, as a node lays it out.
+fn db(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("db")
+}
+
+/// Checkpoints every `every` entries, the latest in `data`'s checkpoint file.
+fn checkpoints(data: &std::path::Path, every: u64) -> Checkpoints {
+    Checkpoints::new(issuer()).every(every).file(data.join(CHECKPOINT_FILE))
+}
+
+/// Opens the log in `data` as a node does at start-up.
+fn start(data: &std::path::Path, every: u64, now: i64) -> (Arc<dyn Store>, Audit, Result<(), Error>) {
+    let store = sled(&db(data));
+    let audit = Audit::open(Arc::clone(&store)).unwrap();
+    let started = audit.start_checkpoints(checkpoints(data, every), at(now));
+    (store, audit, started)
+}
+
+/// Appends `n` entries, one commit each, from time `from` on.
+fn append(audit: &Audit, n: u64, from: i64) {
+    for i in 0..n {
+        let e = Event::system(Action::Expiry).object(format!("consent-{i:032x}")).reason("consent-expired");
+        audit.record(vec![e], at(from + i as i64)).unwrap();
+    }
+}
+
+const CHECKPOINT_KEY: &[u8] = b"audit/checkpoint/";
+
+/// The checkpoints kept in the store, by seq.
+fn stored_checkpoints(store: &dyn Store) -> Vec<SignedCheckpoint> {
+    store
+        .scan_prefix(Tree::Meta, CHECKPOINT_KEY)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| staffpass_protocol::encoding::from_bytes(&v, 1024, "checkpoint").unwrap())
+        .collect()
+}
+
+fn file_checkpoint(data: &std::path::Path) -> SignedCheckpoint {
+    serde_json::from_slice(&std::fs::read(data.join(CHECKPOINT_FILE)).unwrap()).unwrap()
+}
+
+#[test]
+fn checkpoints_are_signed_every_n_entries_and_the_latest_kept_beside_the_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    {
+        let (store, audit, started) = start(data, 4, 0);
+        started.unwrap();
+        assert!(stored_checkpoints(&*store).is_empty(), "an empty log is not checkpointed");
+        append(&audit, 10, 1);
+        let seqs: Vec<u64> = stored_checkpoints(&*store).iter().map(|c| c.body.seq).collect();
+        assert_eq!(seqs, vec![4, 8]);
+        for c in stored_checkpoints(&*store) {
+            assert_eq!(c.body.key, issuer().public());
+            assert_eq!(c.body.hash, audit.get(c.body.seq).unwrap().unwrap().hash);
+            issuer().public().verify(&c.body, &c.signature).unwrap();
+        }
+        assert_eq!(file_checkpoint(data), stored_checkpoints(&*store)[1]);
+        let mode = std::fs::metadata(data.join(CHECKPOINT_FILE)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // On request (the timer, a clean shutdown): only if the head moved.
+        let c = audit.checkpoint(at(20)).unwrap().unwrap();
+        assert_eq!((c.body.seq, c.body.hash, c.body.at), (10, audit.head().hash, at(20)));
+        assert_eq!(audit.checkpoint(at(21)).unwrap(), None);
+        assert_eq!(file_checkpoint(data).body.seq, 10);
+    }
+    {
+        // At start-up, nothing new if the head did not move ...
+        let (store, audit, started) = start(data, 4, 30);
+        started.unwrap();
+        assert_eq!(stored_checkpoints(&*store).len(), 3);
+        append(&audit, 1, 31);
+    }
+    // ... and one if it did (here: entries appended after the last one).
+    let (store, _audit, started) = start(data, 4, 40);
+    started.unwrap();
+    let seqs: Vec<(u64, Timestamp)> = stored_checkpoints(&*store).iter().map(|c| (c.body.seq, c.body.at)).collect();
+    assert_eq!(seqs, vec![(4, at(4)), (8, at(8)), (10, at(20)), (11, at(40))]);
+    assert_eq!(file_checkpoint(data).body.seq, 11);
+}
+
+#[test]
+fn a_missing_checkpoint_file_is_written_again_and_recorded_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    {
+        let (_store, audit, started) = start(data, 4, 0);
+        started.unwrap();
+        append(&audit, 4, 1);
+    }
+    std::fs::remove_file(data.join(CHECKPOINT_FILE)).unwrap();
+    let (store, audit, started) = start(data, 4, 10);
+    started.unwrap();
+    let last = audit.get(5).unwrap().unwrap();
+    assert_eq!(last.event.reason.as_deref(), Some("checkpoint-file-missing"));
+    assert_eq!(file_checkpoint(data).body.seq, 5);
+    assert_eq!(stored_checkpoints(&*store).iter().map(|c| c.body.seq).collect::<Vec<_>>(), vec![4, 5]);
+}
+
+/// Pinned like the entry hash, cross-checked in Python (postcard by hand,
+/// ed25519 from RFC 8032): sha256("staffpass\0audit-checkpoint\0" || 00 01
+/// || postcard(seq, hash, at, key)) and the signature over those bytes. A
+/// change here is a change of what the node signs: every existing
+/// checkpoint would stop verifying.
+#[test]
+fn the_checkpoint_encoding_is_pinned() {
+    let t: Timestamp = "2026-11-23T09:30:00Z".parse().unwrap();
+    let hash: Hash = "704627ffd7f348efa94fead494636b743f91c6b470048cfca20b785bdd3442cd".parse().unwrap();
+    let c = Checkpoint::sign(&issuer(), 256, hash, t);
+    assert_eq!(c.version, 1);
+    let bytes = staffpass_protocol::Signable::signing_bytes(&c.body);
+    assert!(bytes.starts_with(b"staffpass\0audit-checkpoint\0\0\x01"));
+    assert_eq!(
+        hex::encode(staffpass_protocol::Signable::hash(&c.body).0),
+        "936f67db18c541e8d8e2eda101651f6982eef58cc8276ae674698107ea73b4e2"
+    );
+    assert_eq!(
+        hex::encode(c.signature.0),
+        "2f88becbefef814961e45d5fc2f00bf23ff344c390dd259f903fc6b4eb7f34fa\
+         df2670bec0e1ab6c227c1ee75f0a908320c9bf0b156bac14a43d28fb91e60605"
+    );
+    // Each field is covered.
+    let key = issuer().public();
+    key.verify(&c.body, &c.signature).unwrap();
+    for changed in [
+        Checkpoint { seq: 257, ..c.body.clone() },
+        Checkpoint { hash: Hash::default(), ..c.body.clone() },
+        Checkpoint { at: t.plus_secs(1), ..c.body.clone() },
+        Checkpoint { key: IssuerSecretKey::from_bytes(&[8; 32]).public(), ..c.body.clone() },
+    ] {
+        assert!(key.verify(&changed, &c.signature).is_err(), "{changed:?}");
+    }
 }
