@@ -35,7 +35,9 @@
 //! file beside it ([`CHECKPOINT_FILE`], written atomically, `0600`), where
 //! deleting entries and checkpoints from the store does not reach it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -400,6 +402,9 @@ struct Signer {
     /// The head of the latest checkpoint written or found; held while one
     /// is written, so they are written one at a time, in order.
     last: Mutex<Option<Head>>,
+    /// Set once the checkpoints found at start-up verified: until then
+    /// none is signed.
+    armed: AtomicBool,
 }
 
 impl Signer {
@@ -520,6 +525,58 @@ pub enum Fault {
         /// The store error.
         detail: String,
     },
+    /// The log ends before this entry, but the node signed a checkpoint
+    /// of a later one: its tail was cut off.
+    #[error("the log ends before it, but the node signed a checkpoint at entry {checkpoint}: its tail was cut off")]
+    Truncated {
+        /// The seq of that checkpoint.
+        checkpoint: u64,
+    },
+    /// The entry's hash is not the one the node signed in a checkpoint:
+    /// the log was rewritten up to here (every hash recomputed).
+    #[error("its hash is not the one the node signed in a checkpoint: the log was rewritten")]
+    CheckpointMismatch,
+    /// A checkpoint of this entry is signed by a key that is not one of
+    /// this node's issuer keys.
+    #[error("its checkpoint is signed by {key}, which is not one of this node's issuer keys")]
+    CheckpointKey {
+        /// The key it names.
+        key: IssuerPublicKey,
+    },
+    /// A checkpoint of this entry has a signature that does not verify.
+    #[error("its checkpoint's signature does not verify")]
+    CheckpointSignature,
+    /// A checkpoint (of this entry; at 0, the checkpoint file) cannot be
+    /// read.
+    #[error("its checkpoint cannot be read ({detail})")]
+    CheckpointUndecodable {
+        /// Why.
+        detail: String,
+    },
+}
+
+impl Fault {
+    /// The machine-readable code the API reports.
+    pub fn code(&self) -> staffpass_api::audit::Fault {
+        use staffpass_api::audit::Fault as Code;
+        match self {
+            Fault::Missing => Code::Missing,
+            Fault::BadKey => Code::BadKey,
+            Fault::Undecodable { .. } => Code::Undecodable,
+            Fault::SeqMismatch { .. } => Code::SeqMismatch,
+            Fault::PrevMismatch => Code::PrevMismatch,
+            Fault::HashMismatch => Code::HashMismatch,
+            Fault::HeadMismatch => Code::HeadMismatch,
+            Fault::InvalidEvent { .. } => Code::InvalidEvent,
+            Fault::IndexMissing => Code::IndexMissing,
+            Fault::Unreadable { .. } => Code::Unreadable,
+            Fault::Truncated { .. } => Code::Truncated,
+            Fault::CheckpointMismatch => Code::CheckpointMismatch,
+            Fault::CheckpointKey { .. } => Code::CheckpointKey,
+            Fault::CheckpointSignature => Code::CheckpointSignature,
+            Fault::CheckpointUndecodable { .. } => Code::CheckpointUndecodable,
+        }
+    }
 }
 
 /// An audit operation that failed.
@@ -672,7 +729,7 @@ impl Audit {
         *head = Head { seq, hash: prev };
         drop(head);
         self.store.wait_durable(pending)?;
-        if let Some(signer) = self.signer.get() {
+        if let Some(signer) = self.armed() {
             let every = signer.cfg.every;
             if every > 0 && seq / every > before / every {
                 // This head is durable (so is all before it): safe to sign.
@@ -690,7 +747,7 @@ impl Audit {
     /// are not started, the log is empty, or the latest checkpoint is
     /// already of this head. Returns the one written.
     pub fn checkpoint(&self, at: Timestamp) -> Result<Option<SignedCheckpoint>, Error> {
-        let Some(signer) = self.signer.get() else { return Ok(None) };
+        let Some(signer) = self.armed() else { return Ok(None) };
         let head = self.head();
         if head.seq == 0 {
             return Ok(None);
@@ -699,6 +756,11 @@ impl Audit {
         // ahead of the log.
         self.store.flush()?;
         self.write_checkpoint(signer, head, at)
+    }
+
+    /// The signer, once checkpoints are started and the log checked.
+    fn armed(&self) -> Option<&Signer> {
+        self.signer.get().filter(|s| s.armed.load(Ordering::SeqCst))
     }
 
     /// Signs and keeps a checkpoint of `head`, which must be durable,
@@ -741,25 +803,44 @@ impl Audit {
     /// Starts signing checkpoints with `cfg` (once, when the node starts,
     /// at time `now`).
     ///
-    /// Takes up from the latest checkpoint, in the file or the store. If
-    /// the file is missing while the store holds checkpoints, that is
-    /// recorded in the log itself (reason `checkpoint-file-missing`) and
-    /// the file is written again. Then, if the head moved since the latest
-    /// checkpoint, signs one.
+    /// First checks every checkpoint (in the store and the file) against
+    /// the log as [`Audit::verify`] does, and refuses ([`Error::Broken`])
+    /// a log that was cut short or rewritten up to a checkpoint, or a
+    /// checkpoint that does not verify: signing on would bury the damage.
+    /// The checkpoints are then still checked by [`Audit::verify`], but no
+    /// new one is signed.
+    ///
+    /// Then takes up from the latest checkpoint. If the file is missing
+    /// while the store holds checkpoints, that is recorded in the log itself
+    /// (reason `checkpoint-file-missing`) and the file is written again.
+    /// Last, if the head moved since the latest checkpoint, signs one.
     pub fn start_checkpoints(&self, cfg: Checkpoints, now: Timestamp) -> Result<(), Error> {
         let file = match &cfg.file {
             Some(path) => Some((path.clone(), read_checkpoint_file(path)?)),
             None => None,
         };
-        let stored = self.stored_checkpoints()?;
-        let latest_stored = stored.iter().rev().find_map(|(_, c)| c.as_ref().ok()).cloned();
-        let from_file = file.as_ref().and_then(|(_, c)| c.clone());
-        let latest = [from_file.clone(), latest_stored.clone()].into_iter().flatten().max_by_key(|c| c.body.seq);
-        let signer =
-            Signer { cfg, last: Mutex::new(latest.as_ref().map(|c| Head { seq: c.body.seq, hash: c.body.hash })) };
+        let signer = Signer { cfg, last: Mutex::new(None), armed: AtomicBool::new(false) };
         if self.signer.set(signer).is_err() {
             return Err(Error::CheckpointsStarted);
         }
+        let signer = self.signer.get().ok_or(Error::CheckpointsStarted)?;
+        let head = self.head();
+        let mut latest: Option<SignedCheckpoint> = None;
+        for (seq, found) in self.all_checkpoints()? {
+            for c in found {
+                let c = c.map_err(|detail| Broken { seq, fault: Fault::CheckpointUndecodable { detail } })?;
+                let entry = match c.body.seq {
+                    0 => Some(Hash::default()),
+                    s if s > head.seq => None,
+                    s => Some(self.get(s)?.ok_or(Broken { seq: s, fault: Fault::Missing })?.hash),
+                };
+                self.check_checkpoint(&c, entry, head.seq)?;
+                latest = Some(c);
+            }
+        }
+        let latest_stored = self.stored_checkpoints()?.into_iter().rev().find_map(|(_, c)| c.ok());
+        *signer.lock() = latest.as_ref().map(|c| Head { seq: c.body.seq, hash: c.body.hash });
+        signer.armed.store(true, Ordering::SeqCst);
         if let (Some((path, None)), Some(c)) = (&file, &latest_stored) {
             tracing::warn!(
                 path = %path.display(),
@@ -776,6 +857,65 @@ impl Audit {
         }
         self.checkpoint(now)?;
         Ok(())
+    }
+
+    /// Every checkpoint, in the store and (once started) the file, by the
+    /// seq it vouches for (undecodable ones by the seq in their key, with
+    /// why). Identical copies are listed once.
+    fn all_checkpoints(&self) -> Result<BTreeMap<u64, Vec<Result<SignedCheckpoint, String>>>, Broken> {
+        let unreadable =
+            |e: &dyn std::fmt::Display| Broken { seq: 0, fault: Fault::Unreadable { detail: e.to_string() } };
+        let mut all: BTreeMap<u64, Vec<Result<SignedCheckpoint, String>>> = BTreeMap::new();
+        let mut add = |seq: u64, c: Result<SignedCheckpoint, String>| {
+            let at = all.entry(seq).or_default();
+            if !at.contains(&c) {
+                at.push(c);
+            }
+        };
+        for (seq, c) in self.stored_checkpoints().map_err(|e| unreadable(&e))? {
+            match c {
+                Ok(c) => add(c.body.seq, Ok(c)),
+                Err(e) => add(seq, Err(e.to_string())),
+            }
+        }
+        if let Some(path) = self.signer.get().and_then(|s| s.cfg.file.as_deref()) {
+            match read_checkpoint_file(path) {
+                Ok(Some(c)) => add(c.body.seq, Ok(c)),
+                Ok(None) => {}
+                Err(e) => return Err(Broken { seq: 0, fault: Fault::CheckpointUndecodable { detail: e.to_string() } }),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Checks checkpoint `c`: its version; that it is signed by one of
+    /// this node's issuer keys (the current one or, by
+    /// [`Checkpoints::earlier_keys`], an earlier one; before
+    /// [`Audit::start_checkpoints`] any key, as there is none to compare
+    /// with); its signature; and that `entry`, the hash of the entry it
+    /// names, is the one it signed (`None`: the log ends at `end`, before
+    /// that entry).
+    fn check_checkpoint(&self, c: &SignedCheckpoint, entry: Option<Hash>, end: u64) -> Result<(), Broken> {
+        let seq = c.body.seq;
+        let broken = |fault| Err(Broken { seq, fault });
+        if !c.version_ok() {
+            let detail = format!("version {}, but this node reads version {}", c.version, Checkpoint::VERSION);
+            return broken(Fault::CheckpointUndecodable { detail });
+        }
+        if let Some(s) = self.signer.get() {
+            let key = c.body.key;
+            if key != s.cfg.key.public() && !(s.cfg.earlier_keys)(&key, c.body.at) {
+                return broken(Fault::CheckpointKey { key });
+            }
+        }
+        if c.body.key.verify(&c.body, &c.signature).is_err() {
+            return broken(Fault::CheckpointSignature);
+        }
+        match entry {
+            None => Err(Broken { seq: end.saturating_add(1), fault: Fault::Truncated { checkpoint: seq } }),
+            Some(hash) if hash != c.body.hash => broken(Fault::CheckpointMismatch),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Records `events` with no other change (e.g. a rejection, of which
@@ -827,7 +967,8 @@ impl Audit {
         Ok(out)
     }
 
-    /// Recomputes the whole chain and reports the first broken link.
+    /// Recomputes the whole chain, checks every signed checkpoint against
+    /// it, and reports the first broken link.
     ///
     /// An entry altered without fixing its hash is reported at its own seq
     /// ([`Fault::HashMismatch`]); one altered and re-hashed at the next seq
@@ -835,8 +976,32 @@ impl Audit {
     /// [`Fault::HeadMismatch`]; a deleted entry as [`Fault::Missing`], a
     /// cut-off tail too (against the head this node holds in memory).
     /// Entries appended while it runs are checked as well.
+    ///
+    /// A log rewritten with every later hash recomputed is reported at the
+    /// first checkpoint after the change ([`Fault::CheckpointMismatch`]),
+    /// and a tail cut off before a restart at the first entry missing
+    /// ([`Fault::Truncated`]); a checkpoint signed by another key
+    /// ([`Fault::CheckpointKey`]) or whose signature does not verify
+    /// ([`Fault::CheckpointSignature`]) at the entry it names. Changes after
+    /// the latest checkpoint are found by none of these.
     pub fn verify(&self) -> Result<VerifyReport, Broken> {
         const PAGE: usize = 1024;
+        let checkpoints = self.all_checkpoints()?;
+        let mut checked = 0u64;
+        let mut latest: Option<Checkpoint> = None;
+        let mut check = |at: u64, entry: Option<Hash>, end: u64| -> Result<(), Broken> {
+            for c in checkpoints.get(&at).into_iter().flatten() {
+                let c = c.as_ref().map_err(|detail| Broken {
+                    seq: at,
+                    fault: Fault::CheckpointUndecodable { detail: detail.clone() },
+                })?;
+                self.check_checkpoint(c, entry, end)?;
+                checked += 1;
+                latest = Some(c.body.clone());
+            }
+            Ok(())
+        };
+        check(0, Some(Hash::default()), 0)?;
         let head = self.head();
         let unreadable = |seq, e: store::Error| Broken { seq, fault: Fault::Unreadable { detail: e.to_string() } };
         let mut expected = 1u64;
@@ -879,14 +1044,29 @@ impl Audit {
                         return Err(Broken { seq, fault: Fault::IndexMissing });
                     }
                 }
+                check(seq, Some(entry.hash), seq)?;
                 prev = entry.hash;
                 expected += 1;
             }
         }
         let entries = expected - 1;
+        // A checkpoint past the end: the tail was cut off.
+        if let Some(&beyond) = checkpoints.range(expected..).next().map(|(seq, _)| seq) {
+            check(beyond, None, entries)?;
+        }
         if entries < head.seq {
             return Err(Broken { seq: expected, fault: Fault::Missing });
         }
-        Ok(VerifyReport { entries, head: Head { seq: entries, hash: prev } })
+        Ok(VerifyReport {
+            entries,
+            head: Head { seq: entries, hash: prev },
+            checkpoints: checked,
+            latest_checkpoint: latest.map(|c| staffpass_api::audit::Checkpoint {
+                seq: c.seq,
+                hash: c.hash,
+                at: c.at,
+                key: c.key.to_string(),
+            }),
+        })
     }
 }

@@ -515,3 +515,207 @@ fn the_checkpoint_encoding_is_pinned() {
         assert!(key.verify(&changed, &c.signature).is_err(), "{changed:?}");
     }
 }
+
+/// A node's log in `data`: `n` entries, checkpoints every 4, and the
+/// checkpoint a clean shutdown signs; then the node is stopped.
+fn stopped_node(data: &std::path::Path, n: u64) {
+    let (_store, audit, started) = start(data, 4, 0);
+    started.unwrap();
+    append(&audit, n, 1);
+    audit.checkpoint(at(1000)).unwrap();
+}
+
+/// With the node stopped: sets entry `seq`'s reason to `reason` and
+/// recomputes every later hash, as someone who can write the store can.
+fn rewrite_consistently(store: &dyn Store, seq: u64, reason: &str) {
+    let decode = |s| staffpass_protocol::encoding::from_bytes::<Entry>(&raw(store, s), 4096, "entry").unwrap();
+    let mut prev = if seq == 1 { Hash::default() } else { decode(seq - 1).hash };
+    let last = u64::from_be_bytes(store.last(Tree::Audit).unwrap().unwrap().0.try_into().unwrap());
+    for s in seq..=last {
+        let mut e = decode(s);
+        if s == seq {
+            e.event.reason = Some(reason.into());
+        }
+        e.prev = prev;
+        e.hash = Entry::compute_hash(e.seq, e.at, &e.prev, &e.event);
+        prev = e.hash;
+        rewrite(store, s, encode(&e));
+    }
+}
+
+fn delete_stored_checkpoints(store: &dyn Store, from: u64) {
+    let mut b = Batch::new();
+    for (k, _) in store.scan_prefix(Tree::Meta, CHECKPOINT_KEY).unwrap() {
+        if u64::from_be_bytes(k[CHECKPOINT_KEY.len()..].try_into().unwrap()) >= from {
+            b.delete(Tree::Meta, k);
+        }
+    }
+    store.commit(b).unwrap();
+}
+
+#[test]
+fn a_log_rewritten_consistently_is_reported() {
+    for keep_stored_checkpoints in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        stopped_node(data, 10);
+        {
+            let store = sled(&db(data));
+            rewrite_consistently(&*store, 3, "rewritten");
+            if !keep_stored_checkpoints {
+                delete_stored_checkpoints(&*store, 0);
+            }
+        }
+        // The chain itself is consistent again ...
+        let (_store, audit, started) = start(data, 4, 2000);
+        assert_eq!(audit.get(3).unwrap().unwrap().event.reason.as_deref(), Some("rewritten"));
+        // ... but not with what the node signed: at the first checkpoint
+        // after the change (4 in the store; else 10, the one in the file).
+        let seq = if keep_stored_checkpoints { 4 } else { 10 };
+        let expected = Broken { seq, fault: Fault::CheckpointMismatch };
+        assert!(matches!(started, Err(Error::Broken(ref b)) if *b == expected), "{started:?}");
+        assert_eq!(audit.verify().unwrap_err(), expected);
+        // Nothing more is signed over the rewritten log.
+        append(&audit, 8, 3000);
+        assert_eq!(file_checkpoint(data).body.seq, 10);
+        assert_eq!(audit.verify().unwrap_err(), expected);
+    }
+}
+
+#[test]
+fn a_truncated_log_is_reported_after_a_restart() {
+    for keep_stored_checkpoints in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        stopped_node(data, 10);
+        {
+            let store = sled(&db(data));
+            let mut b = Batch::new();
+            for seq in 7..=10u64 {
+                b.delete(Tree::Audit, seq.to_be_bytes());
+            }
+            store.commit(b).unwrap();
+            if !keep_stored_checkpoints {
+                delete_stored_checkpoints(&*store, 7);
+            }
+        }
+        let (_store, audit, started) = start(data, 4, 2000);
+        assert_eq!(audit.head().seq, 6);
+        // The first entry missing, and the first checkpoint past the end (8
+        // in the store; else 10, the one in the file).
+        let checkpoint = if keep_stored_checkpoints { 8 } else { 10 };
+        let expected = Broken { seq: 7, fault: Fault::Truncated { checkpoint } };
+        assert!(matches!(started, Err(Error::Broken(ref b)) if *b == expected), "{started:?}");
+        assert_eq!(audit.verify().unwrap_err(), expected);
+        let err = Error::Broken(expected).to_string();
+        assert!(err.contains("cut off") && err.contains("backup"), "{err}");
+    }
+}
+
+#[test]
+fn a_checkpoint_with_a_bad_signature_is_reported() {
+    let other = IssuerSecretKey::from_bytes(&[8; 32]);
+    let other_key = Fault::CheckpointKey { key: other.public() };
+    type Forge = fn(&mut SignedCheckpoint, &IssuerSecretKey);
+    let forgeries: [(&str, Forge, Fault); 3] = [
+        ("a flipped signature bit", |c, _| c.signature.0[5] ^= 0x10, Fault::CheckpointSignature),
+        (
+            "another key, named as such",
+            |c, other| *c = Checkpoint::sign(other, c.body.seq, c.body.hash, c.body.at),
+            other_key,
+        ),
+        ("another key, naming the node's", |c, other| c.signature = other.sign(&c.body), Fault::CheckpointSignature),
+    ];
+    for (what, forge, fault) in forgeries {
+        for in_file in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path();
+            stopped_node(data, 10);
+            if in_file {
+                let mut c = file_checkpoint(data);
+                forge(&mut c, &other);
+                std::fs::write(data.join(CHECKPOINT_FILE), serde_json::to_vec(&c).unwrap()).unwrap();
+            } else {
+                let store = sled(&db(data));
+                let mut c = stored_checkpoints(&*store)[0].clone();
+                forge(&mut c, &other);
+                let mut b = Batch::new();
+                b.put(
+                    Tree::Meta,
+                    [CHECKPOINT_KEY, &4u64.to_be_bytes()].concat(),
+                    staffpass_protocol::encoding::to_bytes(&c),
+                );
+                store.commit(b).unwrap();
+            }
+            let (_store, audit, started) = start(data, 4, 2000);
+            // The one in the store is at 4, the file holds the last, at 10.
+            let expected = Broken { seq: if in_file { 10 } else { 4 }, fault: fault.clone() };
+            assert!(
+                matches!(started, Err(Error::Broken(ref b)) if *b == expected),
+                "{what}, in file {in_file}: {started:?}"
+            );
+            assert_eq!(audit.verify().unwrap_err(), expected, "{what}, in file {in_file}");
+        }
+    }
+}
+
+#[test]
+fn an_honest_log_with_several_checkpoints_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    stopped_node(data, 10);
+    let (store, audit, started) = start(data, 4, 2000);
+    started.unwrap();
+    append(&audit, 7, 2001);
+    audit.checkpoint(at(3000)).unwrap();
+    let report = audit.verify().unwrap();
+    assert_eq!(report.entries, 17);
+    assert_eq!(report.head, audit.head());
+    // 4, 8, 10 (the shutdown), 12, 16 and 17.
+    let seqs: Vec<u64> = stored_checkpoints(&*store).iter().map(|c| c.body.seq).collect();
+    assert_eq!(seqs, vec![4, 8, 10, 12, 16, 17]);
+    assert_eq!(report.checkpoints, 6);
+    let latest = report.latest_checkpoint.unwrap();
+    assert_eq!((latest.seq, latest.hash, latest.at), (17, audit.head().hash, at(3000)));
+    assert_eq!(latest.key, issuer().public().to_string());
+
+    // Reopened, as after a clean stop: the same.
+    drop((store, audit));
+    let (_store, audit, started) = start(data, 4, 4000);
+    started.unwrap();
+    assert_eq!(audit.verify().unwrap().checkpoints, 6);
+}
+
+#[test]
+fn checkpoints_signed_before_a_key_rotation_verify_with_the_earlier_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    stopped_node(data, 10);
+    let new = IssuerSecretKey::from_bytes(&[9; 32]);
+    let old = issuer().public();
+    let with = |accept_old: bool| {
+        let cfg = Checkpoints::new(new.duplicate()).every(4).file(data.join(CHECKPOINT_FILE));
+        if accept_old {
+            // As the node does: a key its organisation had in a roster then.
+            cfg.earlier_keys(Box::new(move |k, t| *k == old && t <= at(1000)))
+        } else {
+            cfg
+        }
+    };
+
+    // Not accepted: the first checkpoint, signed by the old key, is reported.
+    let audit = Audit::open(sled(&db(data))).unwrap();
+    let started = audit.start_checkpoints(with(false), at(2000));
+    let expected = Broken { seq: 4, fault: Fault::CheckpointKey { key: old } };
+    assert!(matches!(started, Err(Error::Broken(ref b)) if *b == expected), "{started:?}");
+    assert_eq!(audit.verify().unwrap_err(), expected);
+    drop(audit);
+
+    // Accepted: the log goes on under the new key.
+    let audit = Audit::open(sled(&db(data))).unwrap();
+    audit.start_checkpoints(with(true), at(2000)).unwrap();
+    append(&audit, 2, 2001);
+    let report = audit.verify().unwrap();
+    assert_eq!(report.checkpoints, 4);
+    assert_eq!(report.latest_checkpoint.unwrap().key, new.public().to_string());
+}
