@@ -434,11 +434,15 @@ async fn checkpoint_worker(audit: Arc<Audit>, clock: Arc<dyn Clock>, stop: watch
 
 /// The earlier issuer keys accepted on the audit log's checkpoints (after
 /// a rotation): those this node's organisation has in a roster chain the
-/// node holds, valid at the checkpoint's time.
+/// node holds, not retired (nor revoked) by the checkpoint's time. A
+/// checkpoint from before the roster added the key is accepted: the node
+/// held its key before its organisation joined.
 fn earlier_issuer_keys(org: OrgId, rosters: Weak<Rosters>) -> crate::audit::EarlierKeys {
     Box::new(move |key, at| {
         rosters.upgrade().is_some_and(|r| {
-            r.read().values().any(|chain| chain.state().key_validity(&org, key, at) == KeyValidity::Valid)
+            r.read().values().any(|chain| {
+                matches!(chain.state().key_validity(&org, key, at), KeyValidity::Valid | KeyValidity::NotYetValid)
+            })
         })
     })
 }
