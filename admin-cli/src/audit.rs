@@ -23,7 +23,8 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Check the whole hash chain of the audit log (exit 3 if broken).
+    /// Check the audit log's whole hash chain and signed checkpoints (exit 3
+    /// if broken).
     Verify {
         #[command(flatten)]
         node: NodeArgs,
@@ -82,7 +83,22 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                     output::line(format!(
                         "The audit log verifies: {} entries, head entry {} ({}).",
                         report.entries, report.head.seq, report.head.hash
-                    ))
+                    ))?;
+                    let Some(c) = &report.latest_checkpoint else {
+                        return output::line("No signed checkpoint yet: the entries rest on the hash chain alone.");
+                    };
+                    output::line(format!(
+                        "Signed checkpoints checked: {}; the latest vouches for entries 1 to {} (signed {} by {}).",
+                        report.checkpoints, c.seq, c.at, c.key
+                    ))?;
+                    if c.seq < report.head.seq {
+                        output::line(format!(
+                            "Entries {} to {} rest on the hash chain alone until the next checkpoint.",
+                            c.seq + 1,
+                            report.head.seq
+                        ))?;
+                    }
+                    Ok(())
                 }
                 Verification::Broken { broken_at, why, .. } => {
                     Err(Error::AuditBroken { seq: broken_at.to_string(), why })

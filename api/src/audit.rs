@@ -77,17 +77,80 @@ pub struct Head {
     pub hash: Hash,
 }
 
-/// A successful verification of the whole chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A signed checkpoint: the node's issuer key vouches that entry `seq`
+/// has `hash`, and so for the whole chain up to there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Checkpoint {
+    /// The entry vouched for.
+    pub seq: u64,
+    /// Its hash.
+    #[schema(value_type = String)]
+    pub hash: Hash,
+    /// When it was signed.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// The issuer key that signed it (`issuer-pk:...`).
+    pub key: String,
+}
+
+/// A successful verification of the whole chain and its checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyReport {
     /// How many entries were checked.
     pub entries: u64,
     /// The head they lead to.
     pub head: Head,
+    /// How many signed checkpoints were checked (signature, key, and the
+    /// entry each names).
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// The latest of them. Entries after it are vouched for by the hash
+    /// chain alone: someone who can write the store could rewrite them.
+    #[serde(default)]
+    pub latest_checkpoint: Option<Checkpoint>,
+}
+
+/// Why the chain does not verify, as a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// The entry is not there (deleted, or the log was cut short).
+    Missing,
+    /// A key in the audit tree is not a sequence number.
+    BadKey,
+    /// The stored bytes are not an entry.
+    Undecodable,
+    /// The entry claims another position.
+    SeqMismatch,
+    /// It does not follow the previous entry: this or that one was altered.
+    PrevMismatch,
+    /// Its content does not match its hash: it was altered.
+    HashMismatch,
+    /// The last entry is not the one this node last wrote.
+    HeadMismatch,
+    /// A field no longer has a valid format.
+    InvalidEvent,
+    /// The staff index does not list it.
+    IndexMissing,
+    /// The store could not be read.
+    Unreadable,
+    /// The log ends before this entry, but the node signed a checkpoint of
+    /// a later one: its tail was cut off.
+    Truncated,
+    /// Its hash is not the one the node signed in a checkpoint: the log was
+    /// rewritten.
+    CheckpointMismatch,
+    /// A checkpoint of it is signed by a key that is not one of this
+    /// node's issuer keys.
+    CheckpointKey,
+    /// A checkpoint of it has a signature that does not verify.
+    CheckpointSignature,
+    /// A checkpoint of it (at 0: the checkpoint file) cannot be read.
+    CheckpointUndecodable,
 }
 
 /// `GET /v1/audit/verify`: 200 with `ok: true` and the report, or 409 with
-/// `ok: false`, the first broken seq and why.
+/// `ok: false`, the first broken seq, the fault and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Verification {
@@ -104,7 +167,9 @@ pub enum Verification {
         ok: bool,
         /// The first entry that does not verify.
         broken_at: u64,
-        /// What is wrong with it.
+        /// What is wrong with it, as a code.
+        fault: Fault,
+        /// What is wrong with it, in words.
         why: String,
     },
 }

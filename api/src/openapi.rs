@@ -67,7 +67,7 @@ pub fn json() -> String {
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffKeyRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
         ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
-        audit::Entry, audit::Event, Head, VerifyReport, Verification,
+        audit::Entry, audit::Event, Head, audit::Checkpoint, VerifyReport, audit::Fault, Verification,
     )),
     tags(
         (name = "probe", description = "No client role needed (still over mutual TLS)."),

@@ -22,12 +22,28 @@
 //!
 //! A staff member's own history is served from an index
 //! ([`Tree::AuditByStaff`], written in the same commit).
+//!
+//! **Checkpoints.** A hash chain alone has no key: whoever can write the
+//! store can rewrite it consistently, and cut off its tail. So, once
+//! [`Audit::start_checkpoints`] has run, the node signs its head (seq,
+//! hash, time and the signing key: a [`Checkpoint`]) with its issuer key,
+//! which is kept outside the store: every [`CHECKPOINT_EVERY`] entries, on
+//! request ([`Audit::checkpoint`]: the node does so every
+//! [`CHECKPOINT_INTERVAL`] and at a clean shutdown) and at start-up if the
+//! head moved since the last one. Every checkpoint is kept in the store
+//! ([`Tree::Meta`], under `audit/checkpoint/`), and the latest also in a
+//! file beside it ([`CHECKPOINT_FILE`], written atomically, `0600`), where
+//! deleting entries and checkpoints from the store does not reach it.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use staffpass_protocol::encoding;
-use staffpass_protocol::{Hash, OrgId, Signable, StaffRef, Timestamp};
+use staffpass_protocol::{Hash, IssuerPublicKey, IssuerSecretKey, OrgId, Signable, Signed, StaffRef, Timestamp};
 
 use crate::store::{self, Batch, Store, Tree};
 
@@ -41,6 +57,20 @@ pub const MAX_OBJECT: usize = 128;
 pub const MAX_REASON: usize = 64;
 /// The most entries one query returns.
 pub const MAX_PAGE: usize = 10_000;
+/// A signed checkpoint after every this many entries (the default of
+/// [`Checkpoints::every`]).
+pub const CHECKPOINT_EVERY: u64 = 256;
+/// How often a running node signs a checkpoint of a head that moved since
+/// the last one.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(600);
+/// The name of the file, in the data directory, that holds the latest
+/// checkpoint.
+pub const CHECKPOINT_FILE: &str = "audit-checkpoint";
+/// The largest encoded checkpoint accepted when reading one.
+pub const MAX_CHECKPOINT_BYTES: usize = 1024;
+/// Where checkpoints are kept in [`Tree::Meta`], followed by the
+/// big-endian seq.
+const CHECKPOINT_PREFIX: &[u8] = b"audit/checkpoint/";
 
 /// What happened.
 ///
@@ -273,6 +303,147 @@ impl Entry {
     }
 }
 
+/// A signed statement that entry `seq` of this node's log has `hash`:
+/// since each hash covers the one before, it vouches for the whole chain
+/// up to there. Signed with `key`, the node's issuer key at `at`.
+///
+/// The canonical encoding is signed (tag `audit-checkpoint`, version 1):
+/// add fields at the end only, in a new version (the golden test will tell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The entry vouched for (the head when it was signed).
+    pub seq: u64,
+    /// Its hash.
+    pub hash: Hash,
+    /// When it was signed.
+    pub at: Timestamp,
+    /// The issuer key that signed it.
+    pub key: IssuerPublicKey,
+}
+
+impl Signable for Checkpoint {
+    const TAG: &'static str = "audit-checkpoint";
+    const VERSION: u16 = 1;
+}
+
+/// A checkpoint and its signature.
+pub type SignedCheckpoint = Signed<Checkpoint>;
+
+impl Checkpoint {
+    /// Signs the head `(seq, hash)` at `at` with `key`.
+    pub fn sign(key: &IssuerSecretKey, seq: u64, hash: Hash, at: Timestamp) -> SignedCheckpoint {
+        Signed::new(Checkpoint { seq, hash, at, key: key.public() }, |c| key.sign(c))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<SignedCheckpoint, encoding::Error> {
+        encoding::from_bytes(bytes, MAX_CHECKPOINT_BYTES, "audit checkpoint")
+    }
+}
+
+/// Whether an issuer key other than the current one was one of this
+/// node's organisation's issuer keys at a time: `(key, at)` → yes or no.
+pub type EarlierKeys = Box<dyn Fn(&IssuerPublicKey, Timestamp) -> bool + Send + Sync>;
+
+/// How the log signs checkpoints ([`Audit::start_checkpoints`]).
+pub struct Checkpoints {
+    /// The node's current issuer key: it signs every new checkpoint.
+    pub key: IssuerSecretKey,
+    /// The file that holds the latest checkpoint, outside the store
+    /// (`<data dir>/`[`CHECKPOINT_FILE`]); `None` keeps checkpoints in the
+    /// store only (an in-memory store).
+    pub file: Option<PathBuf>,
+    /// A checkpoint after every this many entries (default
+    /// [`CHECKPOINT_EVERY`]; 0: none but those asked for).
+    pub every: u64,
+    /// Which earlier issuer keys are accepted on older checkpoints (after a
+    /// rotation); by default none.
+    pub earlier_keys: EarlierKeys,
+}
+
+impl Checkpoints {
+    /// Checkpoints signed with `key`, every [`CHECKPOINT_EVERY`] entries,
+    /// kept in the store only, accepting no earlier key.
+    pub fn new(key: IssuerSecretKey) -> Self {
+        Checkpoints { key, file: None, every: CHECKPOINT_EVERY, earlier_keys: Box::new(|_, _| false) }
+    }
+
+    /// Also keeps the latest checkpoint in `path`.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// A checkpoint after every `n` entries.
+    pub fn every(mut self, n: u64) -> Self {
+        self.every = n;
+        self
+    }
+
+    /// Accepts older checkpoints signed by the keys `known` accepts.
+    pub fn earlier_keys(mut self, known: EarlierKeys) -> Self {
+        self.earlier_keys = known;
+        self
+    }
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("key", &self.key.public())
+            .field("file", &self.file)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signing side of the log, once started.
+struct Signer {
+    cfg: Checkpoints,
+    /// The head of the latest checkpoint written or found; held while one
+    /// is written, so they are written one at a time, in order.
+    last: Mutex<Option<Head>>,
+    /// Set once the checkpoints found at start-up verified: until then
+    /// none is signed.
+    armed: AtomicBool,
+}
+
+impl Signer {
+    fn lock(&self) -> MutexGuard<'_, Option<Head>> {
+        // Replaced whole, after the checkpoint is written.
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A checkpoint read from the store: its seq (from the key) and itself,
+/// or why it cannot be decoded.
+type Stored = (u64, Result<SignedCheckpoint, encoding::Error>);
+
+fn checkpoint_key(seq: u64) -> Vec<u8> {
+    [CHECKPOINT_PREFIX, &seq.to_be_bytes()].concat()
+}
+
+/// Reads the checkpoint file: `None` if there is none.
+fn read_checkpoint_file(path: &Path) -> Result<Option<SignedCheckpoint>, Error> {
+    let failed = |detail: String| Error::CheckpointFile { path: path.to_path_buf(), detail };
+    let bytes = match crate::keys::read_secret_file(path) {
+        Ok(b) => b,
+        Err(crate::keys::Error::Missing { .. }) => return Ok(None),
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    if bytes.len() > MAX_CHECKPOINT_BYTES * 4 {
+        return Err(failed(format!("larger than {} bytes", MAX_CHECKPOINT_BYTES * 4)));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| failed(format!("not a checkpoint ({e})")))
+}
+
+/// Replaces the checkpoint file atomically (mode `0600`).
+fn write_checkpoint_file(path: &Path, checkpoint: &SignedCheckpoint) -> Result<(), Error> {
+    let mut json = serde_json::to_vec(checkpoint).unwrap_or_default();
+    json.push(b'\n');
+    crate::keys::write_secret_file(path, &json, true)
+        .map_err(|e| Error::CheckpointFile { path: path.to_path_buf(), detail: e.to_string() })
+}
+
 pub use staffpass_api::audit::{Head, VerifyReport};
 
 impl From<&Entry> for staffpass_api::audit::Entry {
@@ -354,6 +525,58 @@ pub enum Fault {
         /// The store error.
         detail: String,
     },
+    /// The log ends before this entry, but the node signed a checkpoint
+    /// of a later one: its tail was cut off.
+    #[error("the log ends before it, but the node signed a checkpoint at entry {checkpoint}: its tail was cut off")]
+    Truncated {
+        /// The seq of that checkpoint.
+        checkpoint: u64,
+    },
+    /// The entry's hash is not the one the node signed in a checkpoint:
+    /// the log was rewritten up to here (every hash recomputed).
+    #[error("its hash is not the one the node signed in a checkpoint: the log was rewritten")]
+    CheckpointMismatch,
+    /// A checkpoint of this entry is signed by a key that is not one of
+    /// this node's issuer keys.
+    #[error("its checkpoint is signed by {key}, which is not one of this node's issuer keys")]
+    CheckpointKey {
+        /// The key it names.
+        key: IssuerPublicKey,
+    },
+    /// A checkpoint of this entry has a signature that does not verify.
+    #[error("its checkpoint's signature does not verify")]
+    CheckpointSignature,
+    /// A checkpoint (of this entry; at 0, the checkpoint file) cannot be
+    /// read.
+    #[error("its checkpoint cannot be read ({detail})")]
+    CheckpointUndecodable {
+        /// Why.
+        detail: String,
+    },
+}
+
+impl Fault {
+    /// The machine-readable code the API reports.
+    pub fn code(&self) -> staffpass_api::audit::Fault {
+        use staffpass_api::audit::Fault as Code;
+        match self {
+            Fault::Missing => Code::Missing,
+            Fault::BadKey => Code::BadKey,
+            Fault::Undecodable { .. } => Code::Undecodable,
+            Fault::SeqMismatch { .. } => Code::SeqMismatch,
+            Fault::PrevMismatch => Code::PrevMismatch,
+            Fault::HashMismatch => Code::HashMismatch,
+            Fault::HeadMismatch => Code::HeadMismatch,
+            Fault::InvalidEvent { .. } => Code::InvalidEvent,
+            Fault::IndexMissing => Code::IndexMissing,
+            Fault::Unreadable { .. } => Code::Unreadable,
+            Fault::Truncated { .. } => Code::Truncated,
+            Fault::CheckpointMismatch => Code::CheckpointMismatch,
+            Fault::CheckpointKey { .. } => Code::CheckpointKey,
+            Fault::CheckpointSignature => Code::CheckpointSignature,
+            Fault::CheckpointUndecodable { .. } => Code::CheckpointUndecodable,
+        }
+    }
 }
 
 /// An audit operation that failed.
@@ -376,6 +599,20 @@ pub enum Error {
     /// 2^64 entries.
     #[error("the audit log is full")]
     Full,
+    /// The checkpoint file could not be read or written.
+    #[error(
+        "the audit checkpoint file {}: {detail}. It is kept beside the store and must be backed up and restored with it",
+        .path.display()
+    )]
+    CheckpointFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// [`Audit::start_checkpoints`] was called twice.
+    #[error("audit checkpoints were already started")]
+    CheckpointsStarted,
 }
 
 /// The audit log over a store. Use one per store: it keeps the head in
@@ -383,6 +620,7 @@ pub enum Error {
 pub struct Audit {
     store: Arc<dyn Store>,
     head: Mutex<Head>,
+    signer: OnceLock<Signer>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -435,7 +673,7 @@ impl Audit {
     /// would bury the damage.
     pub fn open(store: Arc<dyn Store>) -> Result<Audit, Error> {
         let head = read_head(&*store)?;
-        Ok(Audit { store, head: Mutex::new(head) })
+        Ok(Audit { store, head: Mutex::new(head), signer: OnceLock::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Head> {
@@ -460,6 +698,7 @@ impl Audit {
             e.validate()?;
         }
         let mut head = self.lock();
+        let before = head.seq;
         let mut seq = head.seq;
         let mut prev = head.hash;
         let mut seqs = Vec::with_capacity(events.len());
@@ -490,7 +729,193 @@ impl Audit {
         *head = Head { seq, hash: prev };
         drop(head);
         self.store.wait_durable(pending)?;
+        if let Some(signer) = self.armed() {
+            let every = signer.cfg.every;
+            if every > 0 && seq / every > before / every {
+                // This head is durable (so is all before it): safe to sign.
+                // The entries are committed whatever happens here; a
+                // checkpoint that fails is taken at the next occasion.
+                if let Err(e) = self.write_checkpoint(signer, Head { seq, hash: prev }, at) {
+                    tracing::error!(error = %e, seq, "could not write an audit checkpoint");
+                }
+            }
+        }
         Ok(seqs)
+    }
+
+    /// Signs a checkpoint of the current head at `at`, unless checkpoints
+    /// are not started, the log is empty, or the latest checkpoint is
+    /// already of this head. Returns the one written.
+    pub fn checkpoint(&self, at: Timestamp) -> Result<Option<SignedCheckpoint>, Error> {
+        let Some(signer) = self.armed() else { return Ok(None) };
+        let head = self.head();
+        if head.seq == 0 {
+            return Ok(None);
+        }
+        // Sign only what is on disk: a crash must not leave a checkpoint
+        // ahead of the log.
+        self.store.flush()?;
+        self.write_checkpoint(signer, head, at)
+    }
+
+    /// The signer, once checkpoints are started and the log checked.
+    fn armed(&self) -> Option<&Signer> {
+        self.signer.get().filter(|s| s.armed.load(Ordering::SeqCst))
+    }
+
+    /// Signs and keeps a checkpoint of `head`, which must be durable,
+    /// unless the latest is at or after it.
+    fn write_checkpoint(&self, signer: &Signer, head: Head, at: Timestamp) -> Result<Option<SignedCheckpoint>, Error> {
+        let mut last = signer.lock();
+        if last.is_some_and(|l| l.seq >= head.seq) {
+            return Ok(None);
+        }
+        let signed = Checkpoint::sign(&signer.cfg.key, head.seq, head.hash, at);
+        // The store first: the file then never names a checkpoint the
+        // store lacks, unless someone removed it.
+        let mut batch = Batch::new();
+        batch.put(Tree::Meta, checkpoint_key(head.seq), encoding::to_bytes(&signed));
+        self.store.commit(batch)?;
+        if let Some(path) = &signer.cfg.file {
+            write_checkpoint_file(path, &signed)?;
+        }
+        *last = Some(head);
+        tracing::debug!(seq = head.seq, "audit checkpoint signed");
+        Ok(Some(signed))
+    }
+
+    /// Every checkpoint kept in the store, by seq (undecodable ones as
+    /// their error).
+    fn stored_checkpoints(&self) -> Result<Vec<Stored>, store::Error> {
+        let rows = self.store.scan_prefix(Tree::Meta, CHECKPOINT_PREFIX)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| {
+                let seq = k
+                    .get(CHECKPOINT_PREFIX.len()..)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                (seq, Checkpoint::decode(&v))
+            })
+            .collect())
+    }
+
+    /// Starts signing checkpoints with `cfg` (once, when the node starts,
+    /// at time `now`).
+    ///
+    /// First checks every checkpoint (in the store and the file) against
+    /// the log as [`Audit::verify`] does, and refuses ([`Error::Broken`])
+    /// a log that was cut short or rewritten up to a checkpoint, or a
+    /// checkpoint that does not verify: signing on would bury the damage.
+    /// The checkpoints are then still checked by [`Audit::verify`], but no
+    /// new one is signed.
+    ///
+    /// Then takes up from the latest checkpoint. If the file is missing
+    /// while the store holds checkpoints, that is recorded in the log itself
+    /// (reason `checkpoint-file-missing`) and the file is written again.
+    /// Last, if the head moved since the latest checkpoint, signs one.
+    pub fn start_checkpoints(&self, cfg: Checkpoints, now: Timestamp) -> Result<(), Error> {
+        let file = match &cfg.file {
+            Some(path) => Some((path.clone(), read_checkpoint_file(path)?)),
+            None => None,
+        };
+        let signer = Signer { cfg, last: Mutex::new(None), armed: AtomicBool::new(false) };
+        if self.signer.set(signer).is_err() {
+            return Err(Error::CheckpointsStarted);
+        }
+        let signer = self.signer.get().ok_or(Error::CheckpointsStarted)?;
+        let head = self.head();
+        let mut latest: Option<SignedCheckpoint> = None;
+        for (seq, found) in self.all_checkpoints()? {
+            for c in found {
+                let c = c.map_err(|detail| Broken { seq, fault: Fault::CheckpointUndecodable { detail } })?;
+                let entry = match c.body.seq {
+                    0 => Some(Hash::default()),
+                    s if s > head.seq => None,
+                    s => Some(self.get(s)?.ok_or(Broken { seq: s, fault: Fault::Missing })?.hash),
+                };
+                self.check_checkpoint(&c, entry, head.seq)?;
+                latest = Some(c);
+            }
+        }
+        let latest_stored = self.stored_checkpoints()?.into_iter().rev().find_map(|(_, c)| c.ok());
+        *signer.lock() = latest.as_ref().map(|c| Head { seq: c.body.seq, hash: c.body.hash });
+        signer.armed.store(true, Ordering::SeqCst);
+        if let (Some((path, None)), Some(c)) = (&file, &latest_stored) {
+            tracing::warn!(
+                path = %path.display(),
+                "the audit checkpoint file is missing although the store holds checkpoints; \
+                 writing it again from the store (restore it with the store when restoring a backup)"
+            );
+            write_checkpoint_file(path, c)?;
+            self.record(vec![Event::system(Action::Admin).reason("checkpoint-file-missing")], now)?;
+        } else if let (Some((path, Some(f))), Some(c)) = (&file, &latest)
+            && c.body.seq > f.body.seq
+        {
+            // A stop between writing the store and the file.
+            write_checkpoint_file(path, c)?;
+        }
+        self.checkpoint(now)?;
+        Ok(())
+    }
+
+    /// Every checkpoint, in the store and (once started) the file, by the
+    /// seq it vouches for (undecodable ones by the seq in their key, with
+    /// why). Identical copies are listed once.
+    fn all_checkpoints(&self) -> Result<BTreeMap<u64, Vec<Result<SignedCheckpoint, String>>>, Broken> {
+        let unreadable =
+            |e: &dyn std::fmt::Display| Broken { seq: 0, fault: Fault::Unreadable { detail: e.to_string() } };
+        let mut all: BTreeMap<u64, Vec<Result<SignedCheckpoint, String>>> = BTreeMap::new();
+        let mut add = |seq: u64, c: Result<SignedCheckpoint, String>| {
+            let at = all.entry(seq).or_default();
+            if !at.contains(&c) {
+                at.push(c);
+            }
+        };
+        for (seq, c) in self.stored_checkpoints().map_err(|e| unreadable(&e))? {
+            match c {
+                Ok(c) => add(c.body.seq, Ok(c)),
+                Err(e) => add(seq, Err(e.to_string())),
+            }
+        }
+        if let Some(path) = self.signer.get().and_then(|s| s.cfg.file.as_deref()) {
+            match read_checkpoint_file(path) {
+                Ok(Some(c)) => add(c.body.seq, Ok(c)),
+                Ok(None) => {}
+                Err(e) => return Err(Broken { seq: 0, fault: Fault::CheckpointUndecodable { detail: e.to_string() } }),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Checks checkpoint `c`: its version; that it is signed by one of
+    /// this node's issuer keys (the current one or, by
+    /// [`Checkpoints::earlier_keys`], an earlier one; before
+    /// [`Audit::start_checkpoints`] any key, as there is none to compare
+    /// with); its signature; and that `entry`, the hash of the entry it
+    /// names, is the one it signed (`None`: the log ends at `end`, before
+    /// that entry).
+    fn check_checkpoint(&self, c: &SignedCheckpoint, entry: Option<Hash>, end: u64) -> Result<(), Broken> {
+        let seq = c.body.seq;
+        let broken = |fault| Err(Broken { seq, fault });
+        if !c.version_ok() {
+            let detail = format!("version {}, but this node reads version {}", c.version, Checkpoint::VERSION);
+            return broken(Fault::CheckpointUndecodable { detail });
+        }
+        if let Some(s) = self.signer.get() {
+            let key = c.body.key;
+            if key != s.cfg.key.public() && !(s.cfg.earlier_keys)(&key, c.body.at) {
+                return broken(Fault::CheckpointKey { key });
+            }
+        }
+        if c.body.key.verify(&c.body, &c.signature).is_err() {
+            return broken(Fault::CheckpointSignature);
+        }
+        match entry {
+            None => Err(Broken { seq: end.saturating_add(1), fault: Fault::Truncated { checkpoint: seq } }),
+            Some(hash) if hash != c.body.hash => broken(Fault::CheckpointMismatch),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Records `events` with no other change (e.g. a rejection, of which
@@ -542,7 +967,8 @@ impl Audit {
         Ok(out)
     }
 
-    /// Recomputes the whole chain and reports the first broken link.
+    /// Recomputes the whole chain, checks every signed checkpoint against
+    /// it, and reports the first broken link.
     ///
     /// An entry altered without fixing its hash is reported at its own seq
     /// ([`Fault::HashMismatch`]); one altered and re-hashed at the next seq
@@ -550,8 +976,32 @@ impl Audit {
     /// [`Fault::HeadMismatch`]; a deleted entry as [`Fault::Missing`], a
     /// cut-off tail too (against the head this node holds in memory).
     /// Entries appended while it runs are checked as well.
+    ///
+    /// A log rewritten with every later hash recomputed is reported at the
+    /// first checkpoint after the change ([`Fault::CheckpointMismatch`]),
+    /// and a tail cut off before a restart at the first entry missing
+    /// ([`Fault::Truncated`]); a checkpoint signed by another key
+    /// ([`Fault::CheckpointKey`]) or whose signature does not verify
+    /// ([`Fault::CheckpointSignature`]) at the entry it names. Changes after
+    /// the latest checkpoint are found by none of these.
     pub fn verify(&self) -> Result<VerifyReport, Broken> {
         const PAGE: usize = 1024;
+        let checkpoints = self.all_checkpoints()?;
+        let mut checked = 0u64;
+        let mut latest: Option<Checkpoint> = None;
+        let mut check = |at: u64, entry: Option<Hash>, end: u64| -> Result<(), Broken> {
+            for c in checkpoints.get(&at).into_iter().flatten() {
+                let c = c.as_ref().map_err(|detail| Broken {
+                    seq: at,
+                    fault: Fault::CheckpointUndecodable { detail: detail.clone() },
+                })?;
+                self.check_checkpoint(c, entry, end)?;
+                checked += 1;
+                latest = Some(c.body.clone());
+            }
+            Ok(())
+        };
+        check(0, Some(Hash::default()), 0)?;
         let head = self.head();
         let unreadable = |seq, e: store::Error| Broken { seq, fault: Fault::Unreadable { detail: e.to_string() } };
         let mut expected = 1u64;
@@ -594,14 +1044,29 @@ impl Audit {
                         return Err(Broken { seq, fault: Fault::IndexMissing });
                     }
                 }
+                check(seq, Some(entry.hash), seq)?;
                 prev = entry.hash;
                 expected += 1;
             }
         }
         let entries = expected - 1;
+        // A checkpoint past the end: the tail was cut off.
+        if let Some(&beyond) = checkpoints.range(expected..).next().map(|(seq, _)| seq) {
+            check(beyond, None, entries)?;
+        }
         if entries < head.seq {
             return Err(Broken { seq: expected, fault: Fault::Missing });
         }
-        Ok(VerifyReport { entries, head: Head { seq: entries, hash: prev } })
+        Ok(VerifyReport {
+            entries,
+            head: Head { seq: entries, hash: prev },
+            checkpoints: checked,
+            latest_checkpoint: latest.map(|c| staffpass_api::audit::Checkpoint {
+                seq: c.seq,
+                hash: c.hash,
+                at: c.at,
+                key: c.key.to_string(),
+            }),
+        })
     }
 }

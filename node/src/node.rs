@@ -3,16 +3,16 @@
 //! the local API, and routes network events to the services. Nothing in
 //! this crate imports it but `main.rs`. Everything is shut down cleanly by
 //! [`RunningNode::shutdown`]: the API stops accepting, connections close,
-//! and the store is flushed.
+//! the audit log's head is checkpointed and the store is flushed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use libp2p::PeerId;
-use staffpass_protocol::roster::{self as proto, Appended};
+use staffpass_protocol::roster::{self as proto, Appended, KeyValidity};
 use staffpass_protocol::{IssuerPublicKey, OrgId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -144,6 +144,8 @@ impl Node {
 pub struct RunningNode {
     node: Node,
     store: Arc<dyn Store>,
+    audit: Arc<Audit>,
+    clock: Arc<dyn Clock>,
     api_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -158,13 +160,19 @@ impl RunningNode {
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
     }
-    /// Stops everything and flushes the store.
+    /// Stops everything, checkpoints the audit log and flushes the store.
     pub async fn shutdown(self) {
         info!("shutting down");
         let _ = self.stop.send(true);
         self.node.network().shutdown().await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let (audit, at) = (self.audit, self.clock.now());
+        match crate::task::run(move || audit.checkpoint(at)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "final audit checkpoint failed"),
+            Err(e) => warn!(error = %e, "final audit checkpoint failed"),
         }
         if let Err(e) = self.store.flush() {
             warn!(error = %e, "final flush failed");
@@ -245,6 +253,13 @@ impl<T: Transport> Builder<T> {
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
         let rosters = Arc::new(Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?);
+        // Signed checkpoints of the audit log; the latest also in a file
+        // beside the store (none for an injected store, as for record keys).
+        let checkpoints = crate::audit::Checkpoints::new(keys.issuer().duplicate())
+            .earlier_keys(earlier_issuer_keys(config.org.clone(), Arc::downgrade(&rosters)));
+        let checkpoints =
+            if injected_store { checkpoints } else { checkpoints.file(data.join(crate::audit::CHECKPOINT_FILE)) };
+        audit.start_checkpoints(checkpoints, clock.now())?;
         let keypair = keys.node().libp2p_keypair();
         keypair.clone().try_into_ed25519().map_err(|_| StartError::NodeKey)?;
         let misbehaviour = Arc::new(crate::misbehaviour::Misbehaviour::default());
@@ -304,6 +319,7 @@ impl<T: Transport> Builder<T> {
         }
         let sweep = Duration::from_secs(config.exchange.expiry_sweep_secs);
         tasks.push(tokio::spawn(exchange::sweep_worker::run(exchange.clone(), sweep, stop_rx.clone())));
+        tasks.push(tokio::spawn(checkpoint_worker(audit.clone(), clock.clone(), stop_rx.clone())));
 
         let api_addr = config.api.listen;
         let listener = tokio::net::TcpListener::bind(api_addr)
@@ -317,7 +333,7 @@ impl<T: Transport> Builder<T> {
             sync: sync.clone(),
             rosters: rosters.clone(),
             network: network.clone(),
-            audit,
+            audit: audit.clone(),
             metrics,
             peer_id,
             ready: ready.clone(),
@@ -350,7 +366,7 @@ impl<T: Transport> Builder<T> {
         rosters.update_metrics(clock.now());
         ready.store(true, Ordering::SeqCst);
         info!(api = %api_addr, "node ready");
-        Ok(RunningNode { node, store, api_addr, stop, tasks })
+        Ok(RunningNode { node, store, audit, clock, api_addr, stop, tasks })
     }
 }
 
@@ -399,6 +415,38 @@ async fn route_events(
             }
         }
     }
+}
+
+/// Checkpoints the audit log every [`crate::audit::CHECKPOINT_INTERVAL`] if its
+/// head moved, until `stop`.
+async fn checkpoint_worker(audit: Arc<Audit>, clock: Arc<dyn Clock>, stop: watch::Receiver<bool>) {
+    crate::task::every(crate::audit::CHECKPOINT_INTERVAL, stop, move || {
+        let (audit, at) = (audit.clone(), clock.now());
+        async move {
+            match crate::task::run(move || audit.checkpoint(at)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "audit checkpoint failed; trying again later"),
+                Err(e) => warn!(error = %e, "audit checkpoint failed; trying again later"),
+            }
+            true
+        }
+    })
+    .await;
+}
+
+/// The earlier issuer keys accepted on the audit log's checkpoints (after
+/// a rotation): those this node's organisation has in a roster chain the
+/// node holds, not retired (nor revoked) by the checkpoint's time. A
+/// checkpoint from before the roster added the key is accepted: the node
+/// held its key before its organisation joined.
+fn earlier_issuer_keys(org: OrgId, rosters: Weak<Rosters>) -> crate::audit::EarlierKeys {
+    Box::new(move |key, at| {
+        rosters.upgrade().is_some_and(|r| {
+            r.read().values().any(|chain| {
+                matches!(chain.state().key_validity(&org, key, at), KeyValidity::Valid | KeyValidity::NotYetValid)
+            })
+        })
+    })
 }
 
 fn verdict_name(v: Verdict) -> &'static str {

@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
-use staffpass_node::audit::{Action, Audit, Broken, Entry, Error, Event, Fault, Head};
+use staffpass_node::audit::{
+    Action, Audit, Broken, CHECKPOINT_FILE, Checkpoint, Checkpoints, Entry, Error, Event, Fault, Head, SignedCheckpoint,
+};
 use staffpass_node::keys::DataKey;
 use staffpass_node::store::{self, Batch, MemStore, OpenMode, SledStore, Store, Tree};
-use staffpass_protocol::{Hash, StaffRef, Timestamp};
+use staffpass_protocol::{Hash, IssuerSecretKey, StaffRef, Timestamp};
 
 fn at(n: i64) -> Timestamp {
     Timestamp::from_unix(1_795_426_200 + n).unwrap()
@@ -369,4 +371,351 @@ fn entries_read_as_json_with_kebab_case_actions() {
     assert_eq!(json["event"]["staff"], "st-00000001");
     assert_eq!(json["seq"], 1);
     assert_eq!(json["prev"], "0".repeat(64));
+}
+
+// ------------------------------------------------------------ checkpoints
+
+fn issuer() -> IssuerSecretKey {
+    IssuerSecretKey::from_bytes(&[7; 32])
+}
+
+/// The store directory inside `data`, as a node lays it out.
+fn db(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("db")
+}
+
+/// Checkpoints every `every` entries, the latest in `data`'s checkpoint file.
+fn checkpoints(data: &std::path::Path, every: u64) -> Checkpoints {
+    Checkpoints::new(issuer()).every(every).file(data.join(CHECKPOINT_FILE))
+}
+
+/// Opens the log in `data` as a node does at start-up.
+fn start(data: &std::path::Path, every: u64, now: i64) -> (Arc<dyn Store>, Audit, Result<(), Error>) {
+    let store = sled(&db(data));
+    let audit = Audit::open(Arc::clone(&store)).unwrap();
+    let started = audit.start_checkpoints(checkpoints(data, every), at(now));
+    (store, audit, started)
+}
+
+/// Appends `n` entries, one commit each, from time `from` on.
+fn append(audit: &Audit, n: u64, from: i64) {
+    for i in 0..n {
+        let e = Event::system(Action::Expiry).object(format!("consent-{i:032x}")).reason("consent-expired");
+        audit.record(vec![e], at(from + i as i64)).unwrap();
+    }
+}
+
+const CHECKPOINT_KEY: &[u8] = b"audit/checkpoint/";
+
+/// The checkpoints kept in the store, by seq.
+fn stored_checkpoints(store: &dyn Store) -> Vec<SignedCheckpoint> {
+    store
+        .scan_prefix(Tree::Meta, CHECKPOINT_KEY)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| staffpass_protocol::encoding::from_bytes(&v, 1024, "checkpoint").unwrap())
+        .collect()
+}
+
+fn file_checkpoint(data: &std::path::Path) -> SignedCheckpoint {
+    serde_json::from_slice(&std::fs::read(data.join(CHECKPOINT_FILE)).unwrap()).unwrap()
+}
+
+#[test]
+fn checkpoints_are_signed_every_n_entries_and_the_latest_kept_beside_the_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    {
+        let (store, audit, started) = start(data, 4, 0);
+        started.unwrap();
+        assert!(stored_checkpoints(&*store).is_empty(), "an empty log is not checkpointed");
+        append(&audit, 10, 1);
+        let seqs: Vec<u64> = stored_checkpoints(&*store).iter().map(|c| c.body.seq).collect();
+        assert_eq!(seqs, vec![4, 8]);
+        for c in stored_checkpoints(&*store) {
+            assert_eq!(c.body.key, issuer().public());
+            assert_eq!(c.body.hash, audit.get(c.body.seq).unwrap().unwrap().hash);
+            issuer().public().verify(&c.body, &c.signature).unwrap();
+        }
+        assert_eq!(file_checkpoint(data), stored_checkpoints(&*store)[1]);
+        let mode = std::fs::metadata(data.join(CHECKPOINT_FILE)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // On request (the timer, a clean shutdown): only if the head moved.
+        let c = audit.checkpoint(at(20)).unwrap().unwrap();
+        assert_eq!((c.body.seq, c.body.hash, c.body.at), (10, audit.head().hash, at(20)));
+        assert_eq!(audit.checkpoint(at(21)).unwrap(), None);
+        assert_eq!(file_checkpoint(data).body.seq, 10);
+    }
+    {
+        // At start-up, nothing new if the head did not move ...
+        let (store, audit, started) = start(data, 4, 30);
+        started.unwrap();
+        assert_eq!(stored_checkpoints(&*store).len(), 3);
+        append(&audit, 1, 31);
+    }
+    // ... and one if it did (here: entries appended after the last one).
+    let (store, _audit, started) = start(data, 4, 40);
+    started.unwrap();
+    let seqs: Vec<(u64, Timestamp)> = stored_checkpoints(&*store).iter().map(|c| (c.body.seq, c.body.at)).collect();
+    assert_eq!(seqs, vec![(4, at(4)), (8, at(8)), (10, at(20)), (11, at(40))]);
+    assert_eq!(file_checkpoint(data).body.seq, 11);
+}
+
+#[test]
+fn a_missing_checkpoint_file_is_written_again_and_recorded_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    {
+        let (_store, audit, started) = start(data, 4, 0);
+        started.unwrap();
+        append(&audit, 4, 1);
+    }
+    std::fs::remove_file(data.join(CHECKPOINT_FILE)).unwrap();
+    let (store, audit, started) = start(data, 4, 10);
+    started.unwrap();
+    let last = audit.get(5).unwrap().unwrap();
+    assert_eq!(last.event.reason.as_deref(), Some("checkpoint-file-missing"));
+    assert_eq!(file_checkpoint(data).body.seq, 5);
+    assert_eq!(stored_checkpoints(&*store).iter().map(|c| c.body.seq).collect::<Vec<_>>(), vec![4, 5]);
+}
+
+/// Pinned like the entry hash, cross-checked in Python (postcard by hand,
+/// ed25519 from RFC 8032): sha256("staffpass\0audit-checkpoint\0" || 00 01
+/// || postcard(seq, hash, at, key)) and the signature over those bytes. A
+/// change here is a change of what the node signs: every existing
+/// checkpoint would stop verifying.
+#[test]
+fn the_checkpoint_encoding_is_pinned() {
+    let t: Timestamp = "2026-11-23T09:30:00Z".parse().unwrap();
+    let hash: Hash = "704627ffd7f348efa94fead494636b743f91c6b470048cfca20b785bdd3442cd".parse().unwrap();
+    let c = Checkpoint::sign(&issuer(), 256, hash, t);
+    assert_eq!(c.version, 1);
+    let bytes = staffpass_protocol::Signable::signing_bytes(&c.body);
+    assert!(bytes.starts_with(b"staffpass\0audit-checkpoint\0\0\x01"));
+    assert_eq!(
+        hex::encode(staffpass_protocol::Signable::hash(&c.body).0),
+        "936f67db18c541e8d8e2eda101651f6982eef58cc8276ae674698107ea73b4e2"
+    );
+    assert_eq!(
+        hex::encode(c.signature.0),
+        "2f88becbefef814961e45d5fc2f00bf23ff344c390dd259f903fc6b4eb7f34fa\
+         df2670bec0e1ab6c227c1ee75f0a908320c9bf0b156bac14a43d28fb91e60605"
+    );
+    // Each field is covered.
+    let key = issuer().public();
+    key.verify(&c.body, &c.signature).unwrap();
+    for changed in [
+        Checkpoint { seq: 257, ..c.body.clone() },
+        Checkpoint { hash: Hash::default(), ..c.body.clone() },
+        Checkpoint { at: t.plus_secs(1), ..c.body.clone() },
+        Checkpoint { key: IssuerSecretKey::from_bytes(&[8; 32]).public(), ..c.body.clone() },
+    ] {
+        assert!(key.verify(&changed, &c.signature).is_err(), "{changed:?}");
+    }
+}
+
+/// A node's log in `data`: `n` entries, checkpoints every 4, and the
+/// checkpoint a clean shutdown signs; then the node is stopped.
+fn stopped_node(data: &std::path::Path, n: u64) {
+    let (_store, audit, started) = start(data, 4, 0);
+    started.unwrap();
+    append(&audit, n, 1);
+    audit.checkpoint(at(1000)).unwrap();
+}
+
+/// With the node stopped: sets entry `seq`'s reason to `reason` and
+/// recomputes every later hash, as someone who can write the store can.
+fn rewrite_consistently(store: &dyn Store, seq: u64, reason: &str) {
+    let decode = |s| staffpass_protocol::encoding::from_bytes::<Entry>(&raw(store, s), 4096, "entry").unwrap();
+    let mut prev = if seq == 1 { Hash::default() } else { decode(seq - 1).hash };
+    let last = u64::from_be_bytes(store.last(Tree::Audit).unwrap().unwrap().0.try_into().unwrap());
+    for s in seq..=last {
+        let mut e = decode(s);
+        if s == seq {
+            e.event.reason = Some(reason.into());
+        }
+        e.prev = prev;
+        e.hash = Entry::compute_hash(e.seq, e.at, &e.prev, &e.event);
+        prev = e.hash;
+        rewrite(store, s, encode(&e));
+    }
+}
+
+fn delete_stored_checkpoints(store: &dyn Store, from: u64) {
+    let mut b = Batch::new();
+    for (k, _) in store.scan_prefix(Tree::Meta, CHECKPOINT_KEY).unwrap() {
+        if u64::from_be_bytes(k[CHECKPOINT_KEY.len()..].try_into().unwrap()) >= from {
+            b.delete(Tree::Meta, k);
+        }
+    }
+    store.commit(b).unwrap();
+}
+
+#[test]
+fn a_log_rewritten_consistently_is_reported() {
+    for keep_stored_checkpoints in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        stopped_node(data, 10);
+        {
+            let store = sled(&db(data));
+            rewrite_consistently(&*store, 3, "rewritten");
+            if !keep_stored_checkpoints {
+                delete_stored_checkpoints(&*store, 0);
+            }
+        }
+        // The chain itself is consistent again ...
+        let (_store, audit, started) = start(data, 4, 2000);
+        assert_eq!(audit.get(3).unwrap().unwrap().event.reason.as_deref(), Some("rewritten"));
+        // ... but not with what the node signed: at the first checkpoint
+        // after the change (4 in the store; else 10, the one in the file).
+        let seq = if keep_stored_checkpoints { 4 } else { 10 };
+        let expected = Broken { seq, fault: Fault::CheckpointMismatch };
+        assert!(matches!(started, Err(Error::Broken(ref b)) if *b == expected), "{started:?}");
+        assert_eq!(audit.verify().unwrap_err(), expected);
+        // Nothing more is signed over the rewritten log.
+        append(&audit, 8, 3000);
+        assert_eq!(file_checkpoint(data).body.seq, 10);
+        assert_eq!(audit.verify().unwrap_err(), expected);
+    }
+}
+
+#[test]
+fn a_truncated_log_is_reported_after_a_restart() {
+    for keep_stored_checkpoints in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        stopped_node(data, 10);
+        {
+            let store = sled(&db(data));
+            let mut b = Batch::new();
+            for seq in 7..=10u64 {
+                b.delete(Tree::Audit, seq.to_be_bytes());
+            }
+            store.commit(b).unwrap();
+            if !keep_stored_checkpoints {
+                delete_stored_checkpoints(&*store, 7);
+            }
+        }
+        let (_store, audit, started) = start(data, 4, 2000);
+        assert_eq!(audit.head().seq, 6);
+        // The first entry missing, and the first checkpoint past the end (8
+        // in the store; else 10, the one in the file).
+        let checkpoint = if keep_stored_checkpoints { 8 } else { 10 };
+        let expected = Broken { seq: 7, fault: Fault::Truncated { checkpoint } };
+        assert!(matches!(started, Err(Error::Broken(ref b)) if *b == expected), "{started:?}");
+        assert_eq!(audit.verify().unwrap_err(), expected);
+        let err = Error::Broken(expected).to_string();
+        assert!(err.contains("cut off") && err.contains("backup"), "{err}");
+    }
+}
+
+#[test]
+fn a_checkpoint_with_a_bad_signature_is_reported() {
+    let other = IssuerSecretKey::from_bytes(&[8; 32]);
+    let other_key = Fault::CheckpointKey { key: other.public() };
+    type Forge = fn(&mut SignedCheckpoint, &IssuerSecretKey);
+    let forgeries: [(&str, Forge, Fault); 3] = [
+        ("a flipped signature bit", |c, _| c.signature.0[5] ^= 0x10, Fault::CheckpointSignature),
+        (
+            "another key, named as such",
+            |c, other| *c = Checkpoint::sign(other, c.body.seq, c.body.hash, c.body.at),
+            other_key,
+        ),
+        ("another key, naming the node's", |c, other| c.signature = other.sign(&c.body), Fault::CheckpointSignature),
+    ];
+    for (what, forge, fault) in forgeries {
+        for in_file in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path();
+            stopped_node(data, 10);
+            if in_file {
+                let mut c = file_checkpoint(data);
+                forge(&mut c, &other);
+                std::fs::write(data.join(CHECKPOINT_FILE), serde_json::to_vec(&c).unwrap()).unwrap();
+            } else {
+                let store = sled(&db(data));
+                let mut c = stored_checkpoints(&*store)[0].clone();
+                forge(&mut c, &other);
+                let mut b = Batch::new();
+                b.put(
+                    Tree::Meta,
+                    [CHECKPOINT_KEY, &4u64.to_be_bytes()].concat(),
+                    staffpass_protocol::encoding::to_bytes(&c),
+                );
+                store.commit(b).unwrap();
+            }
+            let (_store, audit, started) = start(data, 4, 2000);
+            // The one in the store is at 4, the file holds the last, at 10.
+            let expected = Broken { seq: if in_file { 10 } else { 4 }, fault: fault.clone() };
+            assert!(
+                matches!(started, Err(Error::Broken(ref b)) if *b == expected),
+                "{what}, in file {in_file}: {started:?}"
+            );
+            assert_eq!(audit.verify().unwrap_err(), expected, "{what}, in file {in_file}");
+        }
+    }
+}
+
+#[test]
+fn an_honest_log_with_several_checkpoints_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    stopped_node(data, 10);
+    let (store, audit, started) = start(data, 4, 2000);
+    started.unwrap();
+    append(&audit, 7, 2001);
+    audit.checkpoint(at(3000)).unwrap();
+    let report = audit.verify().unwrap();
+    assert_eq!(report.entries, 17);
+    assert_eq!(report.head, audit.head());
+    // 4, 8, 10 (the shutdown), 12, 16 and 17.
+    let seqs: Vec<u64> = stored_checkpoints(&*store).iter().map(|c| c.body.seq).collect();
+    assert_eq!(seqs, vec![4, 8, 10, 12, 16, 17]);
+    assert_eq!(report.checkpoints, 6);
+    let latest = report.latest_checkpoint.unwrap();
+    assert_eq!((latest.seq, latest.hash, latest.at), (17, audit.head().hash, at(3000)));
+    assert_eq!(latest.key, issuer().public().to_string());
+
+    // Reopened, as after a clean stop: the same.
+    drop((store, audit));
+    let (_store, audit, started) = start(data, 4, 4000);
+    started.unwrap();
+    assert_eq!(audit.verify().unwrap().checkpoints, 6);
+}
+
+#[test]
+fn checkpoints_signed_before_a_key_rotation_verify_with_the_earlier_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    stopped_node(data, 10);
+    let new = IssuerSecretKey::from_bytes(&[9; 32]);
+    let old = issuer().public();
+    let with = |accept_old: bool| {
+        let cfg = Checkpoints::new(new.duplicate()).every(4).file(data.join(CHECKPOINT_FILE));
+        if accept_old {
+            // As the node does: a key its organisation had in a roster then.
+            cfg.earlier_keys(Box::new(move |k, t| *k == old && t <= at(1000)))
+        } else {
+            cfg
+        }
+    };
+
+    // Not accepted: the first checkpoint, signed by the old key, is reported.
+    let audit = Audit::open(sled(&db(data))).unwrap();
+    let started = audit.start_checkpoints(with(false), at(2000));
+    let expected = Broken { seq: 4, fault: Fault::CheckpointKey { key: old } };
+    assert!(matches!(started, Err(Error::Broken(ref b)) if *b == expected), "{started:?}");
+    assert_eq!(audit.verify().unwrap_err(), expected);
+    drop(audit);
+
+    // Accepted: the log goes on under the new key.
+    let audit = Audit::open(sled(&db(data))).unwrap();
+    audit.start_checkpoints(with(true), at(2000)).unwrap();
+    append(&audit, 2, 2001);
+    let report = audit.verify().unwrap();
+    assert_eq!(report.checkpoints, 4);
+    assert_eq!(report.latest_checkpoint.unwrap().key, new.public().to_string());
 }

@@ -25,7 +25,12 @@ pub(super) async fn verify(State(app): State<AppState>) -> (StatusCode, Json<Ver
         Ok(report) => (StatusCode::OK, Json(Verification::Intact { ok: true, report })),
         Err(broken) => (
             StatusCode::CONFLICT,
-            Json(Verification::Broken { ok: false, broken_at: broken.seq, why: broken.fault.to_string() }),
+            Json(Verification::Broken {
+                ok: false,
+                broken_at: broken.seq,
+                fault: broken.fault.code(),
+                why: broken.fault.to_string(),
+            }),
         ),
     }
 }
