@@ -484,6 +484,12 @@ fn write_then_move(tmp: &Path, path: &Path, bytes: &[u8], force: bool) -> Result
 /// if it is larger than [`MAX_SECRET_FILE`]. The bytes are zeroized when
 /// dropped.
 pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+    read_secret_file_max(path, MAX_SECRET_FILE)
+}
+
+/// [`read_secret_file`] for a larger secret file (at most `max` bytes),
+/// such as the per-record key file.
+pub fn read_secret_file_max(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, Error> {
     // Check the kind before opening, so a FIFO cannot block us.
     match fs::metadata(path) {
         Ok(m) if !m.is_file() => return Err(Error::NotAFile { path: path.to_path_buf() }),
@@ -504,14 +510,14 @@ pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
     if mode & 0o077 != 0 {
         return Err(Error::Permissions { path: path.to_path_buf(), mode });
     }
-    if meta.len() > MAX_SECRET_FILE {
-        return Err(Error::TooLarge { path: path.to_path_buf(), max: MAX_SECRET_FILE });
+    if meta.len() > max {
+        return Err(Error::TooLarge { path: path.to_path_buf(), max: max });
     }
     let cap = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
     let mut buf = Zeroizing::new(Vec::with_capacity(cap));
-    f.take(MAX_SECRET_FILE + 1).read_to_end(&mut buf).map_err(io_err("read", path))?;
-    if buf.len() as u64 > MAX_SECRET_FILE {
-        return Err(Error::TooLarge { path: path.to_path_buf(), max: MAX_SECRET_FILE });
+    f.take(max + 1).read_to_end(&mut buf).map_err(io_err("read", path))?;
+    if buf.len() as u64 > max {
+        return Err(Error::TooLarge { path: path.to_path_buf(), max: max });
     }
     Ok(buf)
 }

@@ -60,7 +60,8 @@ impl RecordKeys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(io("read the record keys", path, e)),
             Ok(_) => {
-                let sealed = keys::read_secret_file(path).map_err(|e| io("read the record keys", path, e))?;
+                let sealed = keys::read_secret_file_max(path, MAX_BYTES as u64 + 1024)
+                    .map_err(|e| io("read the record keys", path, e))?;
                 let plain = sealer.open(Tree::Meta, FILE_LABEL, &sealed).map_err(|_| Error::Corrupt {
                     path: path.to_path_buf(),
                     detail: "the record key file does not open under this node's data key".into(),
@@ -229,6 +230,19 @@ mod tests {
         assert!(RecordKeys::open(&path, &DataKey::from_bytes([8; 32])).is_err());
         // A key under another record's name does not open it.
         assert!(open_record(&after, Tree::Received, b"p/2", &sealed).is_err());
+    }
+
+    /// A node with tens of thousands of records restarts: the file holding
+    /// their keys (over a megabyte) reads back.
+    #[test]
+    fn a_key_file_for_fifty_thousand_records_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let master = DataKey::from_bytes([7; 32]);
+        let ids: Vec<Vec<u8>> = (0..50_000u32).map(|i| format!("s/st-{i:032}").into_bytes()).collect();
+        RecordKeys::open(&path, &master).unwrap().ensure(ids.iter().map(Vec::as_slice)).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 1 << 20, "over a megabyte");
+        assert_eq!(RecordKeys::open(&path, &master).unwrap().len(), 50_000);
     }
 
     #[test]

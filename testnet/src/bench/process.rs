@@ -142,7 +142,11 @@ async fn wait_ready(api: &Client, log: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !api.ready().await.unwrap_or(false) {
         if Instant::now() > deadline {
-            bail!("the node did not become ready in 30 s (log: {})", log.display());
+            // The directory goes with the error: show the log's end here.
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!("the node did not become ready in 30 s; its log ends:\n{}", tail.join("\n"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -159,6 +163,9 @@ pub async fn run(sizes: &Sizes, node_bin: Option<PathBuf>) -> anyhow::Result<Vec
     let p2p_port = free_port()?;
     config.network.listen = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}")];
     config.api.listen = format!("127.0.0.1:{}", free_port()?).parse()?;
+    // Every bench peer dials from 127.0.0.1 at once: the per-IP cap on
+    // handshakes in progress (meant for one host among many) is lifted.
+    config.network.max_pending_incoming_per_ip = config.network.max_pending_incoming;
     let report = node::init(&config, &["localhost".into(), "127.0.0.1".into()], false)?;
     let log_path = dir.path().join("node.log");
     let mut child = start_node(&bin, &report.config, &log_path)?;
