@@ -511,13 +511,13 @@ pub fn read_secret_file_max(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>,
         return Err(Error::Permissions { path: path.to_path_buf(), mode });
     }
     if meta.len() > max {
-        return Err(Error::TooLarge { path: path.to_path_buf(), max: max });
+        return Err(Error::TooLarge { path: path.to_path_buf(), max });
     }
     let cap = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
     let mut buf = Zeroizing::new(Vec::with_capacity(cap));
     f.take(max + 1).read_to_end(&mut buf).map_err(io_err("read", path))?;
     if buf.len() as u64 > max {
-        return Err(Error::TooLarge { path: path.to_path_buf(), max: max });
+        return Err(Error::TooLarge { path: path.to_path_buf(), max });
     }
     Ok(buf)
 }
