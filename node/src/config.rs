@@ -197,6 +197,11 @@ pub struct Exchange {
     /// How often received passports are swept for ended consents, in seconds. Default: 60.
     #[serde(default = "defaults::expiry_sweep_secs")]
     pub expiry_sweep_secs: u64,
+    /// The longest this node keeps a received passport, in days, whatever
+    /// the sender's consent says (it is erased then, like an ended
+    /// consent). Default: 1830 (the longest a consent may last).
+    #[serde(default = "defaults::max_keep_days")]
+    pub max_keep_days: u32,
 }
 
 /// Database settings.
@@ -313,6 +318,9 @@ mod defaults {
     pub fn credential_days() -> u32 {
         365
     }
+    pub fn max_keep_days() -> u32 {
+        1830
+    }
     pub fn retry_initial_ms() -> u64 {
         500
     }
@@ -373,6 +381,7 @@ impl Default for Exchange {
             retry_initial_ms: defaults::retry_initial_ms(),
             retry_max_secs: defaults::retry_max_secs(),
             expiry_sweep_secs: defaults::expiry_sweep_secs(),
+            max_keep_days: defaults::max_keep_days(),
         }
     }
 }
@@ -481,6 +490,9 @@ impl Config {
         in_range("api.handshake_timeout_secs", a.handshake_timeout_secs, 1, 60)?;
         in_range("api.idle_timeout_secs", a.idle_timeout_secs, 1, 86_400)?;
         in_range("api.http2_keep_alive_secs", a.http2_keep_alive_secs, 1, 3600)?;
+        if !(1..=3650).contains(&self.exchange.max_keep_days) {
+            return invalid("exchange.max_keep_days", "must be 1 to 3650");
+        }
         if !(1..=3650).contains(&self.exchange.credential_validity_days) {
             return invalid("exchange.credential_validity_days", "must be 1 to 3650");
         }
@@ -585,6 +597,9 @@ retry_initial_ms = {ri}
 retry_max_secs = {rm}
 # How often received passports are swept for ended consents, in seconds. Default: 60.
 expiry_sweep_secs = {sweep}
+# The longest a received passport is kept, in days, whatever the sender's
+# consent says (then erased like an ended consent). Default: 1830.
+max_keep_days = {keep}
 
 [storage]
 # sled's page cache in MiB: more keeps more of the database in memory. Default: 32.
@@ -622,6 +637,7 @@ format = {format}
             api_idle = self.api.idle_timeout_secs,
             api_keep_alive = self.api.http2_keep_alive_secs,
             cred = self.exchange.credential_validity_days,
+            keep = self.exchange.max_keep_days,
             ri = self.exchange.retry_initial_ms,
             rm = self.exchange.retry_max_secs,
             sweep = self.exchange.expiry_sweep_secs,

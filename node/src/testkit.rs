@@ -214,17 +214,28 @@ pub struct Net {
 impl Net {
     /// Trusts `codes`, each an active member of `london-mou`.
     pub fn new(codes: &[&str]) -> Net {
+        Net::with_settings(codes, &exchange::Settings::default())
+    }
+
+    /// As [`Net::new`], every trust with `settings`.
+    pub fn with_settings(codes: &[&str], settings: &exchange::Settings) -> Net {
         let clock = ManualClock::at(fixture::now());
         let hub = Hub::default();
         let mut roster = RosterBuilder::new(fixture::agreement(), 3, 2);
         for c in codes {
             roster.add_member(c);
         }
-        let trusts = codes.iter().map(|c| Net::trust(c, &clock, &hub, roster.chain.entries())).collect();
+        let trusts = codes.iter().map(|c| Net::trust(c, &clock, &hub, roster.chain.entries(), settings)).collect();
         Net { clock, hub, roster, trusts }
     }
 
-    fn trust(code: &str, clock: &Arc<ManualClock>, hub: &Hub, entries: &[Entry]) -> Trust {
+    fn trust(
+        code: &str,
+        clock: &Arc<ManualClock>,
+        hub: &Hub,
+        entries: &[Entry],
+        settings: &exchange::Settings,
+    ) -> Trust {
         let org = fixture::org(code);
         let node = fixture::node(code);
         let store = Arc::new(MemStore::new());
@@ -239,7 +250,7 @@ impl Net {
             audit: audit.clone(),
             rosters: rosters.clone(),
             clock: clock.clone(),
-            settings: exchange::Settings::default(),
+            settings: settings.clone(),
             staff_ref_key: fixture::seed(&format!("staff-ref-{code}")),
             metrics,
             record_keys: Arc::new(crate::store::RecordKeys::in_memory(&crate::keys::DataKey::from_bytes(

@@ -441,11 +441,16 @@ impl Exchange {
         let mut n = 0;
         for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
             let rec = self.open_received(&k, &v)?;
-            if rec.passport.not_after > at {
+            let kept_until = rec.received_at.plus_days(i64::from(self.0.settings.max_keep_days));
+            let why = if rec.passport.not_after <= at {
+                "expired"
+            } else if kept_until <= at {
+                "kept-too-long"
+            } else {
                 continue;
-            }
+            };
             let mut batch = Batch::default();
-            if self.erase_into(&mut batch, &rec.passport.consent, "expired", at)? {
+            if self.erase_into(&mut batch, &rec.passport.consent, why, at)? {
                 let mut ev = event("system", Action::Expiry);
                 ev.staff = Some(rec.passport.subject.clone());
                 ev.org = Some(rec.passport.issuer.clone());

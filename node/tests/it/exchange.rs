@@ -412,6 +412,23 @@ async fn the_expiry_sweep_erases_passports_whose_consent_ended() {
     assert_eq!(host.exchange.sweep_expired().expect("sweep"), 0, "a second sweep finds nothing");
 }
 
+/// A receiver keeps a passport no longer than its own limit, whatever the
+/// sender's consent says (F14: the sender does not decide retention).
+#[tokio::test]
+async fn a_receiver_erases_a_passport_kept_longer_than_its_own_limit() {
+    let settings = staffpass_node::exchange::Settings { max_keep_days: 10, ..Default::default() };
+    let net = Net::with_settings(&["RJZ", "RJ1"], &settings);
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    home.deliver().await;
+    net.clock.advance_secs(9 * 24 * 3600);
+    assert_eq!(host.exchange.sweep_expired().expect("sweep"), 0, "within both");
+    net.clock.advance_secs(2 * 24 * 3600);
+    assert_eq!(host.exchange.sweep_expired().expect("sweep"), 1, "the consent runs 30 days, the host keeps 10");
+    let view = host.exchange.received_one(&id).expect("tombstone");
+    assert_eq!((view.status.as_str(), view.reason.as_deref()), ("erased", Some("kept-too-long")));
+}
+
 #[tokio::test]
 async fn the_sweep_worker_stops_when_told() {
     let net = pair();
