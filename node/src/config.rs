@@ -202,6 +202,10 @@ pub struct Exchange {
     /// consent). Default: 1830 (the longest a consent may last).
     #[serde(default = "defaults::max_keep_days")]
     pub max_keep_days: u32,
+    /// How long the receipt of a handled message is kept to answer a
+    /// replay of it, in days. Default: 30.
+    #[serde(default = "defaults::inbox_keep_days")]
+    pub inbox_keep_days: u32,
 }
 
 /// Database settings.
@@ -321,6 +325,9 @@ mod defaults {
     pub fn max_keep_days() -> u32 {
         1830
     }
+    pub fn inbox_keep_days() -> u32 {
+        30
+    }
     pub fn retry_initial_ms() -> u64 {
         500
     }
@@ -382,6 +389,7 @@ impl Default for Exchange {
             retry_max_secs: defaults::retry_max_secs(),
             expiry_sweep_secs: defaults::expiry_sweep_secs(),
             max_keep_days: defaults::max_keep_days(),
+            inbox_keep_days: defaults::inbox_keep_days(),
         }
     }
 }
@@ -490,6 +498,9 @@ impl Config {
         in_range("api.handshake_timeout_secs", a.handshake_timeout_secs, 1, 60)?;
         in_range("api.idle_timeout_secs", a.idle_timeout_secs, 1, 86_400)?;
         in_range("api.http2_keep_alive_secs", a.http2_keep_alive_secs, 1, 3600)?;
+        if !(1..=3650).contains(&self.exchange.inbox_keep_days) {
+            return invalid("exchange.inbox_keep_days", "must be 1 to 3650");
+        }
         if !(1..=3650).contains(&self.exchange.max_keep_days) {
             return invalid("exchange.max_keep_days", "must be 1 to 3650");
         }
@@ -600,6 +611,8 @@ expiry_sweep_secs = {sweep}
 # The longest a received passport is kept, in days, whatever the sender's
 # consent says (then erased like an ended consent). Default: 1830.
 max_keep_days = {keep}
+# How long the receipt of a handled message is kept to answer a replay, in days. Default: 30.
+inbox_keep_days = {inbox}
 
 [storage]
 # sled's page cache in MiB: more keeps more of the database in memory. Default: 32.
@@ -638,6 +651,7 @@ format = {format}
             api_keep_alive = self.api.http2_keep_alive_secs,
             cred = self.exchange.credential_validity_days,
             keep = self.exchange.max_keep_days,
+            inbox = self.exchange.inbox_keep_days,
             ri = self.exchange.retry_initial_ms,
             rm = self.exchange.retry_max_secs,
             sweep = self.exchange.expiry_sweep_secs,

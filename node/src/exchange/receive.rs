@@ -106,9 +106,36 @@ impl Exchange {
         response: Response,
         at: Timestamp,
     ) -> Result<Response, Error> {
-        batch.put(Tree::Inbox, response.receipt.body.message.as_bytes().to_vec(), response.encode());
+        let message = response.receipt.body.message;
+        batch.put(Tree::Inbox, message.as_bytes().to_vec(), response.encode());
+        batch.put(Tree::Index, inbox_index_key(at, &message), Vec::new());
         self.0.audit.commit(batch, events, at)?;
         Ok(response)
+    }
+
+    /// Forgets the stored receipts of messages handled more than
+    /// `exchange.inbox_keep_days` ago (a sender retries for far less; a
+    /// replay older than that is handled afresh, and every handler refuses
+    /// what it already did). Returns how many were forgotten.
+    pub fn prune_inbox(&self) -> Result<usize, Error> {
+        let cutoff = self.now().plus_days(-i64::from(self.0.settings.inbox_keep_days));
+        let end = inbox_index_key(cutoff, &MessageId::from_bytes([0; 16]));
+        let mut batch = Batch::default();
+        let mut n = 0;
+        for (k, _) in self.0.store.range_from(Tree::Index, INBOX_INDEX, 10_000)? {
+            if !k.starts_with(INBOX_INDEX) || k >= end {
+                break;
+            }
+            if let Some(id) = k.get(INBOX_INDEX.len() + 8..) {
+                batch.delete(Tree::Inbox, id.to_vec());
+            }
+            batch.delete(Tree::Index, k);
+            n += 1;
+        }
+        if n > 0 {
+            self.0.store.commit(batch)?;
+        }
+        Ok(n)
     }
 
     fn reject(
@@ -552,4 +579,14 @@ impl HeldRecord {
     fn as_held(&self) -> Held<'_> {
         Held { issuer: &self.issuer, agreement: self.agreement.as_ref() }
     }
+}
+
+/// The index of stored receipts by time: `inbox/<unix seconds, big-endian><message id>`.
+const INBOX_INDEX: &[u8] = b"inbox/";
+
+fn inbox_index_key(at: Timestamp, id: &MessageId) -> Vec<u8> {
+    let mut k = INBOX_INDEX.to_vec();
+    k.extend_from_slice(&at.unix().max(0).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
 }

@@ -429,6 +429,25 @@ async fn a_receiver_erases_a_passport_kept_longer_than_its_own_limit() {
     assert_eq!((view.status.as_str(), view.reason.as_deref()), ("erased", Some("kept-too-long")));
 }
 
+/// F14: the receipts kept to answer replays do not pile up for ever: past
+/// `inbox_keep_days` they are forgotten; a replay within it still gets the
+/// stored receipt.
+#[tokio::test]
+async fn old_receipts_of_handled_messages_are_forgotten() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (_, id) = granted(&net);
+    let offer = only_request(home);
+    let first = host.exchange.receive(&home.node, offer.clone()).expect("answered");
+    net.clock.advance_secs(29 * 24 * 3600);
+    assert_eq!(host.exchange.prune_inbox().expect("pruned"), 0);
+    assert_eq!(host.exchange.receive(&home.node, offer.clone()).expect("replay").encode(), first.encode());
+    net.clock.advance_secs(2 * 24 * 3600);
+    assert_eq!(host.exchange.prune_inbox().expect("pruned"), 1);
+    assert_eq!(host.exchange.prune_inbox().expect("pruned"), 0, "once");
+    assert_eq!(received_status(host, &id), "active", "pruning forgets receipts, not passports");
+}
+
 #[tokio::test]
 async fn the_sweep_worker_stops_when_told() {
     let net = pair();
