@@ -344,10 +344,7 @@ impl Exchange {
             .range_from(Tree::Staff, &start, limit)?
             .iter()
             .map(|(k, v)| {
-                let r: StaffRef = std::str::from_utf8(k)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| Error::Invalid("a staff key is not a reference".into()))?;
+                let r = staff_ref_of_key(k).ok_or_else(|| Error::Invalid("a staff key is not a reference".into()))?;
                 self.open_staff(&r, v)
             })
             .collect()

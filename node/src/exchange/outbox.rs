@@ -154,11 +154,7 @@ impl Exchange {
         let mut next = item.clone();
         next.id = mid;
         next.request = request.encode();
-        next.attempts += 1;
-        next.last_error = Some(reason.code().to_string());
-        let cfg = &self.0.settings;
-        let delay = backoff_ms(next.attempts - 1, cfg.retry_initial_ms, cfg.retry_max_secs * 1000);
-        next.set_next_attempt_ms(self.0.clock.now_ms() + delay as i64);
+        self.schedule_retry(&mut next, reason.code());
         let mut consent = self.consent(&item.consent)?;
         consent.receipts.push(resp.receipt);
         consent.messages.push(mid);
@@ -177,6 +173,16 @@ impl Exchange {
         Ok(())
     }
 
+    /// Counts one more attempt of `item`, failed with `last_error`, and sets
+    /// its next attempt by backoff.
+    fn schedule_retry(&self, item: &mut OutboxItem, last_error: &str) {
+        item.attempts += 1;
+        item.last_error = Some(last_error.chars().take(200).collect());
+        let cfg = &self.0.settings;
+        let delay = backoff_ms(item.attempts - 1, cfg.retry_initial_ms, cfg.retry_max_secs * 1000);
+        item.set_next_attempt_ms(self.0.clock.now_ms() + delay as i64);
+    }
+
     /// Records a failed delivery: counts it, and schedules the next attempt
     /// with backoff.
     pub fn retry_later(&self, due: &Due, last_error: &str) {
@@ -184,11 +190,7 @@ impl Exchange {
         debug!(message = %item.id, attempts = item.attempts + 1, error = %last_error, "delivery failed; will retry");
         self.count_out(item.kind, "retry".into());
         let mut next = item.clone();
-        next.attempts += 1;
-        next.last_error = Some(last_error.chars().take(200).collect());
-        let cfg = &self.0.settings;
-        let delay = backoff_ms(next.attempts - 1, cfg.retry_initial_ms, cfg.retry_max_secs * 1000);
-        next.set_next_attempt_ms(self.0.clock.now_ms() + delay as i64);
+        self.schedule_retry(&mut next, last_error);
         let mut batch = Batch::default();
         batch.put(Tree::Outbox, key, encoding::to_bytes(&next));
         if let Err(e) = self.0.store.commit(batch) {

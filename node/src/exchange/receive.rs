@@ -171,7 +171,8 @@ impl Exchange {
         if self.0.store.get(Tree::Received, &withdrawn_key(&consent.home, &consent.id))?.is_some() {
             status.consents.insert(consent.id);
         }
-        let held = self.held(&consent.id)?;
+        let current = self.passport(&consent.id)?;
+        let held = self.held_from(&consent.id, current.as_ref())?;
         let verdict = {
             let chains = self.0.rosters.read();
             verify_bundle(bundle, sender, &self.0.org, &*chains, &status, at).and_then(|p| {
@@ -195,17 +196,17 @@ impl Exchange {
         let key = received_key(&consent.id);
         // A passport is replaced only by a newer credential: a late retry
         // of an older offer is acknowledged, and the newer one kept.
-        if let Some(v) = self.0.store.get(Tree::Received, &key)? {
-            let held = self.open_received(&key, &v)?;
-            if held.passport.credential != passport.credential && held.passport.issued_at > passport.issued_at {
-                let mut ev = event(&format!("peer:{sender}"), Action::Receipt);
-                ev.staff = Some(consent.subject.clone());
-                ev.org = Some(consent.home.clone());
-                ev.object = Some(format!("{}/{}/{}", consent.id, cred_id, id));
-                ev.reason = Some("older-than-held".into());
-                let resp = self.receipt(id, Outcome::Received { consent: consent.id, credential: cred_id, claims }, at);
-                return self.commit_with_receipt(Batch::default(), vec![ev], resp, at);
-            }
+        if let Some(held) = &current
+            && held.passport.credential != passport.credential
+            && held.passport.issued_at > passport.issued_at
+        {
+            let mut ev = event(&format!("peer:{sender}"), Action::Receipt);
+            ev.staff = Some(consent.subject.clone());
+            ev.org = Some(consent.home.clone());
+            ev.object = Some(format!("{}/{}/{}", consent.id, cred_id, id));
+            ev.reason = Some("older-than-held".into());
+            let resp = self.receipt(id, Outcome::Received { consent: consent.id, credential: cred_id, claims }, at);
+            return self.commit_with_receipt(Batch::default(), vec![ev], resp, at);
         }
         let record = ReceivedRecord {
             passport,
@@ -259,17 +260,11 @@ impl Exchange {
         let mut batch = Batch::default();
         let mut n = 0;
         let staff = self.0.store.scan_prefix(Tree::Staff, b"")?;
-        let ids: Vec<Vec<u8>> = staff
-            .iter()
-            .filter_map(|(k, _)| std::str::from_utf8(k).ok()?.parse::<staffpass_protocol::StaffRef>().ok())
-            .map(|r| staff_key_id(&r))
-            .collect();
+        let ids: Vec<Vec<u8>> =
+            staff.iter().filter_map(|(k, _)| staff_ref_of_key(k)).map(|r| staff_key_id(&r)).collect();
         self.0.record_keys.ensure(ids.iter().map(Vec::as_slice))?;
         for (k, v) in staff {
-            let Some(r) = std::str::from_utf8(&k).ok().and_then(|s| s.parse::<staffpass_protocol::StaffRef>().ok())
-            else {
-                continue;
-            };
+            let Some(r) = staff_ref_of_key(&k) else { continue };
             if self.open_staff(&r, &v).is_err()
                 && let Ok(rec) = decode::<super::StaffRecord>(&v, "staff record")
             {
@@ -320,7 +315,7 @@ impl Exchange {
             self.0.store.scan_prefix(Tree::Received, b"p/")?.into_iter().map(|(k, _)| k).collect();
         // And at the home: the key of every member of staff still held.
         for (k, _) in self.0.store.scan_prefix(Tree::Staff, b"")? {
-            if let Some(r) = std::str::from_utf8(&k).ok().and_then(|s| s.parse::<staffpass_protocol::StaffRef>().ok()) {
+            if let Some(r) = staff_ref_of_key(&k) {
                 live.insert(staff_key_id(&r));
             }
         }
@@ -329,10 +324,23 @@ impl Exchange {
 
     /// What is held under `consent`: the passport or its tombstone.
     fn held(&self, consent: &ConsentId) -> Result<Option<HeldRecord>, Error> {
+        let passport = self.passport(consent)?;
+        self.held_from(consent, passport.as_ref())
+    }
+
+    /// The passport held under `consent`, opened.
+    fn passport(&self, consent: &ConsentId) -> Result<Option<ReceivedRecord>, Error> {
         let key = received_key(consent);
-        if let Some(v) = self.0.store.get(Tree::Received, &key)? {
-            let rec = self.open_received(&key, &v)?;
-            return Ok(Some(HeldRecord { issuer: rec.passport.issuer, agreement: Some(rec.passport.agreement) }));
+        self.0.store.get(Tree::Received, &key)?.map(|v| self.open_received(&key, &v)).transpose()
+    }
+
+    /// What is held under `consent`, given its passport (already read).
+    fn held_from(&self, consent: &ConsentId, passport: Option<&ReceivedRecord>) -> Result<Option<HeldRecord>, Error> {
+        if let Some(rec) = passport {
+            return Ok(Some(HeldRecord {
+                issuer: rec.passport.issuer.clone(),
+                agreement: Some(rec.passport.agreement.clone()),
+            }));
         }
         if let Some(v) = self.0.store.get(Tree::Received, &erased_key(consent))? {
             let tomb: ErasedRecord = decode(&v, "erasure record")?;

@@ -225,6 +225,11 @@ pub struct OfStaff {
     pub sealed: Vec<u8>,
 }
 
+/// The staff reference a key of the staff tree names (`None`: not one).
+pub fn staff_ref_of_key(k: &[u8]) -> Option<StaffRef> {
+    std::str::from_utf8(k).ok()?.parse().ok()
+}
+
 /// The record-key id of a staff member's key at the home trust.
 pub fn staff_key_id(r: &StaffRef) -> Vec<u8> {
     format!("s/{r}").into_bytes()

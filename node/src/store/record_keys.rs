@@ -95,23 +95,25 @@ impl RecordKeys {
     /// The key of record `id`, made (and made durable) if it has none.
     pub(crate) fn key_for(&self, id: &[u8]) -> Result<Sealer, Error> {
         let mut keys = self.lock();
-        if let Some(k) = keys.get(id) {
-            return Ok(Sealer::new(&DataKey::from_bytes(*k)));
-        }
-        let mut k = [0u8; 32];
-        rand::rng().fill_bytes(&mut k);
-        keys.insert(id.to_vec(), k);
-        if let Err(e) = self.persist(&keys) {
-            keys.remove(id);
-            return Err(e);
-        }
-        Ok(Sealer::new(&DataKey::from_bytes(k)))
+        self.insert_missing(&mut keys, [id])?;
+        let k = keys.get(id).ok_or_else(|| Error::Io { op: "make a record key", detail: "not kept".into() })?;
+        Ok(Sealer::new(&DataKey::from_bytes(*k)))
     }
 
     /// Makes the keys of `ids` that have none, with one write of the file
     /// (an import of thousands of records writes it once, not per record).
     pub fn ensure<'a>(&self, ids: impl IntoIterator<Item = &'a [u8]>) -> Result<(), Error> {
         let mut keys = self.lock();
+        self.insert_missing(&mut keys, ids)
+    }
+
+    /// Makes the keys of `ids` missing from `keys` and writes the file
+    /// once; on failure, takes them out again.
+    fn insert_missing<'a>(
+        &self,
+        keys: &mut BTreeMap<Vec<u8>, [u8; 32]>,
+        ids: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), Error> {
         let mut made = Vec::new();
         for id in ids {
             if !keys.contains_key(id) {
@@ -124,7 +126,7 @@ impl RecordKeys {
         if made.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.persist(&keys) {
+        if let Err(e) = self.persist(keys) {
             for id in made {
                 keys.remove(&id);
             }

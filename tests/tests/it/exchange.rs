@@ -56,6 +56,22 @@ async fn grant(a: &TestNode, staff: &StaffRef, to: &str, claims: &[&str], until:
     a.admin().grant_consent(&consent_request(staff, to, claims, until)).await.unwrap()
 }
 
+/// Waits until `a` holds the erasure receipt of its withdrawn consent `id`.
+async fn wait_erased(a: &TestNode, id: &ConsentId) {
+    let admin = a.admin();
+    wait_until("the erasure receipt comes back", || {
+        let admin = admin.clone();
+        async move {
+            admin
+                .consent(id)
+                .await
+                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
+                .unwrap_or(false)
+        }
+    })
+    .await;
+}
+
 async fn consent_state(a: &TestNode, id: &ConsentId) -> ConsentView {
     a.admin().consent(id).await.unwrap()
 }
@@ -185,18 +201,7 @@ async fn withdrawal_erases_at_the_receiver_and_returns_an_erasure_receipt() {
 
     let w = a.admin().withdraw_consent(&id).await.unwrap();
     assert_eq!(w.state.name(), "withdrawn");
-    let admin = a.admin();
-    wait_until("the erasure receipt comes back", || {
-        let admin = admin.clone();
-        async move {
-            admin
-                .consent(&id)
-                .await
-                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    wait_erased(&a, &id).await;
     let done = consent_state(&a, &id).await;
     assert!(
         done.receipts.iter().any(|r| matches!(r.body.outcome, staffpass_protocol::receipt::Outcome::Erased { .. })),
@@ -259,18 +264,7 @@ async fn no_personal_data_in_clear_at_either_node_at_any_moment() {
     wait_state(&a, &id, "delivered").await;
     scan_clean(&mut [&mut a, &mut b], "after delivery").await;
     a.admin().withdraw_consent(&id).await.unwrap();
-    let admin = a.admin();
-    wait_until("the erasure receipt comes back", || {
-        let admin = admin.clone();
-        async move {
-            admin
-                .consent(&id)
-                .await
-                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    wait_erased(&a, &id).await;
     scan_clean(&mut [&mut a, &mut b], "after withdrawal").await;
 }
 
@@ -303,18 +297,7 @@ async fn an_erased_passport_cannot_be_recovered_with_any_key_the_node_still_hold
     b.restart().await.unwrap();
 
     a.admin().withdraw_consent(&id).await.unwrap();
-    let admin = a.admin();
-    wait_until("the erasure receipt comes back", || {
-        let admin = admin.clone();
-        async move {
-            admin
-                .consent(&id)
-                .await
-                .map(|v| matches!(v.state, ConsentState::Withdrawn { erased: Some(_), .. }))
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    wait_erased(&a, &id).await;
     b.stop().await;
 
     let data_key = staffpass_node::keys::KeyFiles::load(&paths::keys(&b.config.data_dir)).unwrap();
