@@ -81,6 +81,11 @@ pub enum Command {
     },
     /// List consents recorded at this trust.
     List {
+        /// Only withdrawn consents whose receiver has not yet confirmed
+        /// erasure, with the receiver's standing in the agreement (a
+        /// suspended or removed receiver is still told to erase).
+        #[arg(long)]
+        awaiting_erasure: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -139,7 +144,43 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             let view = block_on(async { Ok(client.withdraw_consent(&id).await?) })?;
             print_view(&view, format, "Withdrew")
         }
-        Command::List { node } => {
+        Command::List { awaiting_erasure: true, node } => {
+            let client = node.client()?;
+            let list = block_on(async { Ok(client.consents().await?) })?;
+            let waiting: Vec<&ConsentView> = list
+                .iter()
+                .filter(|v| matches!(v.state, ConsentState::Withdrawn { erased: None, .. }))
+                .collect();
+            if format.is_json() {
+                return output::json(&waiting);
+            }
+            let mut standing = std::collections::BTreeMap::new();
+            let mut t = Table::new(&["consent", "staff", "to", "agreement", "withdrawn", "receiver is"]);
+            for v in waiting {
+                let c = &v.consent;
+                let ConsentState::Withdrawn { at, .. } = &v.state else { continue };
+                if !standing.contains_key(&c.agreement) {
+                    let roster = block_on(async { Ok(client.agreement(&c.agreement).await?) }).ok();
+                    standing.insert(c.agreement.clone(), roster);
+                }
+                let of = standing
+                    .get(&c.agreement)
+                    .and_then(|r| r.as_ref())
+                    .and_then(|r| r.state.status(&c.receiver))
+                    .map_or_else(|| "not in the roster".to_string(), |s| s.to_string());
+                t.row([
+                    c.id.to_string(),
+                    c.subject.to_string(),
+                    c.receiver.to_string(),
+                    c.agreement.to_string(),
+                    at.to_string(),
+                    of,
+                ]);
+            }
+            t.print_or("Every withdrawn consent's erasure has been confirmed by its receiver.")?;
+            output::line("Attempts and last errors: `staffpass-admin node outbox` (admin).")
+        }
+        Command::List { awaiting_erasure: false, node } => {
             let client = node.client()?;
             let list = block_on(async { Ok(client.consents().await?) })?;
             if format.is_json() {

@@ -64,7 +64,11 @@ impl RosterSync {
 
     /// The member nodes that may connect: every node of every active member
     /// of each agreement in which this node's organisation is active, with
-    /// the address hints that parse.
+    /// the address hints that parse (dialled); and, where this node's
+    /// organisation is suspended or removed, the active members' nodes,
+    /// admitted but not dialled, so that a home can still tell it to erase
+    /// or mark a revocation (nothing else it sends is accepted: an offer
+    /// to a member not active is refused).
     pub fn members(&self) -> Vec<network::Member> {
         self.0
             .rosters
@@ -73,8 +77,11 @@ impl RosterSync {
             .filter_map(|(n, hints)| {
                 let mut addresses: Vec<Multiaddr> = hints.iter().filter_map(|a| Multiaddr::from_str(a).ok()).collect();
                 addresses.dedup();
-                network::peer_of(&n).map(|peer| network::Member { peer, addresses })
+                network::peer_of(&n).map(|peer| network::Member { peer, addresses, dial: true })
             })
+            .chain(self.0.rosters.answer_only_nodes().iter().filter_map(|n| {
+                network::peer_of(n).map(|peer| network::Member { peer, addresses: Vec::new(), dial: false })
+            }))
             .collect()
     }
 

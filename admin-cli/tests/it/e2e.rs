@@ -265,7 +265,7 @@ async fn node_read_commands_print_json_that_parses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date() {
     let rjz = TestNode::start_new("RJZ").await.unwrap();
-    let rj1 = TestNode::start_new("RJ1").await.unwrap();
+    let mut rj1 = TestNode::start_new("RJ1").await.unwrap();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     agreement(dir).await;
@@ -351,9 +351,19 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     on(dir, &rjz, &["consent", "list"]).await.ok();
     on(dir, &rjz, &["consent", "show", &consent]).await.ok();
 
-    // Withdrawal, then the staff member's activity shows the whole story.
+    // Withdrawal while the receiver is down: shown as awaiting its
+    // erasure, with its standing; then the staff member's activity shows
+    // the whole story.
+    let none = on(dir, &rjz, &["consent", "list", "--awaiting-erasure"]).await;
+    assert!(none.ok().contains("has been confirmed"), "{}", none.stdout);
+    rj1.stop().await;
     let w = on(dir, &rjz, &["consent", "withdraw", "--json", &consent]).await.json();
     assert!(w["state"].to_string().contains("withdrawn"), "{w}");
+    let waiting = on(dir, &rjz, &["consent", "list", "--awaiting-erasure"]).await;
+    let text = waiting.ok();
+    assert!(text.contains(&consent) && text.contains("RJ1") && text.contains("active"), "{text}");
+    let waiting = on(dir, &rjz, &["consent", "list", "--awaiting-erasure", "--json"]).await.json();
+    assert_eq!(waiting.as_array().map(Vec::len), Some(1), "{waiting}");
     let act = on(dir, &rjz, &["staff", "activity", "--json", &staff]).await.json();
     assert!(act.as_array().unwrap().len() >= 3, "{act}");
     on(dir, &rjz, &["staff", "activity", &staff]).await.ok();

@@ -489,7 +489,11 @@ impl Exchange {
     }
 
     /// After a record changed: if a credential was issued, re-issue it and
-    /// re-send to receivers whose consent is live and covers a changed claim.
+    /// re-send it to the receiver of every live consent, also one that
+    /// does not cover a changed claim, so that the new credential
+    /// supersedes the old one everywhere (no receiver is left holding a
+    /// credential that a later revocation of the current one would not
+    /// name).
     fn after_staff_change(&self, r: &StaffRef, changed: &BTreeSet<ClaimKind>, actor: &str) -> Result<(), Error> {
         if changed.is_empty() || self.current_credential(r)?.is_none() {
             return Ok(());
@@ -501,7 +505,7 @@ impl Exchange {
         for mut c in self.consents_of(r)? {
             let live = matches!(c.state, ConsentState::Delivered { .. } | ConsentState::Pending)
                 && c.signed.consent().not_after > at;
-            if !live || c.signed.consent().claims.is_disjoint(changed) {
+            if !live {
                 continue;
             }
             let bundle = self.bundle(&cred, &c.signed)?;

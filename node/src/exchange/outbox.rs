@@ -10,6 +10,7 @@
 
 use staffpass_protocol::bundle::Rejection;
 use staffpass_protocol::receipt::{self, Expected, Outcome, verify_receipt};
+use staffpass_protocol::roster::MemberStatus;
 use staffpass_protocol::wire::exchange::{Request, Response};
 use staffpass_protocol::{Bundle, NodeId, Signed, encoding};
 use tracing::{debug, info, warn};
@@ -60,6 +61,11 @@ pub struct Pending {
     pub due: Vec<Due>,
     /// When the next item not yet due will be (ms since the epoch).
     pub next_ms: Option<i64>,
+    /// The nodes (with their roster address hints) of receivers owed a
+    /// withdrawal or revocation that are no longer active members of the
+    /// agreement it goes under: the gate's one exception
+    /// ([`super::Transport::owe`]).
+    pub owed: Vec<(NodeId, Vec<String>)>,
 }
 
 impl Exchange {
@@ -83,7 +89,7 @@ impl Exchange {
         let items = self.outbox_items()?;
         self.0.metrics.outbox_pending.set(items.len() as i64);
         let t = self.0.clock.now_ms();
-        let mut out = Pending::default();
+        let mut out = Pending { owed: self.owed_nodes(&items), ..Pending::default() };
         for due in items {
             let next = due.item.next_attempt_ms();
             if next > t {
@@ -93,6 +99,37 @@ impl Exchange {
             }
         }
         Ok(out)
+    }
+
+    /// The nodes of receivers owed a withdrawal or revocation in `items`
+    /// whose standing in the agreement is no longer active.
+    fn owed_nodes(&self, items: &[Due]) -> Vec<(NodeId, Vec<String>)> {
+        let chains = self.0.rosters.read();
+        let mut out: Vec<(NodeId, Vec<String>)> = Vec::new();
+        for d in items.iter().filter(|d| d.item.kind != OutKind::Offer) {
+            let Some(m) = chains.get(&d.item.agreement).and_then(|c| c.state().members.get(&d.item.to).cloned()) else {
+                continue;
+            };
+            if m.status == MemberStatus::Active {
+                continue;
+            }
+            for n in m.nodes {
+                if !out.iter().any(|(o, _)| *o == n) {
+                    out.push((n, m.addresses.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The receiver's standing when it is not active: the reason an
+    /// erasure or revocation sent under the gate's exception is audited with.
+    fn exception(&self, item: &OutboxItem) -> Option<&'static str> {
+        match self.0.rosters.status_of(&item.agreement, &item.to)? {
+            MemberStatus::Active => None,
+            MemberStatus::Suspended => Some("receiver-suspended"),
+            MemberStatus::Removed => Some("receiver-removed"),
+        }
     }
 
     /// Readies one due message: decodes its request and finds the
@@ -270,10 +307,14 @@ impl Exchange {
                 if let ConsentState::Withdrawn { erased, .. } = &mut consent.state {
                     *erased = Some(b.at);
                 }
-                (Action::Erasure, None)
+                (Action::Erasure, self.exception(item).map(String::from))
             }
             (Outcome::RevocationAcknowledged { .. }, OutKind::Revoke) => {
-                (Action::Receipt, Some("revocation-acknowledged".into()))
+                let why = match self.exception(item) {
+                    Some(e) => format!("revocation-acknowledged:{e}"),
+                    None => "revocation-acknowledged".into(),
+                };
+                (Action::Receipt, Some(why))
             }
             (outcome, kind) => {
                 return Err(receipt::Error::OutcomeMismatch { kind, outcome: outcome.name() }.into());

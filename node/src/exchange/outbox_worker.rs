@@ -25,10 +25,16 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 pub async fn run<T: Transport>(ex: Exchange, transport: T, mut stop: watch::Receiver<bool>) {
     let in_flight: Arc<Mutex<HashSet<MessageId>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut owed = Vec::new();
     loop {
         let mut next_wake = MAX_WAIT;
         match blocking(&ex, |ex| ex.outbox_pending()).await {
             Ok(Ok(pending)) => {
+                // Before anything is sent: the gate lets the owed in.
+                if pending.owed != owed {
+                    owed = pending.owed.clone();
+                    transport.owe(pending.owed).await;
+                }
                 if let Some(next) = pending.next_ms {
                     let wait = u64::try_from(next - ex.now_ms()).unwrap_or_default();
                     next_wake = next_wake.min(Duration::from_millis(wait));

@@ -7,6 +7,7 @@ use staffpass_protocol::claims::Claim;
 use staffpass_protocol::consent::{Withdrawal, verify_withdrawal};
 use staffpass_protocol::receipt::{Outcome, Receipt};
 use staffpass_protocol::revocation::{Revocation, RevocationReason, Revocations, verify_revocation};
+use staffpass_protocol::roster::MemberStatus;
 use staffpass_protocol::wire::exchange::{self, Request, Response};
 use staffpass_protocol::{AgreementId, ConsentId, MessageId, NodeId, OrgId, Signed, Timestamp, encoding};
 use tracing::{info, warn};
@@ -138,6 +139,36 @@ impl Exchange {
         Ok(n)
     }
 
+    /// Refuses an offer whose credential is revoked and marks the older
+    /// passport held under its consent revoked, in one commit.
+    fn reject_superseded(
+        &self,
+        id: MessageId,
+        mut held: ReceivedRecord,
+        reason: RevocationReason,
+        sender: &NodeId,
+        at: Timestamp,
+    ) -> Result<Response, Error> {
+        let consent = held.passport.consent;
+        let key = received_key(&consent);
+        held.state = ReceivedState::Revoked { reason, at };
+        let mut batch = Batch::default();
+        batch.put(Tree::Received, key.clone(), self.seal_received(&key, &held)?);
+        let mut marked = event(&format!("peer:{sender}"), Action::Revocation);
+        marked.staff = Some(held.passport.subject.clone());
+        marked.org = Some(held.passport.issuer.clone());
+        marked.object = Some(format!("{consent}/{}", held.passport.credential));
+        marked.reason = Some(format!("{reason}:superseded-by-revoked"));
+        let rejection = Rejection::CredentialRevoked;
+        info!(message = %id, reason = rejection.code(), "exchange message rejected; the passport it supersedes is revoked");
+        let mut ev = event("peer", Action::Rejection);
+        ev.org = Some(held.passport.issuer.clone());
+        ev.object = Some(format!("{consent}/{id}"));
+        ev.reason = Some(rejection.code().to_string());
+        let resp = self.receipt(id, Outcome::Rejected { reason: rejection }, at);
+        self.commit_with_receipt(batch, vec![marked, ev], resp, at)
+    }
+
     fn reject(
         &self,
         id: MessageId,
@@ -182,6 +213,16 @@ impl Exchange {
         };
         let passport = match verdict {
             Ok(p) => p,
+            Err(Rejection::CredentialRevoked)
+                if let Some(held) = current.filter(|h| superseded_by(h, &bundle.credential.body)) =>
+            {
+                // The issuer's own newer credential for this consent (its
+                // signatures checked) is revoked: the revocation overtook
+                // the offer that carried it, and the older credential held
+                // is superseded by a revoked one, so it is revoked too.
+                let reason = status.credentials.get(&cred_id).copied().unwrap_or(RevocationReason::ProvidedInError);
+                return self.reject_superseded(id, held, reason, sender, at);
+            }
             Err(reason) => {
                 return self.reject(
                     id,
@@ -373,12 +414,24 @@ impl Exchange {
         ev.staff = Some(b.subject.clone());
         ev.org = Some(b.home.clone());
         ev.object = Some(object);
-        ev.reason = Some("withdrawn".into());
+        let standing = held.as_ref().and_then(|h| h.agreement.as_ref()).and_then(|a| self.own_exception(a));
+        ev.reason = Some(standing.map_or_else(|| "withdrawn".into(), |s| format!("withdrawn:{s}")));
         let resp = self.receipt(id, Outcome::Erased { consent: b.consent }, at);
         let resp = self.commit_with_receipt(batch, vec![ev], resp, at)?;
         self.shred(&b.consent);
         info!(message = %id, consent = %b.consent, "consent withdrawn; passport erased");
         Ok(resp)
+    }
+
+    /// This trust's standing in `agreement` when it is not active: the
+    /// reason an erasure or revocation received under the gate's exception
+    /// is audited with.
+    fn own_exception(&self, agreement: &AgreementId) -> Option<&'static str> {
+        match self.0.rosters.status_of(agreement, &self.0.org)? {
+            MemberStatus::Active => None,
+            MemberStatus::Suspended => Some("while-suspended"),
+            MemberStatus::Removed => Some("while-removed"),
+        }
     }
 
     /// Replaces a received passport by a tombstone holding ids only.
@@ -453,7 +506,10 @@ impl Exchange {
             ev.staff = Some(rec.passport.subject.clone());
             ev.org = Some(b.issuer.clone());
             ev.object = Some(format!("{}/{}", rec.passport.consent, b.credential));
-            ev.reason = Some(b.reason.to_string());
+            ev.reason = Some(match self.own_exception(&rec.passport.agreement) {
+                Some(s) => format!("{}:{s}", b.reason),
+                None => b.reason.to_string(),
+            });
             events.push(ev);
         }
         if events.is_empty() {
@@ -597,4 +653,15 @@ fn inbox_index_key(at: Timestamp, id: &MessageId) -> Vec<u8> {
     k.extend_from_slice(&at.unix().max(0).to_be_bytes());
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// Whether `held` is an active passport that the issuer's credential
+/// `newer`, offered under the same consent, supersedes: same issuer and
+/// subject, another credential, issued no earlier.
+fn superseded_by(held: &ReceivedRecord, newer: &staffpass_protocol::credential::Credential) -> bool {
+    matches!(held.state, ReceivedState::Active)
+        && held.passport.issuer == newer.issuer
+        && held.passport.subject == newer.subject
+        && held.passport.credential != newer.id
+        && held.passport.issued_at <= newer.issued_at
 }

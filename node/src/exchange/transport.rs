@@ -15,4 +15,13 @@ pub trait Transport: Clone + Send + Sync + 'static {
 
     /// Sends `request` to the node `to` and waits for its response.
     fn exchange(&self, to: &NodeId, request: Request) -> impl Future<Output = Result<Response, Self::Error>> + Send;
+
+    /// Lets the nodes of receivers that are owed an erasure or a
+    /// revocation but are no longer active members (suspended, removed)
+    /// be reached, with their roster address hints; replaces the previous
+    /// set. A transport without a gate has nothing to do.
+    fn owe(&self, nodes: Vec<(NodeId, Vec<String>)>) -> impl Future<Output = ()> + Send {
+        let _ = nodes;
+        async {}
+    }
 }

@@ -21,7 +21,7 @@ pub mod codec;
 pub mod per_ip;
 pub mod topics;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,13 +126,17 @@ pub enum Error {
     NotAPeer(NodeId),
 }
 
-/// A member node to keep connected to.
+/// A member node allowed to connect.
 #[derive(Debug, Clone)]
 pub struct Member {
     /// Its PeerId.
     pub peer: PeerId,
     /// Address hints from the roster.
     pub addresses: Vec<Multiaddr>,
+    /// Whether this node dials it (and keeps the connection up), or only
+    /// lets it connect: a suspended or removed member's node only admits
+    /// the active members that may still send it an erasure or revocation.
+    pub dial: bool,
 }
 
 /// What the network tells the node.
@@ -205,6 +209,7 @@ pub enum Verdict {
 
 enum Command {
     SetMembers(Vec<Member>),
+    SetOwed(Vec<Member>),
     Exchange { peer: PeerId, request: exchange::Request, reply: oneshot::Sender<Result<exchange::Response, Error>> },
     Roster { peer: PeerId, request: roster::Request, reply: oneshot::Sender<Result<roster::Response, Error>> },
     RespondExchange { channel: request_response::ResponseChannel<exchange::Response>, response: exchange::Response },
@@ -232,6 +237,19 @@ impl crate::exchange::Transport for Network {
     async fn exchange(&self, to: &NodeId, request: exchange::Request) -> Result<exchange::Response, Error> {
         let peer = peer_of(to).ok_or_else(|| Error::NotAPeer(to.clone()))?;
         Network::exchange(self, peer, request).await
+    }
+
+    async fn owe(&self, nodes: Vec<(NodeId, Vec<String>)>) {
+        let owed = nodes
+            .into_iter()
+            .filter_map(|(n, hints)| {
+                let addresses = hints.iter().filter_map(|a| a.parse::<Multiaddr>().ok()).collect();
+                peer_of(&n).map(|peer| Member { peer, addresses, dial: true })
+            })
+            .collect();
+        if let Err(e) = self.set_owed(owed).await {
+            warn!(error = %e, "cannot update the owed receivers");
+        }
     }
 }
 
@@ -307,6 +325,8 @@ impl Network {
             rates: Rates::new(cfg),
             denials: LogLimiter::new(DENIAL_LOG_EVERY),
             members: HashMap::new(),
+            roster_members: Vec::new(),
+            owed: Vec::new(),
             topics: TopicRules::default(),
             pending_exchange: HashMap::new(),
             pending_roster: HashMap::new(),
@@ -329,6 +349,15 @@ impl Network {
     /// peers no longer in it are closed, new members are dialled.
     pub async fn set_members(&self, members: Vec<Member>) -> Result<(), Error> {
         self.send(Command::SetMembers(members)).await
+    }
+
+    /// Replaces the set of nodes this node still owes an erasure or a
+    /// revocation but that the roster no longer lets connect (a suspended
+    /// or removed receiver): they are allowed and dialled until the set
+    /// no longer names them. The exchange sends them nothing else (an
+    /// offer to a receiver not active is refused before it is sent).
+    pub async fn set_owed(&self, owed: Vec<Member>) -> Result<(), Error> {
+        self.send(Command::SetOwed(owed)).await
     }
 
     /// Sends an exchange request and waits for the response.
@@ -411,6 +440,8 @@ struct MemberState {
     discovered: Vec<Multiaddr>,
     next_dial: Instant,
     backoff: Duration,
+    /// Whether it is dialled (see [`Member::dial`]).
+    dial: bool,
 }
 
 struct Driver {
@@ -423,6 +454,10 @@ struct Driver {
     /// connections, failed inbound requests), per reason.
     denials: LogLimiter,
     members: HashMap<PeerId, MemberState>,
+    /// The member set from the rosters, and the nodes still owed an
+    /// erasure or revocation ([`Network::set_owed`]); `members` is their union.
+    roster_members: Vec<Member>,
+    owed: Vec<Member>,
     /// Who may subscribe to each roster topic.
     topics: TopicRules,
     pending_exchange: HashMap<request_response::OutboundRequestId, Pending<exchange::Response>>,
@@ -471,7 +506,17 @@ impl Driver {
     fn command(&mut self, cmd: Command) {
         let b = self.swarm.behaviour_mut();
         match cmd {
-            Command::SetMembers(members) => self.set_members(members),
+            Command::SetMembers(members) => {
+                self.roster_members = members;
+                self.apply_members();
+            }
+            Command::SetOwed(owed) => {
+                if owed.iter().any(|o| !self.members.contains_key(&o.peer)) {
+                    info!(peers = owed.len(), "admitting receivers no longer active that are owed an erasure or revocation");
+                }
+                self.owed = owed;
+                self.apply_members();
+            }
             Command::Exchange { peer, request, reply } => {
                 let id = b.exchange.send_request(&peer, request);
                 self.pending_exchange.insert(id, Pending { peer, started: Instant::now(), reply });
@@ -579,12 +624,23 @@ impl Driver {
         }
     }
 
-    fn set_members(&mut self, members: Vec<Member>) {
+    /// Makes the gate and the dial list the union of the roster's member
+    /// set and the owed nodes (an owed node is always dialled).
+    fn apply_members(&mut self) {
         let me = *self.swarm.local_peer_id();
-        let wanted: HashSet<PeerId> = members.iter().map(|m| m.peer).filter(|p| *p != me).collect();
+        let mut merged: HashMap<PeerId, Member> = HashMap::new();
+        for m in self.roster_members.iter().chain(&self.owed).filter(|m| m.peer != me) {
+            let e = merged.entry(m.peer).or_insert_with(|| Member { dial: false, ..m.clone() });
+            e.dial |= m.dial;
+            for a in &m.addresses {
+                if !e.addresses.contains(a) {
+                    e.addresses.push(a.clone());
+                }
+            }
+        }
         let current: Vec<PeerId> = self.swarm.behaviour().gate.allowed_peers().iter().copied().collect();
         for p in current {
-            if !wanted.contains(&p) {
+            if !merged.contains_key(&p) {
                 // Closes any live connection to it.
                 self.swarm.behaviour_mut().gate.disallow_peer(p);
                 self.members.remove(&p);
@@ -592,16 +648,18 @@ impl Driver {
             }
         }
         let now = Instant::now();
-        for m in members.into_iter().filter(|m| m.peer != me) {
-            self.swarm.behaviour_mut().gate.allow_peer(m.peer);
-            let st = self.members.entry(m.peer).or_insert(MemberState {
+        for (peer, m) in merged {
+            self.swarm.behaviour_mut().gate.allow_peer(peer);
+            let st = self.members.entry(peer).or_insert(MemberState {
                 addresses: Vec::new(),
                 discovered: Vec::new(),
                 next_dial: now,
                 backoff: INITIAL_BACKOFF,
+                dial: m.dial,
             });
-            if st.addresses != m.addresses {
+            if st.addresses != m.addresses || st.dial != m.dial {
                 st.addresses = m.addresses;
+                st.dial = m.dial;
                 st.next_dial = now;
                 st.backoff = INITIAL_BACKOFF;
             }
@@ -618,7 +676,7 @@ impl Driver {
         let due: Vec<(PeerId, Vec<Multiaddr>)> = self
             .members
             .iter()
-            .filter(|(p, m)| m.next_dial <= now && !self.swarm.is_connected(p))
+            .filter(|(p, m)| m.dial && m.next_dial <= now && !self.swarm.is_connected(p))
             .map(|(p, m)| (*p, m.addresses.iter().chain(&m.discovered).cloned().collect()))
             .collect();
         for (peer, addresses) in due {

@@ -7,7 +7,7 @@
 //! valid entries at one seq halt the chain (both refused) and raise an
 //! alarm that `/v1/status` and the metrics show until stewards resolve it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
@@ -452,6 +452,32 @@ impl Rosters {
             }
         }
         out
+    }
+
+    /// The nodes of the active members of every agreement in which this
+    /// node's organisation is suspended or removed: they may still send it
+    /// erasure and revocation requests for the passports it holds, so it
+    /// admits them (it dials none of them). Nodes already in
+    /// [`Rosters::member_nodes`] are left out.
+    pub fn answer_only_nodes(&self) -> BTreeSet<NodeId> {
+        let dialled = self.member_nodes();
+        let mut out = BTreeSet::new();
+        for chain in self.read().values() {
+            let st = chain.state();
+            if !matches!(st.status(&self.org), Some(MemberStatus::Suspended | MemberStatus::Removed)) {
+                continue;
+            }
+            for m in st.members.values().filter(|m| m.status == MemberStatus::Active) {
+                out.extend(m.nodes.iter().filter(|n| !dialled.contains_key(*n)).cloned());
+            }
+        }
+        out
+    }
+
+    /// The status of `org` in `agreement`'s roster, if it is held and
+    /// names it.
+    pub fn status_of(&self, agreement: &AgreementId, org: &OrgId) -> Option<MemberStatus> {
+        self.read().get(agreement)?.state().status(org)
     }
 
     /// The heads of every chain. A halted chain reports, at the seq of

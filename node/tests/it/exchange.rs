@@ -224,11 +224,12 @@ async fn revocation_reaches_the_host_and_marks_the_passport() {
     assert!(home.exchange.outbox().expect("outbox").is_empty());
 }
 
-/// F3: a receiver that still holds a superseded credential (its consent
-/// did not cover the claim that changed, so it was not re-sent) is told
-/// too when the staff member's current credential is revoked.
+/// F3: re-issuing a credential supersedes the old one at every receiver
+/// of a live consent, also one whose consent does not cover the claim that
+/// changed: each is re-sent the new credential, so none is left holding
+/// the superseded one (which a later revocation would not name).
 #[tokio::test]
-async fn revoking_reaches_receivers_of_a_superseded_credential() {
+async fn a_reissue_supersedes_the_old_credential_at_every_receiver() {
     let net = Net::new(&["RJZ", "RJ1", "RV5"]);
     let (home, rj1, rv5) = (net.get("RJZ"), net.get("RJ1"), net.get("RV5"));
     let staff = home.import_staff("12345678-1");
@@ -243,18 +244,44 @@ async fn revoking_reaches_receivers_of_a_superseded_credential() {
     );
     home.exchange.record_claim(&staff, renewed, "hr").expect("recorded");
     home.deliver().await;
-    let (k1, k2) = (
-        rj1.exchange.received_one(&c1).expect("held").credential,
-        rv5.exchange.received_one(&c2).expect("held").credential,
-    );
-    assert_ne!(k1, k2, "RJ1 holds the superseded credential, RV5 the current one");
     let current = home.exchange.current_credential(&staff).expect("read").expect("issued").signed.body.id;
-    assert_eq!(current, k2);
+    assert_eq!(rv5.exchange.received_one(&c2).expect("held").credential, current);
+    assert_eq!(rj1.exchange.received_one(&c1).expect("held").credential, current, "RJ1 still holds the superseded one");
     home.exchange.revoke_credential(&current, RevocationReason::Deceased, "hr").expect("revoked");
     home.deliver().await;
     assert_eq!(received_status(rv5, &c2), "revoked");
-    assert_eq!(received_status(rj1, &c1), "revoked", "the superseded credential's holder was not told");
-    assert!(home.exchange.credential(&k1).expect("kept").revoked.is_some(), "the superseded credential is revoked too");
+    assert_eq!(received_status(rj1, &c1), "revoked");
+}
+
+/// F3, the race: the revocation of the re-issued credential overtakes the
+/// offer that carries it, so the receiver still holds the superseded one
+/// when it learns of the revocation. The late offer is refused (its
+/// credential is revoked) and, being the issuer's own newer credential
+/// for that consent, marks the superseded passport revoked too.
+#[tokio::test]
+async fn a_revocation_overtaking_the_reissued_offer_still_revokes_the_held_passport() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    home.deliver().await;
+    let renewed = Claim::Training(
+        CstfSubject::FireSafety,
+        Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
+    );
+    home.exchange.record_claim(&staff, renewed, "hr").expect("recorded");
+    let offer = queued(home, OutKind::Offer);
+    home.exchange.revoke_staff(&staff, RevocationReason::ProvidedInError, "hr").expect("revoked");
+    let revoke = queued(home, OutKind::Revoke);
+    host.exchange.receive(&home.node, revoke).expect("answered");
+    assert_eq!(received_status(host, &id), "active", "the revocation names a credential the host does not hold yet");
+    let resp = host.exchange.receive(&home.node, offer).expect("answered");
+    assert!(
+        matches!(resp.receipt.body.outcome, Outcome::Rejected { reason: Rejection::CredentialRevoked }),
+        "{resp:?}"
+    );
+    let view = host.exchange.received_one(&id).expect("held");
+    assert_eq!(view.status, "revoked", "the superseded passport stayed active");
+    assert_eq!(view.reason.as_deref(), Some("provided-in-error"));
 }
 
 /// Revoking every credential of a member of staff at once (`--staff`).
@@ -358,18 +385,26 @@ async fn a_late_older_offer_does_not_replace_a_newer_update() {
     assert_eq!(host.exchange.received_one(&id).expect("held").credential, newer, "rolled back to the older credential");
 }
 
+/// A change to a claim the consent does not cover still re-issues and
+/// re-sends (the new credential supersedes the old one), but discloses
+/// only the consented claims: the changed one does not leave.
 #[tokio::test]
-async fn a_change_to_an_unshared_claim_sends_nothing() {
+async fn a_change_to_an_unshared_claim_resends_only_the_consented_claims() {
     let net = pair();
     let home = net.get("RJZ");
-    let (staff, _) = granted(&net);
+    let (staff, id) = granted(&net);
     home.deliver().await;
+    let consented = home.exchange.consent(&id).expect("consent").signed.consent().claims.clone();
+    assert!(!consented.contains(&ClaimKind::Training(CstfSubject::Resuscitation)));
     let other = Claim::Training(
         CstfSubject::Resuscitation,
         Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
     );
     home.exchange.record_claim(&staff, other, "hr").expect("recorded");
-    assert!(home.exchange.outbox().expect("outbox").is_empty());
+    let Request::Offer { bundle, .. } = only_request(home) else { panic!("an offer") };
+    let sent: std::collections::BTreeSet<ClaimKind> = bundle.disclosures.iter().map(|d| d.claim.kind()).collect();
+    assert!(sent.is_subset(&consented), "{sent:?} is more than {consented:?}");
+    assert!(!sent.contains(&ClaimKind::Training(CstfSubject::Resuscitation)));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use staffpass_api::staff::{ImportFormat, ImportQuery, ImportReport, PageQuery};
 use staffpass_protocol::bundle::Rejection;
 use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::roster::Change;
+use staffpass_protocol::revocation::RevocationReason;
 use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::testkit::{self, RosterBuilder};
 use staffpass_protocol::wire::exchange;
@@ -719,4 +720,74 @@ async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
     assert_eq!(rejection(&resp), Some(Rejection::ConsentMismatch), "{resp:?}");
     let one = b.admin().received_one(&c).await.unwrap();
     assert_eq!(one.status, "active", "RJZ's passport is not erased by RJ2: {one:?}");
+}
+
+/// F5: a receiver suspended, then another removed, after delivery is still
+/// told to erase and to mark a revocation: the home dials it for those two
+/// messages only (a narrow exception at both gates), and its erasure
+/// receipt comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_or_removed_receiver_still_erases_and_revokes() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let b = TestNode::start_new("RJ1").await.unwrap();
+    let c = TestNode::start_new("RV5").await.unwrap();
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a, &b, &c]);
+    for n in [&a, &b, &c] {
+        submit(n, &chain).await.unwrap();
+    }
+    import(&a, &staff_csv(&[ALEX, ("87654321-1", "Sam Otherperson", "ZZ654321B")])).await;
+    let refs = staff_refs(&a).await;
+    let (alex, sam) = (&refs[0], &refs[1]);
+    let to_b = consent_id(&grant(&a, alex, "RJ1", &["identity"], now().plus_days(30)).await);
+    let to_c = consent_id(&grant(&a, alex, "RV5", &["identity"], now().plus_days(30)).await);
+    let sam_b = consent_id(&grant(&a, sam, "RJ1", &["identity"], now().plus_days(30)).await);
+    for id in [&to_b, &to_c, &sam_b] {
+        wait_state(&a, id, "delivered").await;
+    }
+    let suspend = r.entry(Change::Suspend { org: b.org.clone(), reason: "under review".into() }, 2);
+    r.chain.append(suspend.clone()).unwrap();
+    let remove = r.entry(Change::Remove { org: c.org.clone() }, 2);
+    r.chain.append(remove.clone()).unwrap();
+    for n in [&a, &b, &c] {
+        submit(n, &[suspend.clone(), remove.clone()]).await.unwrap();
+    }
+    let (pb, pc) = (b.peer_id, c.peer_id);
+    wait_until("the home drops the suspended and the removed node", || async {
+        !a.connected_to(&pb).await && !a.connected_to(&pc).await
+    })
+    .await;
+
+    a.admin().withdraw_consent(&to_b).await.unwrap();
+    a.admin().withdraw_consent(&to_c).await.unwrap();
+    let cred = consent_state(&a, &sam_b).await.credential;
+    a.admin().revoke_credential(&cred, &RevokeRequest { reason: RevocationReason::LeavingOrganisation }).await.unwrap();
+    wait_erased(&a, &to_b).await;
+    wait_erased(&a, &to_c).await;
+    assert_eq!(b.admin().received_one(&to_b).await.unwrap().status, "erased");
+    assert_eq!(c.admin().received_one(&to_c).await.unwrap().status, "erased");
+    let admin = b.admin();
+    wait_until("the suspended receiver marks the revocation", || {
+        let admin = admin.clone();
+        let id = sam_b;
+        async move { admin.received_one(&id).await.map(|v| v.status == "revoked").unwrap_or(false) }
+    })
+    .await;
+    // Audited at both ends as the gate's exception.
+    let reasons = |entries: Vec<audit::Entry>| -> Vec<String> {
+        entries.into_iter().filter_map(|e| e.event.reason).collect()
+    };
+    let home = reasons(audit(&a).await);
+    for want in ["receiver-suspended", "receiver-removed", "revocation-acknowledged:receiver-suspended"] {
+        assert!(home.iter().any(|r| r == want), "{want} not in the home's audit: {home:?}");
+    }
+    assert!(reasons(audit(&b).await).iter().any(|r| r == "withdrawn:while-suspended"));
+    assert!(reasons(audit(&b).await).iter().any(|r| r == "leaving-organisation:while-suspended"));
+    assert!(reasons(audit(&c).await).iter().any(|r| r == "withdrawn:while-removed"));
+    // Nothing else gets through: once nothing is owed, the home lets them go.
+    wait_until("the home lets them go once nothing is owed", || async {
+        !a.connected_to(&pb).await && !a.connected_to(&pc).await
+    })
+    .await;
+    assert!(a.admin().outbox().await.unwrap().is_empty());
 }
