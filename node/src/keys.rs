@@ -40,6 +40,10 @@ use zeroize::Zeroizing;
 
 /// The current issuer key's file name.
 pub const ISSUER_FILE: &str = "issuer.key";
+/// A prepared issuer key, waiting for the rosters to list it
+/// ([`KeyFiles::prepare_issuer`]); the node signs nothing with it until
+/// they do and it is promoted ([`KeyFiles::promote_prepared`]).
+pub const NEXT_ISSUER_FILE: &str = "issuer.next.key";
 /// The node (transport identity) key's file name.
 pub const NODE_FILE: &str = "node.key";
 /// The data (at-rest encryption) key's file name.
@@ -325,6 +329,51 @@ impl KeyFiles {
         let data = parse_secret_file(&data_path, DATA_PREFIX, DataKey::from_secret_text)?;
         delete_retired(dir)?;
         Ok(KeyFiles { issuer, node, data })
+    }
+
+    /// Prepares the next issuer key in `dir` (`issuer.next.key`, 0600),
+    /// or returns the one already prepared: the node keeps signing with
+    /// the current key until the rosters list this one, then promotes it
+    /// at its next start ([`Self::promote_prepared`]). Returns the
+    /// current and the prepared public keys.
+    pub fn prepare_issuer(dir: &Path) -> Result<(IssuerPublicKey, IssuerPublicKey), Error> {
+        let current = read_issuer(&dir.join(ISSUER_FILE))?;
+        let next = match Self::prepared_issuer(dir)? {
+            Some(k) => k,
+            None => {
+                let k = IssuerSecretKey::generate(&mut rand::rng());
+                write_secret_file(&dir.join(NEXT_ISSUER_FILE), k.to_secret_text().as_bytes(), false)?;
+                k
+            }
+        };
+        Ok((current.public(), next.public()))
+    }
+
+    /// The prepared issuer key in `dir`, if there is one.
+    pub fn prepared_issuer(dir: &Path) -> Result<Option<IssuerSecretKey>, Error> {
+        let path = dir.join(NEXT_ISSUER_FILE);
+        if fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        read_issuer(&path).map(Some)
+    }
+
+    /// Makes the prepared issuer key current (atomically; the old secret
+    /// is gone) and removes the prepared file. A crash between the two
+    /// leaves the prepared key both current and prepared, which the next
+    /// promotion finishes.
+    pub fn promote_prepared(dir: &Path, at: Timestamp) -> Result<Option<Rotation>, Error> {
+        let Some(next) = Self::prepared_issuer(dir)? else { return Ok(None) };
+        let current_path = dir.join(ISSUER_FILE);
+        let old = read_issuer(&current_path)?;
+        if old.public() != next.public() {
+            write_secret_file(&current_path, next.to_secret_text().as_bytes(), true)?;
+        }
+        let prepared = dir.join(NEXT_ISSUER_FILE);
+        fs::remove_file(&prepared).map_err(io_err("remove", &prepared))?;
+        sync_dir(dir)?;
+        tracing::info!(old = %old.public(), new = %next.public(), "prepared issuer key promoted; the old secret is deleted");
+        Ok(Some(Rotation { old: old.public(), new: next.public(), retired_at: at }))
     }
 
     /// Makes a new current issuer key in `dir`; the old secret is gone

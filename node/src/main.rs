@@ -107,15 +107,24 @@ enum Command {
         #[arg(long = "api-name")]
         api_names: Vec<String>,
     },
-    /// Rotate the issuer key (run with the node stopped). The old secret key
-    /// is deleted (its public key, in the roster, still verifies what it
-    /// signed). Give the printed keys to your agreement
-    /// stewards: a `rotate-key` roster change must add the new key (and
-    /// retire the old one) before passports signed with it are accepted.
+    /// Rotate the issuer key, safely: prepare a new key (the node may keep
+    /// running) and print it for your agreement stewards, who add it with
+    /// `staffpass-admin roster propose rotate-key --org ORG --add KEY`. At
+    /// its next start after every agreement's roster lists the new key,
+    /// the node makes it current and deletes the old secret (audited);
+    /// until then it keeps signing with the old key, so no receiver ever
+    /// sees a signature by a key its roster does not know. Running it
+    /// again prints the key already prepared.
     RotateIssuerKey {
         /// The node's data directory.
         #[arg(long, env = "STAFFPASS_DATA_DIR")]
         data_dir: PathBuf,
+        /// Replace the key now (node stopped), without waiting for the
+        /// rosters: for a key feared compromised. Until the stewards add
+        /// the new key, receivers refuse what it signs (offers fail;
+        /// withdrawals and revocations are retried until they pass).
+        #[arg(long)]
+        immediate: bool,
     },
     /// Print the effective configuration (after file, environment and --set).
     ShowConfig {
@@ -272,7 +281,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::RotateIssuerKey { data_dir } => {
+        Command::RotateIssuerKey { data_dir, immediate: false } => {
+            let (current, next) = staffpass_node::keys::KeyFiles::prepare_issuer(&node::paths::keys(&data_dir))?;
+            println!("New issuer key prepared; the node keeps signing with the current one for now.");
+            println!("  current key:  {current}");
+            println!("  prepared key: {next}");
+            println!("Ask the stewards of every agreement you are in for:");
+            println!("  staffpass-admin roster propose rotate-key --org <your org> --add {next}");
+            println!(
+                "Once every roster lists it, restart the node: it makes the new key current and deletes the old secret."
+            );
+            Ok(())
+        }
+        Command::RotateIssuerKey { data_dir, immediate: true } => {
             let r = staffpass_node::keys::KeyFiles::rotate_issuer(&node::paths::keys(&data_dir))?;
             println!("Issuer key rotated.");
             println!("  new key:     {}", r.new);

@@ -196,6 +196,56 @@ pub struct Builder<T: Transport = Network> {
     transport: MakeTransport<T>,
 }
 
+/// Safe issuer key rotation: a key prepared by `staffpass-node
+/// rotate-issuer-key` becomes current at start-up only once the roster of
+/// every agreement this trust is a member of lists it as valid now, so the
+/// node never signs with a key a receiver's roster does not know yet.
+/// Until then the current key keeps signing, and the log says what the
+/// stewards still have to do. The promotion is audited.
+fn promote_prepared_issuer(
+    dir: &Path,
+    keys: KeyFiles,
+    org: &OrgId,
+    rosters: &Rosters,
+    audit: &Audit,
+    now: staffpass_protocol::Timestamp,
+) -> Result<KeyFiles, StartError> {
+    let Some(next) = KeyFiles::prepared_issuer(dir)? else { return Ok(keys) };
+    let next = next.public();
+    let (mut member_of, mut waiting) = (0, Vec::new());
+    for c in rosters.read().values() {
+        let st = c.state();
+        if !matches!(st.status(org), Some(proto::MemberStatus::Active | proto::MemberStatus::Suspended)) {
+            continue;
+        }
+        member_of += 1;
+        if st.key_validity(org, &next, now) != KeyValidity::Valid {
+            waiting.push(c.agreement().to_string());
+        }
+    }
+    if member_of == 0 || !waiting.is_empty() {
+        info!(
+            key = %next,
+            waiting_for = %if member_of == 0 { "no agreement yet".to_string() } else { waiting.join(",") },
+            "a prepared issuer key waits for the rosters to list it; the current key signs meanwhile \
+             (stewards: staffpass-admin roster propose rotate-key --org {org} --add {next})"
+        );
+        return Ok(keys);
+    }
+    let Some(r) = KeyFiles::promote_prepared(dir, now)? else { return Ok(keys) };
+    let event = crate::audit::Event {
+        actor: "node".into(),
+        action: crate::audit::Action::KeyRotation,
+        staff: None,
+        org: Some(org.clone()),
+        object: Some(format!("issuer:{}", r.new)),
+        reason: Some("prepared-key-listed".into()),
+    };
+    audit.commit(store::Batch::default(), vec![event], now)?;
+    info!(old = %r.old, new = %r.new, "issuer key rotated: the rosters list the prepared key");
+    Ok(KeyFiles::load(dir)?)
+}
+
 /// The production wiring.
 pub type Production = Builder<Network>;
 
@@ -253,6 +303,7 @@ impl<T: Transport> Builder<T> {
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
         let rosters = Arc::new(Rosters::load(config.org.clone(), store.clone(), audit.clone(), metrics.clone())?);
+        let keys = promote_prepared_issuer(&paths::keys(&data), keys, &config.org, &rosters, &audit, clock.now())?;
         // Signed checkpoints of the audit log; the latest also in a file
         // beside the store (none for an injected store, as for record keys).
         let checkpoints = crate::audit::Checkpoints::new(keys.issuer().duplicate())

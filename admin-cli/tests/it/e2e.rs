@@ -456,16 +456,18 @@ async fn stewards_rotate_a_trusts_issuer_key_and_passports_keep_flowing() {
     wait_until("RJZ and RJ1 connected", || async { rjz.connected_to(&rj1.peer_id).await }).await;
     let before = share_with_rj1(dir, &rjz, &rj1, "20001").await;
 
-    // The trust rotates its issuer key in its node's key files...
+    // The trust prepares a new issuer key while its node runs; a restart
+    // before any roster lists it changes nothing: the old key still signs.
     let old_key = on(dir, &rjz, &["node", "status", "--json"]).await.json()["issuer_key"].as_str().unwrap().to_owned();
-    rjz.stop().await;
-    let rotation = KeyFiles::rotate_issuer(&paths::keys(&rjz.config.data_dir)).unwrap();
-    assert_eq!(rotation.old.to_string(), old_key);
+    let (current, prepared) = KeyFiles::prepare_issuer(&paths::keys(&rjz.config.data_dir)).unwrap();
+    assert_eq!(current.to_string(), old_key);
+    let new_key = prepared.to_string();
     rjz.restart().await.unwrap();
-    let new_key = on(dir, &rjz, &["node", "status", "--json"]).await.json()["issuer_key"].as_str().unwrap().to_owned();
-    assert_eq!(new_key, rotation.new.to_string());
+    let still = on(dir, &rjz, &["node", "status", "--json"]).await.json()["issuer_key"].as_str().unwrap().to_owned();
+    assert_eq!(still, old_key, "promoted before the roster lists the new key");
 
-    // ... and the stewards rotate it in the roster, which spreads from RJZ to RJ1.
+    // The stewards add the new key (the old one stays valid meanwhile),
+    // which spreads from RJZ to RJ1...
     admin(
         dir,
         &[
@@ -480,8 +482,6 @@ async fn stewards_rotate_a_trusts_issuer_key_and_passports_keep_flowing() {
             "RJZ",
             "--add",
             &new_key,
-            "--retire",
-            &old_key,
         ],
     )
     .await
@@ -495,7 +495,15 @@ async fn stewards_rotate_a_trusts_issuer_key_and_passports_keep_flowing() {
     let shown = on(dir, &rj1, &["agreement", "show", "--json", "london-mou"]).await.json();
     let keys = shown["state"]["members"]["RJZ"]["keys"].as_array().unwrap().clone();
     assert_eq!(keys.len(), 2, "{shown}");
-    assert!(keys.iter().any(|k| k["key"] == old_key.as_str() && !k["retired_at"].is_null()), "{shown}");
+
+    // ... and at its next start RJZ makes it current (audited), the old
+    // secret gone.
+    rjz.restart().await.unwrap();
+    let now_key = on(dir, &rjz, &["node", "status", "--json"]).await.json()["issuer_key"].as_str().unwrap().to_owned();
+    assert_eq!(now_key, new_key);
+    assert!(!paths::keys(&rjz.config.data_dir).join("issuer.next.key").exists());
+    let audit = on(dir, &rjz, &["audit", "tail", "--json", "-n", "50"]).await.json();
+    assert!(audit.to_string().contains("prepared-key-listed"), "{audit}");
 
     // A new passport, signed with the new key, is accepted; the one signed
     // before the rotation is still held and in force.

@@ -92,9 +92,20 @@ fn init_makes_a_private_node_and_refuses_to_overwrite_it() {
         node().args(["client-cert", "--data-dir"]).arg(&dir).args(["--name", "x", "--role", "root"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "an unknown role is a usage error");
 
-    // Issuer key rotation replaces the key and keeps no copy of the old secret.
+    // Issuer key rotation, the safe way: a key is prepared (0600) and
+    // printed, the current one is untouched; asking again prints the same.
     let before = std::fs::read(dir.join("keys/issuer.key")).unwrap();
     let out = node().args(["rotate-issuer-key", "--data-dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("keys/issuer.key")).unwrap(), before, "the current key still signs");
+    assert_eq!(mode(&dir.join("keys/issuer.next.key")), 0o600);
+    let prepared = String::from_utf8(out.stdout).unwrap();
+    assert!(prepared.contains("rotate-key --org <your org> --add issuer-pk:"), "{prepared}");
+    let again = node().args(["rotate-issuer-key", "--data-dir"]).arg(&dir).output().unwrap();
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), prepared, "the same key is prepared once");
+    // --immediate (a key feared compromised) replaces the key now and
+    // keeps no copy of the old secret.
+    let out = node().args(["rotate-issuer-key", "--immediate", "--data-dir"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_ne!(std::fs::read(dir.join("keys/issuer.key")).unwrap(), before);
     let retired: Vec<_> = std::fs::read_dir(dir.join("keys"))
