@@ -147,10 +147,8 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
         Command::List { awaiting_erasure: true, node } => {
             let client = node.client()?;
             let list = block_on(async { Ok(client.consents().await?) })?;
-            let waiting: Vec<&ConsentView> = list
-                .iter()
-                .filter(|v| matches!(v.state, ConsentState::Withdrawn { erased: None, .. }))
-                .collect();
+            let waiting: Vec<&ConsentView> =
+                list.iter().filter(|v| matches!(v.state, ConsentState::Withdrawn { erased: None, .. })).collect();
             if format.is_json() {
                 return output::json(&waiting);
             }

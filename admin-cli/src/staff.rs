@@ -94,6 +94,25 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// The staff member changes (or removes) their own registered key,
+    /// signing the change with the key it replaces (HR may run it for
+    /// them; only the holder of the old key can make the signature).
+    ChangeKey {
+        /// The staff reference (st-...).
+        #[arg(value_name = "REF")]
+        staff: StaffRef,
+        /// The staff member's current secret key file (signs the change).
+        #[arg(long = "old-key", value_name = "FILE")]
+        old_key: PathBuf,
+        /// The new key: `staff-pk:<hex>`, or a key file.
+        #[arg(long = "new-key", value_name = "KEY", required_unless_present = "remove", conflicts_with = "remove")]
+        new_key: Option<String>,
+        /// Remove the registered key instead.
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Everything that happened to a staff member's data: issues, shares,
     /// receipts, withdrawals, erasures, revocations.
     Activity {
@@ -197,6 +216,29 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             output::line(match rec.staff_key {
                 Some(k) => format!("{staff}'s registered key is now {k}."),
                 None => format!("{staff} has no registered key now."),
+            })
+        }
+        Command::ChangeKey { staff, old_key, new_key, remove: _, node } => {
+            use crate::keys::Role as _;
+            let old = crate::keys::Staff::load_secret(&old_key)?;
+            let new_key = new_key.as_deref().map(crate::keys::Staff::public_arg).transpose()?;
+            let signed_at = crate::parse::now();
+            let change = staffpass_protocol::consent::StaffKeyChange {
+                staff: staff.clone(),
+                old: old.public(),
+                new: new_key,
+                signed_at,
+            };
+            let request =
+                staffpass_api::staff::StaffKeyChangeRequest { new_key, signed_at, signature: old.sign(&change) };
+            let client = node.client()?;
+            let rec = block_on(async { Ok(client.change_staff_key(&staff, &request).await?) })?;
+            if format.is_json() {
+                return output::json(&rec);
+            }
+            output::line(match rec.staff_key {
+                Some(k) => format!("{staff}'s registered key is now {k} (signed by the old key)."),
+                None => format!("{staff} has no registered key now (removal signed by the old key)."),
             })
         }
         Command::Activity { staff, node } => {

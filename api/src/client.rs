@@ -317,6 +317,16 @@ impl Client {
         self.post_json(&path(route::STAFF_KEY, staff), request).await
     }
 
+    /// `POST /v1/staff/{ref}/key-change`: the staff member's own signed
+    /// change of their registered key.
+    pub async fn change_staff_key(
+        &self,
+        staff: &StaffRef,
+        request: &crate::staff::StaffKeyChangeRequest,
+    ) -> Result<StaffRecord, ClientError> {
+        self.post_json(&path(route::STAFF_KEY_CHANGE, staff), request).await
+    }
+
     /// `POST /v1/staff/{ref}/claims`: records (or renews) one claim.
     pub async fn record_claim(&self, staff: &StaffRef, claim: &Claim) -> Result<StaffRecord, ClientError> {
         self.post_json(&path(route::STAFF_CLAIMS, staff), claim).await

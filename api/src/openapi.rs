@@ -27,7 +27,8 @@ use crate::outbox::OutboxItemView;
 use crate::received::{ClaimView, ReceivedView};
 use crate::route;
 use crate::staff::{
-    ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffKeyRequest, StaffRecord, StaffSummary,
+    ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffKeyChangeRequest, StaffKeyRequest, StaffRecord,
+    StaffSummary,
 };
 use crate::status::{AgreementSummary, Alarm, Peer, Status};
 
@@ -58,14 +59,14 @@ pub fn json() -> String {
     paths(
         healthz, readyz, metrics, openapi, status, peers,
         agreements, submit_chain, agreement, entries, submit_entries, override_halt,
-        staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, record_claim, issue_credential, activity,
+        staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, staff_change_key, record_claim, issue_credential, activity,
         credential, revoke_credential, revoke_staff,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
         received, received_one, outbox, audit_log, verify_audit,
     ),
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
-        StaffRecord, StaffKeyRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
+        StaffRecord, StaffKeyRequest, StaffKeyChangeRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
         ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
         audit::Entry, audit::Event, Head, audit::Checkpoint, VerifyReport, audit::Fault, Verification,
     )),
@@ -244,6 +245,13 @@ fn staff_delete() {}
         (status = 200, description = "The staff record with its new key (audited)", body = StaffRecord),
     ))]
 fn staff_set_key() {}
+
+#[utoipa::path(post, path = route::STAFF_KEY_CHANGE, tag = "hr", request_body = StaffKeyChangeRequest,
+    params(("ref" = String, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The staff record with its new key (audited)", body = StaffRecord),
+    ))]
+fn staff_change_key() {}
 
 #[utoipa::path(post, path = route::STAFF_CLAIMS, tag = "hr", request_body(content = Object, description = "One claim"),
     params(("ref" = String, Path, description = "Staff reference")),

@@ -39,6 +39,9 @@ pub const STAFF_CREDENTIALS: &str = "/v1/staff/{ref}/credentials";
 pub const STAFF_REVOKE: &str = "/v1/staff/{ref}/revoke";
 /// `POST` (admin): replace or remove a staff member's registered key.
 pub const STAFF_KEY: &str = "/v1/staff/{ref}/key";
+/// `POST` (hr): the staff member's own change of their registered key,
+/// signed with the key it replaces.
+pub const STAFF_KEY_CHANGE: &str = "/v1/staff/{ref}/key-change";
 /// `GET`: a staff member's own activity in the audit log.
 pub const STAFF_ACTIVITY: &str = "/v1/staff/{ref}/activity";
 /// `GET`: one credential.

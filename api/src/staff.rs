@@ -17,6 +17,22 @@ pub struct StaffKeyRequest {
     pub staff_key: Option<StaffPublicKey>,
 }
 
+/// `POST /v1/staff/{ref}/key-change` (hr): the staff member changes (or
+/// removes) their own registered key, signed with that key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StaffKeyChangeRequest {
+    /// The new key (`staff-pk:<hex>`), or null to remove it.
+    #[schema(value_type = Option<String>)]
+    pub new_key: Option<StaffPublicKey>,
+    /// When the staff member signed (within 10 minutes of the node's clock).
+    #[schema(value_type = String, format = DateTime)]
+    pub signed_at: staffpass_protocol::Timestamp,
+    /// The old key's signature over the change
+    /// (`staffpass_protocol::consent::StaffKeyChange`), hex.
+    #[schema(value_type = String)]
+    pub signature: staffpass_protocol::signing::Signature,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffRecord {
     /// Pseudonymous reference.

@@ -17,6 +17,31 @@ use crate::keys::{IssuerPublicKey, StaffPublicKey};
 use crate::roster::{MoveKind, Rosters};
 use crate::signing::{Signable, Signature, Signed};
 
+/// A staff member's change of their own registered key, signed with the
+/// key it replaces: the only way, besides an audited admin act, that a
+/// registered staff key changes. The home accepts it only while `old` is
+/// the key it holds for `staff` and `signed_at` is near its own clock
+/// ([`STAFF_KEY_CHANGE_WINDOW_SECS`]), so it cannot be replayed later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffKeyChange {
+    /// The staff member.
+    pub staff: StaffRef,
+    /// The key it replaces (the signer).
+    pub old: StaffPublicKey,
+    /// The new key, or `None` to remove the registered key.
+    pub new: Option<StaffPublicKey>,
+    /// When the staff member signed it.
+    pub signed_at: Timestamp,
+}
+
+impl Signable for StaffKeyChange {
+    const TAG: &'static str = "staff-key-change";
+    const VERSION: u16 = 1;
+}
+
+/// How far a staff key change's `signed_at` may be from the home's clock.
+pub const STAFF_KEY_CHANGE_WINDOW_SECS: i64 = 600;
+
 /// A sharing consent (unsigned body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {

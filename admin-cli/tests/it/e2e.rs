@@ -379,6 +379,14 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     // The staff member's key: registered and removed by the admin, audited.
     let set = on(dir, &rjz, &["staff", "set-key", &staff, "--staff-key", "alex.key"]).await;
     assert!(set.ok().contains("registered key is now staff-pk:"), "set-key");
+    // The staff member changes it themselves, signing with the old key;
+    // the old key cannot sign a second change once replaced.
+    admin(dir, &["key", "gen", "--kind", "staff", "--out", "alex-2.key"]).await.ok();
+    let changed =
+        on(dir, &rjz, &["staff", "change-key", &staff, "--old-key", "alex.key", "--new-key", "alex-2.key"]).await;
+    assert!(changed.ok().contains("signed by the old key"), "{}", changed.stdout);
+    let replay = on(dir, &rjz, &["staff", "change-key", &staff, "--old-key", "alex.key", "--remove"]).await;
+    assert_ne!(replay.code, 0, "the replaced key signed a change: {}", replay.stdout);
     let removed = on(dir, &rjz, &["staff", "set-key", &staff, "--remove"]).await;
     assert!(removed.ok().contains("no registered key"), "set-key --remove");
     // Erasure is final: refused without --yes, then done.

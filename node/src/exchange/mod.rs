@@ -32,7 +32,7 @@ use std::sync::Arc;
 use rand::RngExt;
 use staffpass_protocol::bundle::{self, Rejection, check_terms};
 use staffpass_protocol::claims::{Claim, ClaimKind};
-use staffpass_protocol::consent::{Consent, SignedConsent, Withdrawal};
+use staffpass_protocol::consent::{Consent, STAFF_KEY_CHANGE_WINDOW_SECS, SignedConsent, StaffKeyChange, Withdrawal};
 use staffpass_protocol::credential::{self, Disclosure, Issue};
 use staffpass_protocol::revocation::{Revocation, RevocationReason};
 use staffpass_protocol::roster::MoveKind;
@@ -464,6 +464,42 @@ impl Exchange {
         ev.staff = Some(r.clone());
         ev.reason = Some("staff-key-change".into());
         self.0.audit.commit(batch, vec![ev], self.now())?;
+        Ok(rec)
+    }
+
+    /// The staff member changes (or removes) their own registered key, by
+    /// a change signed with that key ([`StaffKeyChange`]) near this node's
+    /// clock; audited (reason `staff-key-change-signed`). A member of staff
+    /// with no registered key has nothing to sign with: HR registers the
+    /// first key with a staff edit.
+    pub fn change_staff_key(
+        &self,
+        r: &StaffRef,
+        new: Option<StaffPublicKey>,
+        signed_at: Timestamp,
+        signature: &Signature,
+        actor: &str,
+    ) -> Result<StaffRecord, Error> {
+        let mut rec = self.staff(r)?;
+        let Some(old) = rec.staff_key else {
+            return Err(Error::Conflict(format!("{r} has no registered staff key to sign a change with")));
+        };
+        let at = self.now();
+        if (at.unix() - signed_at.unix()).abs() > STAFF_KEY_CHANGE_WINDOW_SECS {
+            return Err(Error::Invalid(format!(
+                "the key change was signed at {signed_at}, more than {STAFF_KEY_CHANGE_WINDOW_SECS} s from this node's clock ({at}); sign it again"
+            )));
+        }
+        let change = StaffKeyChange { staff: r.clone(), old, new, signed_at };
+        old.verify(&change, signature).map_err(|_| Error::BadStaffSignature)?;
+        rec.staff_key = new;
+        rec.updated_at = at;
+        let mut batch = Batch::default();
+        batch.put(Tree::Staff, r.as_str().as_bytes().to_vec(), self.seal_staff(&rec)?);
+        let mut ev = event(actor, Action::StaffUpdate);
+        ev.staff = Some(r.clone());
+        ev.reason = Some("staff-key-change-signed".into());
+        self.0.audit.commit(batch, vec![ev], at)?;
         Ok(rec)
     }
 

@@ -512,7 +512,10 @@ impl Driver {
             }
             Command::SetOwed(owed) => {
                 if owed.iter().any(|o| !self.members.contains_key(&o.peer)) {
-                    info!(peers = owed.len(), "admitting receivers no longer active that are owed an erasure or revocation");
+                    info!(
+                        peers = owed.len(),
+                        "admitting receivers no longer active that are owed an erasure or revocation"
+                    );
                 }
                 self.owed = owed;
                 self.apply_members();

@@ -991,6 +991,49 @@ async fn a_registered_staff_key_changes_only_by_an_admin() {
     assert_eq!(last.event.reason.as_deref(), Some("staff-key-change"));
 }
 
+/// F12: the staff member changes their own key by a change signed with
+/// the key it replaces; one signed by anyone else, one signed too long
+/// ago, and a replay once the key has changed are refused, and nothing
+/// changes.
+#[tokio::test]
+async fn a_staff_member_changes_their_own_key_by_signing_with_the_old_one() {
+    use staffpass_protocol::consent::StaffKeyChange;
+    let net = pair();
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let (alex, mallory, next) = (fixture::staff("alex"), fixture::staff("mallory"), fixture::staff("alex-2"));
+    let input = StaffInput {
+        assignment_number: "12345678-1".into(),
+        claims: fixture::sample_claims(),
+        staff_key: Some(alex.public()),
+    };
+    home.exchange.put_staff(&staff, input, "hr").expect("registered");
+    let now = home.exchange.now();
+    let change =
+        |at| StaffKeyChange { staff: staff.clone(), old: alex.public(), new: Some(next.public()), signed_at: at };
+    let forged = mallory.sign(&change(now));
+    assert!(matches!(
+        home.exchange.change_staff_key(&staff, Some(next.public()), now, &forged, "hr"),
+        Err(Error::BadStaffSignature)
+    ));
+    let stale_at = now.plus_secs(-3600);
+    let stale = alex.sign(&change(stale_at));
+    assert!(matches!(
+        home.exchange.change_staff_key(&staff, Some(next.public()), stale_at, &stale, "hr"),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(home.exchange.staff(&staff).expect("staff").staff_key, Some(alex.public()), "changed by a refusal");
+    let good = alex.sign(&change(now));
+    let rec = home.exchange.change_staff_key(&staff, Some(next.public()), now, &good, "hr").expect("changed");
+    assert_eq!(rec.staff_key, Some(next.public()));
+    let last = home.audit.since(0, 1000).expect("audit").pop().expect("entry");
+    assert_eq!(last.event.reason.as_deref(), Some("staff-key-change-signed"));
+    // A replay of the same signed change no longer verifies: the old key is not the registered one.
+    let back = StaffKeyChange { staff: staff.clone(), old: alex.public(), new: Some(alex.public()), signed_at: now };
+    assert!(home.exchange.change_staff_key(&staff, Some(alex.public()), now, &alex.sign(&back), "hr").is_err());
+    assert_eq!(home.exchange.staff(&staff).expect("staff").staff_key, Some(next.public()));
+}
+
 /// A receipt from RJ1 rejecting `due` for `reason`, signed with RJ1's key
 /// (as a host would answer).
 fn rejection_from_rj1(

@@ -12,8 +12,8 @@ use staffpass_api::received::ReceivedView;
 use staffpass_api::staff::{ImportFormat, ImportQuery, ImportReport, PageQuery};
 use staffpass_protocol::bundle::Rejection;
 use staffpass_protocol::claims::ClaimKind;
-use staffpass_protocol::roster::Change;
 use staffpass_protocol::revocation::RevocationReason;
+use staffpass_protocol::roster::Change;
 use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::testkit::{self, RosterBuilder};
 use staffpass_protocol::wire::exchange;
@@ -774,9 +774,8 @@ async fn a_suspended_or_removed_receiver_still_erases_and_revokes() {
     })
     .await;
     // Audited at both ends as the gate's exception.
-    let reasons = |entries: Vec<audit::Entry>| -> Vec<String> {
-        entries.into_iter().filter_map(|e| e.event.reason).collect()
-    };
+    let reasons =
+        |entries: Vec<audit::Entry>| -> Vec<String> { entries.into_iter().filter_map(|e| e.event.reason).collect() };
     let home = reasons(audit(&a).await);
     for want in ["receiver-suspended", "receiver-removed", "revocation-acknowledged:receiver-suspended"] {
         assert!(home.iter().any(|r| r == want), "{want} not in the home's audit: {home:?}");

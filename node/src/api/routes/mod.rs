@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route(route::STAFF_CLAIMS, post(staff::record_claim))
         .route(route::STAFF_CREDENTIALS, post(credentials::issue))
         .route(route::STAFF_REVOKE, post(credentials::revoke_staff))
+        .route(route::STAFF_KEY_CHANGE, post(staff::change_key))
         .route(route::STAFF_ACTIVITY, get(audit::activity))
         .route(route::CREDENTIAL, get(credentials::one))
         .route(route::CREDENTIAL_REVOKE, post(credentials::revoke))

@@ -95,6 +95,19 @@ pub(super) async fn set_key(
     Ok(Json(committing(&app.exchange, move |ex| ex.replace_staff_key(&r, b.staff_key, &actor)).await?))
 }
 
+pub(super) async fn change_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(r): Id<StaffRef>,
+    Json(b): Json<staffpass_api::staff::StaffKeyChangeRequest>,
+) -> ApiResult<Json<StaffRecord>> {
+    let actor = actor(&caller);
+    Ok(Json(
+        committing(&app.exchange, move |ex| ex.change_staff_key(&r, b.new_key, b.signed_at, &b.signature, &actor))
+            .await?,
+    ))
+}
+
 pub(super) async fn record_claim(
     State(app): State<AppState>,
     caller: Caller,
