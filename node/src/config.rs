@@ -206,6 +206,12 @@ pub struct Exchange {
     /// replay of it, in days. Default: 30.
     #[serde(default = "defaults::inbox_keep_days")]
     pub inbox_keep_days: u32,
+    /// At the home trust, how long credentials that expired or were
+    /// revoked, and consents that ended (erasure confirmed, refused, or
+    /// past their window), are kept before they are deleted, in days.
+    /// Default: 180.
+    #[serde(default = "defaults::home_keep_days")]
+    pub home_keep_days: u32,
 }
 
 /// Database settings.
@@ -328,6 +334,9 @@ mod defaults {
     pub fn inbox_keep_days() -> u32 {
         30
     }
+    pub fn home_keep_days() -> u32 {
+        180
+    }
     pub fn retry_initial_ms() -> u64 {
         500
     }
@@ -390,6 +399,7 @@ impl Default for Exchange {
             expiry_sweep_secs: defaults::expiry_sweep_secs(),
             max_keep_days: defaults::max_keep_days(),
             inbox_keep_days: defaults::inbox_keep_days(),
+            home_keep_days: defaults::home_keep_days(),
         }
     }
 }
@@ -500,6 +510,9 @@ impl Config {
         in_range("api.http2_keep_alive_secs", a.http2_keep_alive_secs, 1, 3600)?;
         if !(1..=3650).contains(&self.exchange.inbox_keep_days) {
             return invalid("exchange.inbox_keep_days", "must be 1 to 3650");
+        }
+        if !(1..=3650).contains(&self.exchange.home_keep_days) {
+            return invalid("exchange.home_keep_days", "must be 1 to 3650");
         }
         if !(1..=3650).contains(&self.exchange.max_keep_days) {
             return invalid("exchange.max_keep_days", "must be 1 to 3650");
@@ -613,6 +626,9 @@ expiry_sweep_secs = {sweep}
 max_keep_days = {keep}
 # How long the receipt of a handled message is kept to answer a replay, in days. Default: 30.
 inbox_keep_days = {inbox}
+# At the home trust: how long expired or revoked credentials and ended
+# consents are kept before they are deleted, in days. Default: 180.
+home_keep_days = {home_keep}
 
 [storage]
 # sled's page cache in MiB: more keeps more of the database in memory. Default: 32.
@@ -652,6 +668,7 @@ format = {format}
             cred = self.exchange.credential_validity_days,
             keep = self.exchange.max_keep_days,
             inbox = self.exchange.inbox_keep_days,
+            home_keep = self.exchange.home_keep_days,
             ri = self.exchange.retry_initial_ms,
             rm = self.exchange.retry_max_secs,
             sweep = self.exchange.expiry_sweep_secs,

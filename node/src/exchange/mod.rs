@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod outbox_worker;
 pub mod receive;
 pub mod records;
+pub mod retention;
 pub mod staff;
 pub mod sweep_worker;
 pub mod transport;
@@ -573,9 +574,13 @@ impl Exchange {
 
     /// The current credential of a staff member, if one was issued.
     pub fn current_credential(&self, r: &StaffRef) -> Result<Option<CredentialRecord>, Error> {
-        let Some(id) = self.0.store.get(Tree::Credentials, &current_key(r))? else { return Ok(None) };
-        let id: CredentialId = decode(&id, "credential id")?;
+        let Some(id) = self.current_id(r)? else { return Ok(None) };
         self.credential(&id).map(Some)
+    }
+
+    /// The id of a staff member's current credential, if one was issued.
+    pub(super) fn current_id(&self, r: &StaffRef) -> Result<Option<CredentialId>, Error> {
+        self.0.store.get(Tree::Credentials, &current_key(r))?.map(|v| decode(&v, "credential id")).transpose()
     }
 
     /// Reads a credential.

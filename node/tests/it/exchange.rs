@@ -1133,3 +1133,45 @@ async fn racing_offers_and_withdrawals_always_end_without_the_passport() {
         }
     }
 }
+
+/// Retention at the home: credentials that were revoked and consents whose
+/// erasure was confirmed are deleted `home_keep_days` after they ended;
+/// a live consent, one still waiting for its erasure receipt, and the
+/// credentials they reference are kept. Nothing goes before its time.
+#[tokio::test]
+async fn the_home_deletes_ended_consents_and_revoked_credentials_after_its_retention() {
+    let settings = staffpass_node::exchange::Settings { home_keep_days: 10, ..Default::default() };
+    let net = Net::with_settings(&["RJZ", "RJ1"], &settings);
+    let home = net.get("RJZ");
+    let (ended, live, waiting) =
+        (home.import_staff("10000001-1"), home.import_staff("10000002-1"), home.import_staff("10000003-1"));
+    let c_ended = home.grant(&ended, &org("RJ1")).expect("granted").signed.consent().id;
+    let mut long = home.request(&live, &org("RJ1"));
+    long.not_after = home.exchange.now().plus_days(60);
+    let c_live = home.exchange.grant_consent(long, "hr").expect("granted").signed.consent().id;
+    let c_waiting = home.grant(&waiting, &org("RJ1")).expect("granted").signed.consent().id;
+    home.deliver().await;
+    home.exchange.withdraw_consent(&c_ended, "hr").expect("withdrawn");
+    home.deliver().await;
+    assert!(matches!(state(home, &c_ended), ConsentState::Withdrawn { erased: Some(_), .. }));
+    home.exchange.revoke_staff(&ended, RevocationReason::LeavingOrganisation, "hr").expect("revoked");
+    home.deliver().await;
+    let ended_cred = home.exchange.current_credential(&ended).expect("read").expect("issued").signed.body.id;
+    // Its withdrawal is never delivered: no erasure receipt comes.
+    home.exchange.withdraw_consent(&c_waiting, "hr").expect("withdrawn");
+
+    assert_eq!(home.exchange.apply_retention().expect("retention"), Default::default(), "nothing is due yet");
+    net.clock.advance_secs(11 * 86_400);
+    let done = home.exchange.apply_retention().expect("retention");
+    assert_eq!((done.consents, done.credentials), (1, 1), "{done:?}");
+    assert!(matches!(home.exchange.consent(&c_ended), Err(Error::NoConsent(_))));
+    assert!(matches!(home.exchange.credential(&ended_cred), Err(Error::NoCredential(_))));
+    assert!(home.exchange.current_credential(&ended).expect("read").is_none());
+    assert!(home.exchange.consent(&c_live).is_ok(), "a live consent is kept");
+    let w = home.exchange.consent(&c_waiting).expect("a withdrawal awaiting its erasure receipt is kept");
+    assert!(home.exchange.credential(&w.credential).is_ok(), "with the credential it references");
+    let last = home.audit.since(0, 1000).expect("audit").pop().expect("entry");
+    assert_eq!(last.event.reason.as_deref(), Some("retention"));
+    assert_eq!(last.event.object.as_deref(), Some("credentials=1,consents=1"));
+    assert_eq!(home.exchange.apply_retention().expect("again"), Default::default(), "idempotent");
+}
