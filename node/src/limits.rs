@@ -98,6 +98,17 @@ impl<K: Eq + Hash + Clone> PeerRates<K> {
         buckets.entry(peer.clone()).or_insert_with(|| TokenBucket::full(self.rate, now)).try_take(self.rate, now)
     }
 
+    /// Whether `peer` has a token left now, without taking it.
+    pub fn has_token(&self, peer: &K) -> bool {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.get(peer).is_none_or(|b| {
+            let mut b = *b;
+            b.refill(self.rate, now);
+            b.tokens >= 1.0
+        })
+    }
+
     /// How many peers are tracked.
     pub fn tracked(&self) -> usize {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()

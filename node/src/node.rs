@@ -335,7 +335,8 @@ impl<T: Transport> Builder<T> {
         if shredded > 0 {
             info!(keys = shredded, "destroyed the keys of records erased before the last stop");
         }
-        let sync = RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone(), misbehaviour);
+        let sync =
+            RosterSync::new(rosters.clone(), network.clone(), metrics.clone(), clock.clone(), misbehaviour.clone());
         let ready = Arc::new(AtomicBool::new(false));
         let node = Node(Arc::new(Inner {
             org: config.org.clone(),
@@ -356,7 +357,7 @@ impl<T: Transport> Builder<T> {
             exchange.clone(),
             sync.clone(),
             network.clone(),
-            metrics.clone(),
+            (metrics.clone(), misbehaviour),
             events,
             stop_rx.clone(),
         )));
@@ -424,14 +425,22 @@ impl<T: Transport> Builder<T> {
 /// Routes the network's events to the services until `stop`: connections
 /// and roster messages to roster sync, exchange requests to the exchange
 /// service (on the blocking pool, from the sender's node id).
+/// How many exchange messages of one peer may be rejected: a burst, then
+/// one a second. A peer over it has its exchange requests refused unread
+/// (no response, so an honest sender retries later) and counted as
+/// `rejection-rate-limit`, so a member sending bad offers cannot make this
+/// node verify, audit and keep receipts without bound.
+pub const REJECTIONS: crate::limits::Rate = crate::limits::Rate { per_sec: 1, burst: 20 };
+
 async fn route_events(
     exchange: Exchange,
     sync: RosterSync,
     network: Network,
-    metrics: Arc<Metrics>,
+    (metrics, misbehaviour): (Arc<Metrics>, Arc<crate::misbehaviour::Misbehaviour>),
     mut events: mpsc::Receiver<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let rejections = Arc::new(crate::limits::PeerRates::new(REJECTIONS, crate::limits::MAX_TRACKED_PEERS));
     loop {
         let ev = tokio::select! {
             ev = events.recv() => match ev { Some(ev) => ev, None => return },
@@ -452,11 +461,22 @@ async fn route_events(
                 let _ = network.report_gossip(id, source, verdict).await;
             }
             Event::ExchangeRequest { peer, request, channel } => {
-                let (exchange, network) = (exchange.clone(), network.clone());
+                if !rejections.has_token(&peer) {
+                    misbehaviour.over_limit(&metrics, &peer, "rejection-rate-limit");
+                    drop(channel);
+                    continue;
+                }
+                let (exchange, network, rejections) = (exchange.clone(), network.clone(), rejections.clone());
                 tokio::spawn(async move {
                     let Some(sender) = network::node_of(&peer) else { return };
                     match blocking(&exchange, move |ex| ex.receive(&sender, request)).await {
                         Ok(Some(response)) => {
+                            if matches!(
+                                response.receipt.body.outcome,
+                                staffpass_protocol::receipt::Outcome::Rejected { .. }
+                            ) {
+                                rejections.allow(&peer);
+                            }
                             let _ = network.respond_exchange(channel, response).await;
                         }
                         Ok(None) => {}

@@ -728,3 +728,47 @@ async fn half_open_api_connections_do_not_lock_out_the_admin() {
     assert!(evicted >= 256.0 - v.config.api.max_connections_per_ip as f64, "stalled handshakes evicted: {evicted}");
     drop(held);
 }
+
+/// F14: a member sending offers that are all rejected gets a burst of
+/// rejections (each verified, audited and answered), then its exchange
+/// requests are refused unread, counted as `rejection-rate-limit`: it
+/// cannot make the victim audit and keep receipts without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_offers_from_one_member_are_rate_limited() {
+    let (v, _r, mut x, peer) = victim().await;
+    let key = testkit::issuer("RJ2", 0);
+    let started = std::time::Instant::now();
+    let (mut rejected, mut refused) = (0u64, 0u64);
+    for i in 0..60u8 {
+        // Another receiver named: rejected (`consent-for-other-receiver`).
+        let mut p = staffpass_tests::bundle_parts("RJ2", "RV5");
+        p.consent.id = ConsentId::from_bytes([i; 16]);
+        let id = MessageId::from_bytes([i; 16]);
+        match x.exchange(peer, exchange::Request::Offer { id, bundle: Box::new(p.build(&key)) }).await {
+            Ok(resp) => {
+                assert!(
+                    matches!(resp.receipt.body.outcome, staffpass_protocol::receipt::Outcome::Rejected { .. }),
+                    "{resp:?}"
+                );
+                rejected += 1;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let refill = started.elapsed().as_secs() + 1;
+    let burst = u64::from(staffpass_node::node::REJECTIONS.burst);
+    assert!(rejected >= burst, "only {rejected} answered before the limit");
+    assert!(rejected <= burst + refill, "{rejected} rejections answered in {refill} s: no limit");
+    assert!(refused > 0, "no request was refused");
+    let counted = metric(&v, "staffpass_peer_misbehaviour_total{reason=\"rejection-rate-limit\"}");
+    assert_eq!(counted as u64, refused, "every refused request is counted");
+    let audited = v
+        .admin()
+        .audit(staffpass_api::audit::AuditQuery { since: 0, limit: 10_000 })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == "rejection")
+        .count() as u64;
+    assert_eq!(audited, rejected, "only answered rejections are audited");
+}
