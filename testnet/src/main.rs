@@ -18,6 +18,7 @@ mod scan;
 mod scenarios;
 mod stewards;
 mod topology;
+mod torture;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +111,24 @@ enum Command {
     Docker(DockerCommand),
     /// Run the benchmark figures, each beside its baseline, and print one table (see BENCHMARKS.md).
     Bench(bench::Args),
+    /// Crash torture: the london-mou trusts under continuous load while a
+    /// random node is killed (SIGKILL; docker kill) and restarted N times;
+    /// then the network settles and nothing may be lost, duplicated or left
+    /// unerased, and every audit log must verify (`--seed` also orders the
+    /// load and the kills).
+    Torture {
+        /// How many kills.
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        /// Write the outcome as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Kill docker containers instead of local processes.
+        #[arg(long)]
+        docker: bool,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +245,15 @@ async fn run(cli: Cli) -> Result<bool> {
             }
             r.print();
             Ok(r.passed())
+        }
+        Command::Torture { kills, json, docker, common } => {
+            let opts = options(&common, docker, false)?;
+            if docker {
+                docker::available().map_err(anyhow::Error::msg)?;
+                docker::build_image(!common.no_build).await?;
+            }
+            let outcome = torture::run(&opts, kills, common.seed, json).await?;
+            Ok(outcome.passed())
         }
         Command::Scenario { name, docker, common } => scenario(&name, &options(&common, docker, false)?).await,
         Command::Up { common } => {
