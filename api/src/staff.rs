@@ -13,14 +13,14 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffKeyRequest {
     /// The new key (`staff-pk:<hex>`), or null to remove it.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffRecord {
     /// Pseudonymous reference.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::StaffRef)]
     pub staff_ref: StaffRef,
     /// ESR assignment number.
     pub assignment_number: String,
@@ -28,7 +28,7 @@ pub struct StaffRecord {
     #[schema(value_type = Object)]
     pub claims: BTreeMap<ClaimKind, Claim>,
     /// The staff member's own key, if they hold one.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
     /// When created.
     #[schema(value_type = String, format = DateTime)]
@@ -56,7 +56,7 @@ pub struct StaffInput {
     pub claims: Vec<Claim>,
     /// The staff member's own key, if any.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
 }
 
@@ -64,7 +64,7 @@ pub struct StaffInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffSummary {
     /// Reference.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::StaffRef)]
     pub staff_ref: StaffRef,
     /// Assignment number.
     pub assignment_number: String,
@@ -99,10 +99,11 @@ fn default_limit() -> usize {
 pub struct PageQuery {
     /// Start after this reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schema::StaffRef>)]
     pub after: Option<StaffRef>,
-    /// Page size, 1 to 1000 (default 100).
-    #[serde(default = "default_limit")]
+    /// Page size, 1 to 1000 (default 100); a larger one is served as the largest.
+    #[serde(default = "default_limit", deserialize_with = "crate::query::saturating_usize")]
+    #[param(format = "uint64")]
     pub limit: usize,
 }
 
