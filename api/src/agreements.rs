@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgreementView {
     /// Its id.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::AgreementId)]
     pub id: AgreementId,
     /// Head seq.
     pub seq: u64,
@@ -30,22 +30,45 @@ pub struct AgreementView {
 #[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// The first seq wanted (default 0, the genesis).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::saturating_u64")]
+    #[param(format = "uint64")]
     pub from: u64,
 }
 
 /// The body of `POST /v1/agreements` and `POST /v1/agreements/{id}/entries`:
 /// one signed roster entry or a list of them, all for one agreement.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Submission {
-    /// A list of entries, in seq order.
-    #[schema(value_type = Vec<Object>)]
+    /// A list of entries, in seq order (at least one).
     Many(Vec<Entry>),
     /// One entry.
-    #[schema(value_type = Object)]
     One(Box<Entry>),
 }
+
+/// Written out because the derive cannot say that the list is not empty
+/// (the node refuses an empty one with 400).
+impl utoipa::PartialSchema for Submission {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let entry = || ObjectBuilder::new().schema_type(Type::Object);
+        OneOfBuilder::new()
+            .item(
+                ArrayBuilder::new()
+                    .items(entry())
+                    .min_items(Some(1))
+                    .description(Some("A list of entries, in seq order (at least one).")),
+            )
+            .item(entry().description(Some("One entry.")))
+            .description(Some(
+                "The body of `POST /v1/agreements` and `POST /v1/agreements/{id}/entries`:\n\
+                 one signed roster entry or a list of them, all for one agreement.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Submission {}
 
 impl Submission {
     /// The entries, in order.
@@ -63,7 +86,7 @@ impl Submission {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OverrideRequest {
     /// The hash of the chosen entry.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Hash)]
     pub chosen: staffpass_protocol::signing::Hash,
 }
 
@@ -71,7 +94,7 @@ pub struct OverrideRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Submitted {
     /// The agreement.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::AgreementId)]
     pub agreement: AgreementId,
     /// Entries newly applied.
     pub applied: u64,

@@ -16,12 +16,12 @@ pub struct Entry {
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The previous entry's hash (all zeros for entry 1).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Hash)]
     pub prev: Hash,
     /// What happened.
     pub event: Event,
     /// The hash of `(seq, at, prev, event)`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Hash)]
     pub hash: Hash,
 }
 
@@ -33,10 +33,10 @@ pub struct Event {
     /// What happened (e.g. `issue`, `consent`, `roster-change`).
     pub action: String,
     /// Whose data, by pseudonymous reference.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffRef>)]
     pub staff: Option<StaffRef>,
     /// The other organisation involved (receiver, sender, member).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::OrgId>)]
     pub org: Option<OrgId>,
     /// What it was done to, by id.
     pub object: Option<String>,
@@ -53,10 +53,12 @@ fn default_limit() -> usize {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries from this seq on (default 0).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::saturating_u64")]
+    #[param(format = "uint64")]
     pub since: u64,
-    /// Page size, 1 to 10000 (default 100).
-    #[serde(default = "default_limit")]
+    /// Page size, 1 to 10000 (default 100); a larger one is served as the largest.
+    #[serde(default = "default_limit", deserialize_with = "crate::query::saturating_usize")]
+    #[param(format = "uint64")]
     pub limit: usize,
 }
 
@@ -73,7 +75,7 @@ pub struct Head {
     /// The last seq.
     pub seq: u64,
     /// The last hash.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Hash)]
     pub hash: Hash,
 }
 
@@ -84,7 +86,7 @@ pub struct Checkpoint {
     /// The entry vouched for.
     pub seq: u64,
     /// Its hash.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Hash)]
     pub hash: Hash,
     /// When it was signed.
     #[schema(value_type = String, format = DateTime)]

@@ -15,19 +15,19 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConsentRequest {
     /// The staff member.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::StaffRef)]
     pub staff: StaffRef,
     /// The receiving organisation.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::OrgId)]
     pub receiver: OrgId,
     /// The agreement.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::AgreementId)]
     pub agreement: AgreementId,
     /// The move.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::MoveKind)]
     pub move_kind: MoveKind,
     /// The claims to share.
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<crate::schema::ClaimKind>)]
     pub claims: BTreeSet<ClaimKind>,
     /// Start of sharing (default: now).
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct ConsentRequest {
     pub not_after: Timestamp,
     /// The staff member's own key, if they hold one (then they must sign).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
 }
 
@@ -51,7 +51,7 @@ pub struct ConsentView {
     /// Where it stands.
     pub state: ConsentState,
     /// The credential last sent.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::CredentialId)]
     pub credential: CredentialId,
     /// Signed receipts from the receiver.
     #[schema(value_type = Vec<Object>)]
@@ -111,7 +111,7 @@ impl ConsentState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffSignature {
     /// The staff member's signature over `staff_signing_bytes`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Signature)]
     pub signature: Signature,
 }
 

@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CredentialView {
     /// Id.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::CredentialId)]
     pub id: CredentialId,
     /// Staff member.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::StaffRef)]
     pub staff_ref: StaffRef,
     /// Issued.
     #[schema(value_type = String, format = DateTime)]
@@ -23,7 +23,7 @@ pub struct CredentialView {
     /// Claims in it.
     pub claims: Vec<String>,
     /// Revoked: reason.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::RevocationReason>)]
     pub revoked: Option<RevocationReason>,
 }
 
@@ -31,6 +31,6 @@ pub struct CredentialView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RevokeRequest {
     /// Why (e.g. `training-expiry`, `leaving-organisation`).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::RevocationReason)]
     pub reason: RevocationReason,
 }

@@ -15,7 +15,8 @@
 //!   a client on the same machine finds them without the node;
 //! - [`tls`]: the rustls client configuration;
 //! - [`openapi`]: the OpenAPI 3.1 document generated from these types
-//!   (committed as `api/openapi.json`, served at `GET /v1/openapi.json`).
+//!   (committed as `api/openapi.json`, served at `GET /v1/openapi.json`),
+//!   with [`schema`]: what the ids and codes held as strings look like.
 //!
 //! It depends on `staffpass-protocol` for ids and signed objects, and never
 //! on the node, libp2p or sled.
@@ -29,9 +30,11 @@ pub mod data_dir;
 pub mod error;
 pub mod openapi;
 pub mod outbox;
+pub mod query;
 pub mod received;
 pub mod role;
 pub mod route;
+pub mod schema;
 pub mod staff;
 pub mod status;
 pub mod tls;

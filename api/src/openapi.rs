@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
@@ -55,7 +56,7 @@ pub fn json() -> String {
                        tag is the least role that may call it. Every error has the body ErrorBody.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    modifiers(&ClientCertificate, &ErrorResponses),
+    modifiers(&ClientCertificate, &ErrorResponses, &Links),
     paths(
         healthz, readyz, metrics, openapi, status, peers,
         agreements, submit_chain, agreement, entries, submit_entries, override_halt,
@@ -120,6 +121,48 @@ impl Modify for ErrorResponses {
     }
 }
 
+/// OpenAPI links: where an answer's ids can be used next (a listed staff
+/// reference to read, change or erase that record; an issued credential to
+/// read or revoke it; a granted consent to read, sign or withdraw it). A
+/// client or a test generator follows them to reach real records.
+struct Links;
+
+/// `(operation, status, link name, target operation, target parameter,
+/// runtime expression for its value)`.
+const LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    ("staff_list", "200", "StaffRecord", "staff_get", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "StaffActivity", "activity", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "IssueCredential", "issue_credential", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "RecordClaim", "record_claim", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "ReplaceStaff", "staff_put", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "RevokeStaff", "revoke_staff", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "SetStaffKey", "staff_set_key", "ref", "$response.body#/0/staff_ref"),
+    ("staff_list", "200", "EraseStaff", "staff_delete", "ref", "$response.body#/0/staff_ref"),
+    ("staff_get", "200", "IssueCredential", "issue_credential", "ref", "$response.body#/staff_ref"),
+    ("issue_credential", "201", "Credential", "credential", "id", "$response.body#/id"),
+    ("issue_credential", "201", "RevokeCredential", "revoke_credential", "id", "$response.body#/id"),
+    ("grant_consent", "201", "Consent", "consent", "id", "$response.body#/consent/id"),
+    ("grant_consent", "201", "SignConsent", "sign_consent", "id", "$response.body#/consent/id"),
+    ("grant_consent", "201", "WithdrawConsent", "withdraw_consent", "id", "$response.body#/consent/id"),
+];
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in operations.into_iter().flatten() {
+                let Some(id) = op.operation_id.clone() else { continue };
+                for (_, status, name, target, param, expression) in LINKS.iter().filter(|l| l.0 == id) {
+                    if let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) {
+                        let link = LinkBuilder::new().operation_id(*target).parameter(*param, *expression).build();
+                        response.links.insert((*name).to_owned(), RefOr::T(link));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[utoipa::path(get, path = route::HEALTHZ, tag = "probe",
     responses((status = 200, description = "The process serves", body = String, content_type = "text/plain")))]
 fn healthz() {}
@@ -170,7 +213,7 @@ fn agreements() {}
 fn submit_chain() {}
 
 #[utoipa::path(get, path = route::AGREEMENT, tag = "read-only",
-    params(("id" = String, Path, description = "Agreement id")),
+    params(("id" = crate::schema::AgreementId, Path, description = "Agreement id")),
     responses(
         (status = 200, description = "The roster", body = AgreementView),
         (status = "default", description = "An API error (404: no roster held)", body = ErrorBody),
@@ -178,14 +221,14 @@ fn submit_chain() {}
 fn agreement() {}
 
 #[utoipa::path(get, path = route::AGREEMENT_ENTRIES, tag = "read-only",
-    params(("id" = String, Path, description = "Agreement id"), EntriesQuery),
+    params(("id" = crate::schema::AgreementId, Path, description = "Agreement id"), EntriesQuery),
     responses(
         (status = 200, description = "Signed roster entries from `from` on", body = Vec<Object>),
     ))]
 fn entries() {}
 
 #[utoipa::path(post, path = route::AGREEMENT_ENTRIES, tag = "admin", request_body = Submission,
-    params(("id" = String, Path, description = "Agreement id")),
+    params(("id" = crate::schema::AgreementId, Path, description = "Agreement id")),
     responses(
         (status = 201, description = "Entries applied", body = Submitted),
         (status = 200, description = "Every entry was already held", body = Submitted),
@@ -194,7 +237,7 @@ fn entries() {}
 fn submit_entries() {}
 
 #[utoipa::path(post, path = route::AGREEMENT_OVERRIDE, tag = "admin", request_body = OverrideRequest,
-    params(("id" = String, Path, description = "Agreement id")),
+    params(("id" = crate::schema::AgreementId, Path, description = "Agreement id")),
     responses(
         (status = 200, description = "The halt is over on this node; the roster as it now stands", body = AgreementView),
         (status = "default", description = "An API error (404: no roster held; 422: not halted, or the hash is neither entry)", body = ErrorBody),
@@ -219,28 +262,28 @@ fn staff_list() {}
 fn import_staff() {}
 
 #[utoipa::path(get, path = route::STAFF_MEMBER, tag = "hr",
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The record", body = StaffRecord),
     ))]
 fn staff_get() {}
 
 #[utoipa::path(put, path = route::STAFF_MEMBER, tag = "hr", request_body = StaffInput,
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The record as stored", body = StaffRecord),
     ))]
 fn staff_put() {}
 
 #[utoipa::path(delete, path = route::STAFF_MEMBER, tag = "hr",
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 204, description = "Erased: record and credentials deleted, every live consent withdrawn (receivers told to erase), the person's key destroyed"),
     ))]
 fn staff_delete() {}
 
 #[utoipa::path(post, path = route::STAFF_KEY, tag = "admin", request_body = StaffKeyRequest,
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The staff record with its new key (audited)", body = StaffRecord),
     ))]
@@ -254,42 +297,42 @@ fn staff_set_key() {}
 fn staff_change_key() {}
 
 #[utoipa::path(post, path = route::STAFF_CLAIMS, tag = "hr", request_body(content = Object, description = "One claim"),
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The record with the claim", body = StaffRecord),
     ))]
 fn record_claim() {}
 
 #[utoipa::path(post, path = route::STAFF_CREDENTIALS, tag = "hr",
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 201, description = "The credential issued", body = CredentialView),
     ))]
 fn issue_credential() {}
 
 #[utoipa::path(get, path = route::STAFF_ACTIVITY, tag = "hr",
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The staff member's audit entries", body = Vec<audit::Entry>),
     ))]
 fn activity() {}
 
 #[utoipa::path(get, path = route::CREDENTIAL, tag = "hr",
-    params(("id" = String, Path, description = "Credential id")),
+    params(("id" = crate::schema::CredentialId, Path, description = "Credential id")),
     responses(
         (status = 200, description = "The credential", body = CredentialView),
     ))]
 fn credential() {}
 
 #[utoipa::path(post, path = route::CREDENTIAL_REVOKE, tag = "hr", request_body = RevokeRequest,
-    params(("id" = String, Path, description = "Credential id")),
+    params(("id" = crate::schema::CredentialId, Path, description = "Credential id")),
     responses(
         (status = 200, description = "The credential, revoked", body = CredentialView),
     ))]
 fn revoke_credential() {}
 
 #[utoipa::path(post, path = route::STAFF_REVOKE, tag = "hr", request_body = RevokeRequest,
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The credentials revoked now (none if all already were)", body = Vec<CredentialView>),
     ))]
@@ -308,21 +351,21 @@ fn consents() {}
 fn grant_consent() {}
 
 #[utoipa::path(get, path = route::CONSENT, tag = "hr",
-    params(("id" = String, Path, description = "Consent id")),
+    params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The consent", body = ConsentView),
     ))]
 fn consent() {}
 
 #[utoipa::path(delete, path = route::CONSENT, tag = "hr",
-    params(("id" = String, Path, description = "Consent id")),
+    params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The consent, withdrawn", body = ConsentView),
     ))]
 fn withdraw_consent() {}
 
 #[utoipa::path(post, path = route::CONSENT_STAFF_SIGNATURE, tag = "hr", request_body = StaffSignature,
-    params(("id" = String, Path, description = "Consent id")),
+    params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The consent, signed by the staff member", body = ConsentView),
     ))]
@@ -335,7 +378,7 @@ fn sign_consent() {}
 fn received() {}
 
 #[utoipa::path(get, path = route::RECEIVED_ONE, tag = "hr",
-    params(("id" = String, Path, description = "Consent id")),
+    params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
     responses(
         (status = 200, description = "One passport, with claim values", body = ReceivedView),
     ))]

@@ -18,13 +18,13 @@ pub struct OutboxItemView {
     #[schema(value_type = String)]
     pub kind: Kind,
     /// The consent it belongs to.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::ConsentId)]
     pub consent: ConsentId,
     /// The receiving organisation.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::OrgId)]
     pub to: OrgId,
     /// Under which agreement.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::AgreementId)]
     pub agreement: AgreementId,
     /// Attempts so far.
     pub attempts: u32,

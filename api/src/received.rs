@@ -10,22 +10,22 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceivedView {
     /// The consent it was shared under.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::ConsentId)]
     pub consent: ConsentId,
     /// The credential.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::CredentialId)]
     pub credential: CredentialId,
     /// The home trust.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::OrgId)]
     pub issuer: OrgId,
     /// The staff member's pseudonymous reference.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffRef>)]
     pub subject: Option<StaffRef>,
     /// The agreement.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::AgreementId>)]
     pub agreement: Option<AgreementId>,
     /// The move.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::MoveKind>)]
     pub move_kind: Option<MoveKind>,
     /// `active`, `revoked`, `erased`.
     pub status: String,

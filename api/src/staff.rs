@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffKeyRequest {
     /// The new key (`staff-pk:<hex>`), or null to remove it.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
 }
 
@@ -36,7 +36,7 @@ pub struct StaffKeyChangeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffRecord {
     /// Pseudonymous reference.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::StaffRef)]
     pub staff_ref: StaffRef,
     /// ESR assignment number.
     pub assignment_number: String,
@@ -44,7 +44,7 @@ pub struct StaffRecord {
     #[schema(value_type = Object)]
     pub claims: BTreeMap<ClaimKind, Claim>,
     /// The staff member's own key, if they hold one.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
     /// When created.
     #[schema(value_type = String, format = DateTime)]
@@ -72,7 +72,7 @@ pub struct StaffInput {
     pub claims: Vec<Claim>,
     /// The staff member's own key, if any.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub staff_key: Option<StaffPublicKey>,
 }
 
@@ -80,7 +80,7 @@ pub struct StaffInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffSummary {
     /// Reference.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::StaffRef)]
     pub staff_ref: StaffRef,
     /// Assignment number.
     pub assignment_number: String,
@@ -115,10 +115,11 @@ fn default_limit() -> usize {
 pub struct PageQuery {
     /// Start after this reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schema::StaffRef>)]
     pub after: Option<StaffRef>,
-    /// Page size, 1 to 1000 (default 100).
-    #[serde(default = "default_limit")]
+    /// Page size, 1 to 1000 (default 100); a larger one is served as the largest.
+    #[serde(default = "default_limit", deserialize_with = "crate::query::saturating_usize")]
+    #[param(format = "uint64")]
     pub limit: usize,
 }
 

@@ -32,7 +32,7 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgreementSummary {
     /// Its id.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::AgreementId)]
     pub id: AgreementId,
     /// Its title.
     pub title: String,
@@ -74,7 +74,7 @@ pub struct Alarm {
     /// office signed another entry at a taken seq; the chain goes on).
     pub kind: String,
     /// The agreement.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::AgreementId)]
     pub agreement: AgreementId,
     /// Where.
     pub seq: u64,

@@ -39,3 +39,34 @@ fn is_openapi_3_1_with_every_route() {
         }
     }
 }
+
+#[test]
+fn every_link_names_an_operation_and_one_of_its_parameters() {
+    let doc: serde_json::Value = serde_json::from_str(&staffpass_api::openapi::json()).unwrap();
+    let mut params = std::collections::BTreeMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let names: Vec<String> = op["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            params.insert(op["operationId"].as_str().unwrap().to_owned(), names);
+        }
+    }
+    let mut links = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for response in op["responses"].as_object().unwrap().values() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().unwrap();
+                    let names = params.get(target).unwrap_or_else(|| panic!("link {name} names no operation {target}"));
+                    for p in link["parameters"].as_object().unwrap().keys() {
+                        assert!(names.contains(p), "link {name}: {target} has no parameter {p}");
+                    }
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert!(links >= 10, "only {links} links in the document");
+}

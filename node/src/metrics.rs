@@ -84,8 +84,10 @@ pub struct Metrics {
     pub exchange_messages: Family<ExchangeLabels, Counter>,
     /// Messages waiting in the outbox.
     pub outbox_pending: Gauge,
-    /// API requests by outcome class.
+    /// API requests by status class (`2xx`, `4xx`, `5xx`, ...).
     pub api_requests: Family<OutcomeLabel, Counter>,
+    /// API request latency (from routing to the response's head), by status class.
+    pub api_request_seconds: Family<OutcomeLabel, Histogram, fn() -> Histogram>,
     /// Messages from member peers refused as hostile, by reason.
     pub peer_misbehaviour: Family<ReasonLabel, Counter>,
 }
@@ -115,6 +117,7 @@ impl Metrics {
             exchange_messages: Family::default(),
             outbox_pending: Gauge::default(),
             api_requests: Family::default(),
+            api_request_seconds: Family::new_with_constructor(latency_histogram),
             peer_misbehaviour: Family::default(),
         };
         registry.register("connected_peers", "Peers with at least one open connection", m.connected_peers.clone());
@@ -151,6 +154,11 @@ impl Metrics {
         registry.register("outbox_pending", "Messages waiting in the outbox", m.outbox_pending.clone());
         registry.register("api_requests", "Local API requests, by status class", m.api_requests.clone());
         registry.register(
+            "api_request_seconds",
+            "Local API request latency, by status class",
+            m.api_request_seconds.clone(),
+        );
+        registry.register(
             "peer_misbehaviour",
             "Messages from member peers refused as hostile (the peer is disconnected), by reason",
             m.peer_misbehaviour.clone(),
@@ -170,6 +178,20 @@ impl Metrics {
     /// Counts an outcome in a family.
     pub fn count(family: &Family<OutcomeLabel, Counter>, outcome: &str) {
         family.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+    }
+
+    /// Counts one API request answered with `status` after `elapsed`.
+    pub fn api_request(&self, status: u16, elapsed: std::time::Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let label = OutcomeLabel { outcome: class.to_string() };
+        self.api_requests.get_or_create(&label).inc();
+        self.api_request_seconds.get_or_create(&label).observe(elapsed.as_secs_f64());
     }
 
     /// Counts a reason in a family.

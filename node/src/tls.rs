@@ -441,6 +441,9 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> 
             source,
         })?;
     config.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
+    // The server picks the cipher suite in its own order (the provider's,
+    // strongest first), not in whatever order a client lists them.
+    config.ignore_client_order = true;
     // No session resumption: a resumed session is not verified again, so a
     // revoked certificate could keep connecting with an earlier session.
     // Every connection makes a full handshake (cheap for a local admin API).

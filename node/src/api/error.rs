@@ -18,12 +18,14 @@
 
 use std::borrow::Cow;
 
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 pub use staffpass_api::error::{ErrorBody, ErrorInfo, code, default_code};
 
@@ -161,10 +163,48 @@ impl From<BytesRejection> for ApiError {
 
 /// JSON request extractor and response, with rejections as [`ApiError`].
 ///
-/// Use it instead of `axum::Json` in handlers.
-#[derive(Clone, Copy, Debug, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// Use it instead of `axum::Json` in handlers. A body that is not JSON is
+/// `malformed-json` (400); a body that is JSON but not of the route's type
+/// is `invalid-body` (422), even where serde_json files the mismatch as a
+/// syntax error (an externally tagged enum given `{}`, as a claim can be).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(request.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code::UNSUPPORTED_MEDIA_TYPE,
+                "send the body with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await?;
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(JsonRejection::JsonSyntaxError(e)) if serde_json::from_slice::<IgnoredAny>(&bytes).is_ok() => {
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code::INVALID_BODY, e.body_text()))
+            }
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters aside
+/// (what `axum::Json` accepts).
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -219,7 +259,55 @@ fn is_json(response: &Response) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// Posts `body` as `content_type` to a route taking `Json<T>`; the status and error code.
+    async fn post_json<T: DeserializeOwned + Send + 'static>(content_type: &str, body: &str) -> (u16, String) {
+        let app = Router::new().route("/", post(|Json(_): Json<T>| async { StatusCode::NO_CONTENT }));
+        let request = Request::post("/").header(header::CONTENT_TYPE, content_type).body(Body::from(body.to_owned()));
+        let response = app.oneshot(request.unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let code = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error.code).unwrap_or_default();
+        (status, code)
+    }
+
+    /// Shaped like a claim: an externally tagged enum.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    #[allow(dead_code)]
+    enum Tagged {
+        Identity { verified: bool },
+        Dbs(u8),
+    }
+
+    /// Found by schemathesis: `{}` for a claim was answered 400
+    /// `malformed-json`, though it is valid JSON (serde_json files an
+    /// enum's missing tag as a syntax error).
+    #[tokio::test]
+    async fn json_of_the_wrong_shape_is_invalid_body_not_malformed() {
+        assert_eq!(post_json::<Tagged>("application/json", "{}").await, (422, code::INVALID_BODY.to_owned()));
+        assert_eq!(post_json::<Vec<Tagged>>("application/json", "[{}]").await, (422, code::INVALID_BODY.to_owned()));
+        assert_eq!(
+            post_json::<Tagged>("application/json", r#"{"dbs": "x"}"#).await,
+            (422, code::INVALID_BODY.to_owned())
+        );
+        assert_eq!(post_json::<Tagged>("application/json", r#"{"dbs": 1}"#).await.0, 204);
+        // Not JSON at all: still malformed.
+        assert_eq!(post_json::<Tagged>("application/json", "{").await, (400, code::MALFORMED_JSON.to_owned()));
+        assert_eq!(post_json::<Tagged>("application/json", "{} x").await, (400, code::MALFORMED_JSON.to_owned()));
+        // The content type is checked as axum::Json does.
+        assert_eq!(post_json::<Tagged>("application/merge-patch+json; charset=utf-8", r#"{"dbs": 1}"#).await.0, 204);
+        assert_eq!(
+            post_json::<Tagged>("text/plain", r#"{"dbs": 1}"#).await,
+            (415, code::UNSUPPORTED_MEDIA_TYPE.to_owned())
+        );
+    }
 
     #[test]
     fn shape() {

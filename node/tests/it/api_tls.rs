@@ -307,6 +307,42 @@ async fn no_client_certificate_is_refused_at_tls() {
     node.stop().await.unwrap();
 }
 
+/// Found by testssl.sh ("NOT a cipher order configured"): the server took
+/// the first suite the client listed. It must choose in its own order
+/// (strongest first), for TLS 1.3 and TLS 1.2 alike.
+#[tokio::test]
+async fn server_picks_the_cipher_suite_in_its_own_order() {
+    use rustls::CipherSuite;
+    let node = TestNode::start().await;
+    let admin = (read(node.pki.admin_cert()), read(node.pki.admin_key()));
+    let cases = [
+        (&rustls::version::TLS13, CipherSuite::TLS13_AES_256_GCM_SHA384),
+        (&rustls::version::TLS12, CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+    ];
+    for (version, expected) in cases {
+        // A client that prefers the server's last choices.
+        let mut provider = (*tls::provider()).clone();
+        provider.cipher_suites.reverse();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in tls::certs(&read(node.pki.ca_cert()), "ca").unwrap() {
+            roots.add(cert).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(tls::certs(&admin.0, "cert").unwrap(), tls::private_key(&admin.1, "key").unwrap())
+            .unwrap();
+        let tcp = TcpStream::connect(node.addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let connect = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+        let stream = tokio::time::timeout(STEP, connect).await.expect("handshake hung").unwrap();
+        let suite = stream.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, expected, "{version:?}: the client's preference won");
+    }
+    node.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused_at_tls() {
     let node = TestNode::start().await;

@@ -400,6 +400,30 @@ async fn the_configured_body_limit_is_applied() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{err}");
 }
 
+/// Found with promtool on a busy node: `staffpass_api_requests` was
+/// registered but never counted, so a node's metrics said nothing about its
+/// API. Every request is now counted and timed by status class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requests_are_counted_and_timed_by_status_class() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let admin = a.admin();
+    admin.status().await.unwrap();
+    admin.status().await.unwrap();
+    let missing = admin.get_text("/v1/staff/st-nobody-here").await.unwrap_err();
+    assert_eq!(missing.status().map(|s| s.as_u16()), Some(404), "{missing}");
+    let text = admin.metrics().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // The metrics request itself is counted once its answer is written, so
+    // only the two status calls are certain among the 2xx.
+    assert!(value("staffpass_api_requests_total{outcome=\"2xx\"}") >= 2.0, "{text}");
+    assert_eq!(value("staffpass_api_requests_total{outcome=\"4xx\"}"), 1.0, "{text}");
+    assert_eq!(value("staffpass_api_request_seconds_count{outcome=\"4xx\"}"), 1.0, "{text}");
+    assert!(value("staffpass_api_request_seconds_count{outcome=\"2xx\"}") >= 2.0, "{text}");
+}
+
 /// Every operation of the OpenAPI document names its least role as its tag;
 /// the router must agree: that role gets past the auth layer, the role below
 /// it is refused with 403.

@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use libp2p::PeerId;
@@ -103,7 +103,26 @@ pub fn router(state: AppState) -> Router {
         .route(route::AUDIT_VERIFY, get(audit::verify))
         .route(route::STAFF_KEY, post(staff::set_key))
         .route_layer(auth::require(Role::Admin));
-    probes.merge(read_only).merge(hr).merge(admin).with_state(state)
+    let metrics = state.metrics.clone();
+    probes
+        .merge(read_only)
+        .merge(hr)
+        .merge(admin)
+        .layer(axum::middleware::from_fn_with_state(metrics, count_request))
+        .with_state(state)
+}
+
+/// Counts and times every request (`staffpass_api_requests_total`,
+/// `staffpass_api_request_seconds`), by status class.
+async fn count_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.api_request(response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// The audit actor of a request.
