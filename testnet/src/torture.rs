@@ -368,12 +368,14 @@ async fn check(w: &World, out: &mut Outcome) -> Result<()> {
     }
     for org in MEMBERS {
         let c = node(org)?;
-        let entries = c.audit(AuditQuery { since: 0, limit: 1_000_000 }).await.with_context(|| format!("{org}: audit"))?;
+        let entries =
+            c.audit(AuditQuery { since: 0, limit: 1_000_000 }).await.with_context(|| format!("{org}: audit"))?;
         let mut seen = BTreeSet::new();
         for e in entries {
             let once = matches!(e.event.action.as_str(), "receipt" | "erasure" | "revocation");
             let Some(object) = e.event.object.clone() else { continue };
-            if once && !seen.insert((e.event.action.clone(), e.event.actor.clone(), object.clone(), e.event.reason.clone()))
+            if once
+                && !seen.insert((e.event.action.clone(), e.event.actor.clone(), object.clone(), e.event.reason.clone()))
             {
                 out.duplicated += 1;
                 out.violation(format!("{org}: audit holds {} {object} twice", e.event.action));

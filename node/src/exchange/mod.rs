@@ -99,6 +99,12 @@ struct Inner {
     /// (an offer racing a withdrawal or a revocation of the same record):
     /// each message holds the stripes of the ids it touches.
     receive_locks: Vec<std::sync::Mutex<()>>,
+    /// Serialises every read-change-write of the home's consent records
+    /// and outbox items: the outbox worker's receipts and retries against
+    /// HR's withdrawals, updates, revocations and erasures (found by the
+    /// crash torture: a withdrawal committed between a receipt's read and
+    /// write was undone).
+    home_lock: std::sync::Mutex<()>,
     /// Wakes the outbox worker after a commit that queued a message.
     outbox_wake: Notify,
     /// How many receipts this node has stored for its outgoing messages;
@@ -217,9 +223,15 @@ impl Exchange {
             metrics,
             record_keys,
             receive_locks: (0..RECEIVE_STRIPES).map(|_| std::sync::Mutex::new(())).collect(),
+            home_lock: std::sync::Mutex::new(()),
             outbox_wake: Notify::new(),
             receipts_stored: watch::Sender::new(0),
         }))
+    }
+
+    /// Holds the home's consent and outbox lock (see `Inner::home_lock`).
+    pub(super) fn lock_home(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.0.home_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// This trust.
@@ -536,6 +548,7 @@ impl Exchange {
             return Ok(());
         }
         let cred = self.issue_credential(r, actor)?;
+        let _home = self.lock_home();
         let at = self.now();
         let mut batch = Batch::default();
         let mut events = Vec::new();
@@ -684,6 +697,7 @@ impl Exchange {
         reason: RevocationReason,
         actor: &str,
     ) -> Result<Vec<CredentialRecord>, Error> {
+        let _home = self.lock_home();
         let at = self.now();
         let mut batch = Batch::default();
         let mut events = Vec::new();
@@ -843,6 +857,7 @@ impl Exchange {
 
     /// Adds the staff member's signature to a consent awaiting it, and queues the offer.
     pub fn sign_consent(&self, id: &ConsentId, signature: Signature, actor: &str) -> Result<ConsentRecord, Error> {
+        let _home = self.lock_home();
         let mut record = self.consent(id)?;
         if !matches!(record.state, ConsentState::AwaitingStaffSignature) {
             return Err(Error::Conflict("this consent is not waiting for a staff signature".into()));
@@ -888,6 +903,7 @@ impl Exchange {
     /// The staff member withdraws a consent: the receiver is told, through
     /// the outbox, to erase.
     pub fn withdraw_consent(&self, id: &ConsentId, actor: &str) -> Result<ConsentRecord, Error> {
+        let _home = self.lock_home();
         let mut record = self.consent(id)?;
         if matches!(record.state, ConsentState::Withdrawn { .. }) {
             return Err(Error::Conflict(format!("consent {id} is already withdrawn")));
@@ -954,6 +970,7 @@ impl Exchange {
     /// were withdrawn.
     pub fn erase_staff(&self, r: &StaffRef, actor: &str) -> Result<usize, Error> {
         self.staff(r)?;
+        let home = self.lock_home();
         let at = self.now();
         let mut batch = Batch::default();
         let mut withdrawn = 0;
@@ -981,6 +998,7 @@ impl Exchange {
         ev.staff = Some(r.clone());
         ev.object = Some(format!("erased,consents-withdrawn={withdrawn}"));
         self.0.audit.commit(batch, vec![ev], at)?;
+        drop(home);
         self.wake_outbox();
         if let Err(e) = self.0.record_keys.destroy(&staff_key_id(r)) {
             tracing::warn!(staff = %r, error = %e, "an erased staff member's key could not be destroyed yet");

@@ -137,6 +137,9 @@ impl Exchange {
     /// here (see [`Exchange::refuse_locally`]); an undecodable item is left
     /// in place. `None`: nothing to send.
     pub fn prepare(&self, due: Due) -> Option<Delivery> {
+        if !self.still_queued(&due) {
+            return None;
+        }
         let request = match self.outbox_request(&due.item) {
             Ok(r) => r,
             Err(e) => {
@@ -155,6 +158,12 @@ impl Exchange {
             chains.get(&due.item.agreement).map(|c| c.state().nodes_of(&due.item.to).to_vec()).unwrap_or_default()
         };
         Some(Delivery { due, request, nodes })
+    }
+
+    /// Whether `due` is still in the outbox: a delivery may start from a
+    /// scan taken before the item was accepted or cancelled.
+    fn still_queued(&self, due: &Due) -> bool {
+        matches!(self.0.store.get(Tree::Outbox, &due.key), Ok(Some(_)))
     }
 
     /// Why a message found no node: the error recorded when none was tried.
@@ -228,6 +237,11 @@ impl Exchange {
         self.count_out(item.kind, "retry".into());
         let mut next = item.clone();
         self.schedule_retry(&mut next, last_error);
+        let _home = self.lock_home();
+        if !self.still_queued(due) {
+            // Accepted or cancelled meanwhile: nothing to retry.
+            return;
+        }
         let mut batch = Batch::default();
         batch.put(Tree::Outbox, key, encoding::to_bytes(&next));
         if let Err(e) = self.0.store.commit(batch) {
@@ -247,7 +261,11 @@ impl Exchange {
     /// rejection and its reason; nothing was sent.
     fn refuse_locally(&self, key: &[u8], item: &OutboxItem, reason: Rejection) {
         let at = self.now();
+        let _home = self.lock_home();
         let result = (|| -> Result<(), super::Error> {
+            if self.0.store.get(Tree::Outbox, key)?.is_none() {
+                return Ok(());
+            }
             let mut consent = self.consent(&item.consent)?;
             if !matches!(consent.state, ConsentState::Withdrawn { .. }) {
                 consent.state = ConsentState::Rejected { reason, at };
@@ -281,6 +299,13 @@ impl Exchange {
             let chains = self.0.rosters.read();
             verify_receipt(&resp.receipt, &expect, &*chains, self.now())?
         };
+        let _home = self.lock_home();
+        if !self.still_queued(due) {
+            // Accepted already (a delivery started from an older scan), or
+            // cancelled: the receipt verified, and changes nothing.
+            debug!(message = %item.id, "receipt for a message no longer in the outbox; nothing to record");
+            return Ok(());
+        }
         let retry = match &b.outcome {
             Outcome::Rejected { reason } if item.kind != OutKind::Offer && !final_for_erasure(*reason) => Some(*reason),
             _ => None,

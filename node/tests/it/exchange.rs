@@ -109,10 +109,53 @@ async fn a_duplicate_receipt_verifies_again_and_changes_no_state() {
     let resp = host.exchange.receive(&home.node, request).expect("answered");
     home.exchange.accept_receipt(&due, resp.clone()).expect("first receipt accepted");
     assert_eq!(home.exchange.consent(&due.item.consent).expect("consent").receipts.len(), 1);
-    // The outbox entry is gone; a late duplicate of the receipt is still
-    // verified, and recorded once more without changing the state.
+    let audited = home.audit.since(0, 1000).expect("audit").len();
+    // The outbox entry is gone; a late duplicate of the receipt (a delivery
+    // started from a scan taken before the first was accepted; found by
+    // the crash torture) is verified and changes nothing: no second
+    // receipt with the consent, no second audit entry.
     home.exchange.accept_receipt(&due, resp).expect("duplicate receipt verifies");
     assert!(matches!(state(home, &due.item.consent), ConsentState::Delivered { .. }));
+    assert_eq!(home.exchange.consent(&due.item.consent).expect("consent").receipts.len(), 1, "recorded twice");
+    assert_eq!(home.audit.since(0, 1000).expect("audit").len(), audited, "audited twice");
+    assert!(home.exchange.prepare(due).is_none(), "an item no longer in the outbox is not sent again");
+}
+
+/// Found by the crash torture: the outbox worker's receipt and an HR
+/// action on the same consent both read, change and write its record; a
+/// withdrawal committed between the receipt's read and write was undone
+/// (the consent went back to `delivered`). Many races, each must end
+/// withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receipt_racing_a_withdrawal_never_undoes_it() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    for _ in 0..200 {
+        home.grant(&staff, &org("RJ1")).expect("granted");
+    }
+    let dues = home.exchange.outbox_pending().expect("outbox").due;
+    // Withdrawn in the order the receipts are accepted, so that the two
+    // threads meet on the same consents again and again.
+    let ids: Vec<_> = dues.iter().map(|d| d.item.consent).collect();
+    let mut answered = Vec::new();
+    for due in dues {
+        let request = home.exchange.outbox_request(&due.item).expect("request");
+        answered.push((due, host.exchange.receive(&home.node, request).expect("answered")));
+    }
+    let ex = home.exchange.clone();
+    let receipts = std::thread::spawn(move || {
+        for (due, resp) in answered {
+            ex.accept_receipt(&due, resp).expect("accepted");
+        }
+    });
+    for id in &ids {
+        home.exchange.withdraw_consent(id, "staff").expect("withdrawn");
+    }
+    receipts.join().expect("receipt thread");
+    for id in &ids {
+        assert!(matches!(state(home, id), ConsentState::Withdrawn { .. }), "{id}: the withdrawal was undone");
+    }
 }
 
 // ---------------------------------------------------------------- withdrawal
