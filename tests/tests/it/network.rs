@@ -661,3 +661,42 @@ async fn bad_api_inputs_are_refused_with_their_code_and_the_node_keeps_serving()
     submit_entry(&a, &add).await.unwrap();
     admin.grant_consent(&request("RJ1", "london-mou")).await.expect("an honest grant after the bad batch");
 }
+
+/// The record-keys file beside the store holds the key of every staff
+/// member's records. Damaged, the node refuses to start; gone while the
+/// store still holds sealed records, it must refuse as well (a lost file
+/// is damage, not an empty set of keys), never start and answer 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_lost_record_keys_file_refuses_to_start() {
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    a.stop().await;
+    let file = a.config.data_dir.join(staffpass_node::store::record_keys::FILE);
+    let good = std::fs::read(&file).unwrap();
+
+    std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+    let err = match staffpass_node::node::Node::start(a.config.clone()).await {
+        Ok(_) => panic!("a node with a truncated record-keys file started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("record-keys"), "the error names the file: {err}");
+
+    std::fs::remove_file(&file).unwrap();
+    let started = staffpass_node::node::Node::start(a.config.clone()).await;
+    if let Ok(running) = started {
+        a.running = Some(running);
+        let list = a.admin().staff_list(&PageQuery::default()).await;
+        panic!("a node whose record-keys file is gone started; its staff list: {list:?}");
+    }
+    let err = started.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("record-keys"), "the error names the file: {err}");
+    assert!(!file.exists(), "no empty key file was made in its place");
+
+    // Restored from backup, the node starts with its records.
+    std::fs::write(&file, &good).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    a.restart().await.unwrap();
+    assert_eq!(a.admin().staff_list(&PageQuery::default()).await.unwrap().len(), 1);
+}
