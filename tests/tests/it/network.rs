@@ -700,3 +700,25 @@ async fn a_damaged_or_lost_record_keys_file_refuses_to_start() {
     a.restart().await.unwrap();
     assert_eq!(a.admin().staff_list(&PageQuery::default()).await.unwrap().len(), 1);
 }
+
+/// A roster submission mixing agreements is refused as a whole: nothing of
+/// it is applied (before, the entries ahead of the first foreign one were
+/// applied and the answer was still 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_submission_mixing_agreements_applies_nothing() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let mut r = roster("london-mou");
+    submit(&a, &add_members(&mut r, &[&a])).await.unwrap();
+    let seq = a.roster_seq(&agreement()).unwrap();
+    let next = r.entry(Change::Resign { valid_until: now().plus_days(60) }, 2);
+    let mut kent = roster("kent-mou");
+    let kent_chain = add_members(&mut kent, &[&a]);
+    let err = a.admin().submit_chain(&[next.clone(), kent_chain[0].clone()]).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err}");
+    assert_eq!(err.code(), Some("bad-request"), "{err}");
+    assert_eq!(a.roster_seq(&agreement()), Some(seq), "part of a refused submission was applied");
+    assert_eq!(a.roster_seq(&"kent-mou".parse().unwrap()), None);
+    // The same entry alone is applied.
+    a.admin().submit_chain(&[next]).await.unwrap();
+    assert_eq!(a.roster_seq(&agreement()), Some(seq + 1));
+}
