@@ -584,6 +584,16 @@ pub fn init(config: &Config, server_names: &[String], force: bool) -> Result<Ini
         let aside = data.join(format!("db.replaced-{}", now().unix()));
         std::fs::rename(&db, &aside).map_err(|e| io_error("move the old database aside", e))?;
     }
+    // The files beside the old database are sealed or signed under the old
+    // keys: moved aside with it (never deleted), or the new node could not
+    // open them and would refuse to start.
+    for name in [store::record_keys::FILE, crate::audit::CHECKPOINT_FILE] {
+        let file = data.join(name);
+        if force && std::fs::symlink_metadata(&file).is_ok() {
+            let aside = data.join(format!("{name}.replaced-{}", now().unix()));
+            std::fs::rename(&file, &aside).map_err(|e| io_error("move an old node's file aside", e))?;
+        }
+    }
     let st = store::SledStore::open(&db, keys.data(), store::OpenMode::Create)?;
     st.flush()?;
     drop(st);

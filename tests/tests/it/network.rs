@@ -722,3 +722,27 @@ async fn a_roster_submission_mixing_agreements_applies_nothing() {
     a.admin().submit_chain(&[next]).await.unwrap();
     assert_eq!(a.roster_seq(&agreement()), Some(seq + 1));
 }
+
+/// `init --force` over a node that has run (staff imported, so a
+/// record-keys file and an audit checkpoint beside the store) makes a new
+/// node that starts: nothing of the old identity, sealed or signed under
+/// its keys, is left where the new node reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reinitialised_with_force_starts() {
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    a.stop().await;
+    let report = staffpass_node::node::init(&a.config, &["localhost".into(), "127.0.0.1".into()], true).unwrap();
+    assert_ne!(report.peer_id, a.peer_id, "a new identity");
+    let names: Vec<String> = std::fs::read_dir(&a.config.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for old in ["db.replaced-", "record-keys.replaced-", "audit-checkpoint.replaced-"] {
+        assert!(names.iter().any(|n| n.starts_with(old)), "the old {old}* is kept aside: {names:?}");
+    }
+    a.restart().await.expect("the re-initialised node starts");
+    assert!(a.admin().staff_list(&PageQuery::default()).await.unwrap().is_empty());
+}
