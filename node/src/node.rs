@@ -298,7 +298,9 @@ impl<T: Transport> Builder<T> {
         let record_keys = Arc::new(if injected_store {
             store::RecordKeys::in_memory(keys.data())
         } else {
-            store::RecordKeys::open(&data.join(store::record_keys::FILE), keys.data())?
+            let file = data.join(store::record_keys::FILE);
+            refuse_lost_record_keys(&*store, &file)?;
+            store::RecordKeys::open(&file, keys.data())?
         });
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
@@ -534,6 +536,32 @@ fn derive_key(data: &crate::keys::DataKey, label: &str) -> [u8; 32] {
     staffpass_protocol::Hash::of(&[label.as_bytes(), b"\0", secret.as_bytes()].concat()).0
 }
 
+/// Refuses to start when the record-keys `file` is gone but the store
+/// holds records sealed under it: opening it as an empty set of keys would
+/// leave every staff record and received passport unreadable (each read a
+/// 500) instead of a clear start-up error. A fresh node (no records) and a
+/// store of an earlier version (not yet sealed per record) start.
+fn refuse_lost_record_keys(store: &dyn Store, file: &Path) -> Result<(), StartError> {
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return Ok(()),
+    }
+    if store.get(store::Tree::Meta, exchange::receive::RECORD_KEYS_V1)?.is_none() {
+        return Ok(());
+    }
+    // Staff records (keyed by staff ref) and held passports (`p/…`) are
+    // sealed per record; other values of those trees (tombstones) are not.
+    for (tree, prefix) in [(store::Tree::Staff, &b""[..]), (store::Tree::Received, b"p/")] {
+        if store.range_from(tree, prefix, 1)?.iter().any(|(k, _)| k.starts_with(prefix)) {
+            return Err(StartError::Store(store::Error::Corrupt {
+                path: file.to_path_buf(),
+                detail: "the record-keys file is missing, but the store holds records sealed under its keys".into(),
+            }));
+        }
+    }
+    Ok(())
+}
+
 fn io_error(op: &'static str, e: std::io::Error) -> StartError {
     StartError::Store(store::Error::Io { op, detail: e.to_string() })
 }
@@ -555,6 +583,16 @@ pub fn init(config: &Config, server_names: &[String], force: bool) -> Result<Ini
     if force && db.exists() {
         let aside = data.join(format!("db.replaced-{}", now().unix()));
         std::fs::rename(&db, &aside).map_err(|e| io_error("move the old database aside", e))?;
+    }
+    // The files beside the old database are sealed or signed under the old
+    // keys: moved aside with it (never deleted), or the new node could not
+    // open them and would refuse to start.
+    for name in [store::record_keys::FILE, crate::audit::CHECKPOINT_FILE] {
+        let file = data.join(name);
+        if force && std::fs::symlink_metadata(&file).is_ok() {
+            let aside = data.join(format!("{name}.replaced-{}", now().unix()));
+            std::fs::rename(&file, &aside).map_err(|e| io_error("move an old node's file aside", e))?;
+        }
     }
     let st = store::SledStore::open(&db, keys.data(), store::OpenMode::Create)?;
     st.flush()?;

@@ -18,6 +18,10 @@ use crate::audit::Action;
 use crate::metrics::ExchangeLabels;
 use crate::store::{Batch, Tree, record_keys};
 
+/// The store's metadata key recording that its records are sealed under
+/// per-record keys (so the record-keys file must exist if any record does).
+pub const RECORD_KEYS_V1: &[u8] = b"exchange/record-keys-v1";
+
 impl Exchange {
     /// Handles one exchange request from the node `sender`; `None` only if
     /// the request could not be answered at all (storage failure): the
@@ -294,7 +298,7 @@ impl Exchange {
     /// passports): once, in one commit, recorded in the store's metadata.
     /// Returns how many values were sealed.
     pub fn seal_legacy_records(&self) -> Result<usize, Error> {
-        const DONE: &[u8] = b"exchange/record-keys-v1";
+        const DONE: &[u8] = RECORD_KEYS_V1;
         if self.0.store.get(Tree::Meta, DONE)?.is_some() {
             return Ok(0);
         }

@@ -759,3 +759,35 @@ async fn a_stalled_handshake_gives_its_place_to_a_newcomer_from_its_ip() {
     assert!(closed_by_server(&mut stalled).await, "the stalled handshake was kept");
     node.stop().await.unwrap();
 }
+
+/// The API's own PKI files, damaged: each is a typed error naming the
+/// file, never a panic and never a server that starts half-configured
+/// (`TESTING.md`, files).
+#[test]
+fn damaged_api_pki_files_are_typed_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = init_pki(dir.path());
+    tls::server_config(pki.dir()).unwrap();
+    let bad_der = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    for (path, bytes) in [
+        (pki.ca_cert(), &b"not a certificate"[..]),
+        (pki.ca_cert(), &bad_der[..]),
+        (pki.server_cert(), &b""[..]),
+        (pki.server_cert(), &bad_der[..]),
+        (pki.server_key(), &b"not a key"[..]),
+    ] {
+        let saved = std::fs::read(&path).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        match tls::server_config(pki.dir()) {
+            Err(e) => assert!(e.to_string().contains(&path.display().to_string()), "{}: {e}", path.display()),
+            Ok(_) => panic!("{} accepted with {:?}", path.display(), String::from_utf8_lossy(bytes)),
+        }
+        std::fs::write(&path, saved).unwrap();
+    }
+    tls::server_config(pki.dir()).unwrap();
+
+    // The server key of another node: the pair does not match.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(init_pki(other.path()).server_key(), pki.server_key()).unwrap();
+    assert!(matches!(tls::server_config(pki.dir()), Err(tls::Error::Rustls { .. })), "a key of another certificate");
+}

@@ -719,3 +719,34 @@ fn checkpoints_signed_before_a_key_rotation_verify_with_the_earlier_key() {
     assert_eq!(report.checkpoints, 4);
     assert_eq!(report.latest_checkpoint.unwrap().key, new.public().to_string());
 }
+
+/// The checkpoint file beside the store, replaced by garbage, cut short,
+/// or made readable by others: the log does not start (a typed error, no
+/// panic), and the file is left as it was, never silently rewritten.
+#[test]
+fn a_damaged_checkpoint_file_refuses_to_start_and_is_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let good = {
+        let dir = tempfile::tempdir().unwrap();
+        stopped_node(dir.path(), 10);
+        std::fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap()
+    };
+    for (what, bytes, mode) in [
+        ("garbage", b"not a checkpoint".to_vec(), 0o600),
+        ("cut short", good[..good.len() / 2].to_vec(), 0o600),
+        ("readable by others", good.clone(), 0o644),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        stopped_node(data, 10);
+        let file = data.join(CHECKPOINT_FILE);
+        std::fs::write(&file, &bytes).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (_store, _audit, started) = start(data, 4, 2000);
+        match started {
+            Err(Error::CheckpointFile { path, .. }) => assert_eq!(path, file, "{what}"),
+            other => panic!("{what}: expected Error::CheckpointFile, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "{what}: the file was rewritten");
+    }
+}

@@ -175,3 +175,56 @@ fn run_with_a_bad_config_says_what_to_fix() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("network.anti_entropy_secs"), "{err}");
 }
+
+/// Every configuration value out of its range is refused with its key
+/// named (the ones `config::tests` does not already cover), and a config
+/// file that cannot be read or is not TOML is a typed error naming it.
+#[test]
+fn every_out_of_range_config_value_is_refused_with_its_key() {
+    use staffpass_node::config::{Config, Error};
+    let env = || vec![("STAFFPASS_ORG".to_string(), "RJZ".to_string())];
+    for (set, key) in [
+        ("network.listen=[]", "network.listen"),
+        ("network.external_addresses=[\"not-a-multiaddr\"]", "network.listen"),
+        ("network.idle_timeout_secs=0", "network.idle_timeout_secs"),
+        ("network.request_timeout_secs=601", "network.request_timeout_secs"),
+        ("network.redial_max_secs=0", "network.redial_max_secs"),
+        ("network.max_concurrent_streams=1025", "network.max_concurrent_streams"),
+        ("network.max_connections=63;network.max_connections_per_peer=64", "network.max_connections"),
+        ("api.body_limit_bytes=1023", "api.body_limit_bytes"),
+        ("api.import_limit_bytes=2000000000", "api.import_limit_bytes"),
+        ("exchange.inbox_keep_days=0", "exchange.inbox_keep_days"),
+        ("exchange.home_keep_days=3651", "exchange.home_keep_days"),
+        ("exchange.max_keep_days=0", "exchange.max_keep_days"),
+        ("exchange.credential_validity_days=0", "exchange.credential_validity_days"),
+        ("exchange.retry_initial_ms=0", "exchange.retry_initial_ms"),
+        ("exchange.retry_max_secs=86401", "exchange.retry_max_secs"),
+        ("exchange.expiry_sweep_secs=0", "exchange.expiry_sweep_secs"),
+        ("storage.cache_mb=3", "storage.cache_mb"),
+    ] {
+        let overrides: Vec<String> = set.split(';').map(str::to_string).collect();
+        match Config::load(None, env(), &overrides) {
+            Err(e @ Error::Invalid { .. }) => assert!(e.to_string().contains(key), "{set}: {e}"),
+            other => panic!("{set}: expected Invalid naming {key}, got {other:?}"),
+        }
+    }
+    // A negative number where a count belongs, and a string where a number does.
+    for set in ["network.max_connections=-1", "api.max_connections=\"many\""] {
+        assert!(matches!(Config::load(None, env(), &[set.into()]), Err(Error::Parse { .. })), "{set}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.toml");
+    assert!(matches!(Config::load(Some(&missing), env(), &[]), Err(Error::Read { path, .. }) if path == missing));
+    let garbage = dir.path().join("node.toml");
+    std::fs::write(&garbage, "org = \"RJZ\"\n[network\nlisten = 7\n").unwrap();
+    match Config::load(Some(&garbage), Vec::new(), &[]) {
+        Err(e @ Error::Parse { .. }) => assert!(e.to_string().contains("node.toml"), "{e}"),
+        other => panic!("expected Parse naming the file, got {other:?}"),
+    }
+    std::fs::write(&garbage, "org = \"RJZ\"\nunknown_key = 1\n").unwrap();
+    match Config::load(Some(&garbage), Vec::new(), &[]) {
+        Err(e @ Error::Parse { .. }) => assert!(e.to_string().contains("unknown_key"), "{e}"),
+        other => panic!("expected Parse naming the key, got {other:?}"),
+    }
+}

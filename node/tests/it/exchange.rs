@@ -1218,3 +1218,102 @@ async fn the_home_deletes_ended_consents_and_revoked_credentials_after_its_reten
     assert_eq!(last.event.object.as_deref(), Some("credentials=1,consents=1"));
     assert_eq!(home.exchange.apply_retention().expect("again"), Default::default(), "idempotent");
 }
+
+/// Every row fault of a staff import has its own code, by line, and a file
+/// that cannot be read as a whole is one file error (`TESTING.md`, imports).
+#[test]
+fn each_bad_import_row_and_file_gets_its_code() {
+    let today: staffpass_protocol::Date = "2026-06-01".parse().unwrap();
+    let header = "assignment_number,full_name,ni_number,date_of_birth,job_role,assignment_start,\
+                  registration_body,registration_number,dbs_level,dbs_certificate,dbs_issued,dbs_update_service,\
+                  references_checked,references_count,training:fire-safety/completed,\
+                  training:fire-safety/refresher_months,training:fire-safety/level";
+    let row = |assignment: &str, edit: &dyn Fn(&mut Vec<String>)| {
+        let mut cells: Vec<String> = [
+            assignment,
+            "Ann Example",
+            "ZZ100001A",
+            "1990-01-01",
+            "Nurse",
+            "2024-01-01",
+            "NMC",
+            "12A3456E",
+            "enhanced",
+            "001234567890",
+            "2024-01-01",
+            "yes",
+            "2024-01-01",
+            "2",
+            "2025-01-01",
+            "12",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        edit(&mut cells);
+        cells.join(",")
+    };
+    let rows = [
+        row("10000001-1", &|_| {}),
+        row("10000002-1", &|c| c[11] = "maybe".into()),
+        row("10000003-1", &|c| c[13] = "two".into()),
+        row("10000004-1", &|c| c[6] = "XYZ".into()),
+        row("10000005-1", &|c| c[8] = "super".into()),
+        row("1000 0006", &|_| {}),
+        row("10000007-1", &|c| c[10] = "2099-01-01".into()),
+        row("10000008-1", &|c| c[1] = String::new()),
+        row("10000009-1", &|c| c.truncate(5)),
+        row("10000010-1", &|c| c[16] = "0".into()),
+        row("10000011-1", &|c| c[15] = String::new()),
+        row("10000012-1", &|c| c[3] = "1905-01-01".into()),
+    ];
+    let csv = format!("{header}\n{}\n", rows.join("\n"));
+    let (good, errors) = staff::parse_csv(csv.as_bytes(), today).expect("the file is readable");
+    assert_eq!(good.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [2], "only the first row is good");
+    let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.code.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, "bad-flag"),
+            (4, "bad-number"),
+            (5, "bad-regulator"),
+            (6, "bad-dbs-level"),
+            (7, "bad-assignment-number"),
+            (8, "future-date"),
+            (9, "missing"),
+            (10, "bad-csv"),
+            (11, "invalid-claim"),
+            (12, "missing"),
+            (13, "bad-date"),
+        ]
+    );
+
+    // The header: a column twice, a required column missing, an empty file.
+    for bad in [format!("{header},dbs_level\n"), "assignment_number,full_name\n".to_string(), String::new()] {
+        assert!(matches!(staff::parse_csv(bad.as_bytes(), today), Err(staff::FileError::Header(_))), "{bad:?}");
+    }
+
+    // JSON: not an array is a file error; a record of the wrong shape, a
+    // claim twice and an assignment number seen before are row errors.
+    let input = good[0].1.clone();
+    let mut twice = serde_json::to_value(&input).unwrap();
+    let first = twice["claims"][0].clone();
+    twice["claims"].as_array_mut().unwrap().push(first);
+    twice["assignment_number"] = "10000013-1".into();
+    let body = serde_json::json!([input, {"assignment_number": 7}, twice, input]);
+    let (good, errors) = staff::parse_json(&serde_json::to_vec(&body).unwrap(), today).expect("an array");
+    assert_eq!(good.len(), 1);
+    let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.code.as_str())).collect();
+    assert_eq!(got, [(2, "bad-record"), (3, "duplicate-claim"), (4, "duplicate-assignment")]);
+    for bad in [&b"{\"not\": \"an array\"}"[..], b"[", b"\xff\xfe"] {
+        assert!(matches!(staff::parse_json(bad, today), Err(staff::FileError::Json(_))));
+    }
+
+    // One row more than an import takes, as CSV and as JSON: the whole file is refused.
+    let over = staff::MAX_ROWS + 1;
+    let csv = format!("{header}\n{}", "x\n".repeat(over));
+    assert!(matches!(staff::parse_csv(csv.as_bytes(), today), Err(staff::FileError::TooManyRows { .. })));
+    let json = format!("[{}0]", "0,".repeat(over - 1));
+    assert!(matches!(staff::parse_json(json.as_bytes(), today), Err(staff::FileError::TooManyRows { .. })));
+}

@@ -204,3 +204,45 @@ fn a_lost_main_file_is_damage_not_an_empty_directory() {
     }
     assert!(!dir.path().join("db").exists(), "no fresh store was made over the remains");
 }
+
+/// The record-keys file beside the store (`record-keys`): changed, cut
+/// short, emptied, replaced by garbage or sealed under another data key,
+/// it is `Error::Corrupt` at open, never read as an empty set of keys
+/// (which would shred every record it holds keys for), and it is left as
+/// it was; readable by others, it is refused with the fix named.
+#[test]
+fn a_damaged_record_keys_file_is_corrupt_never_an_empty_set() {
+    use staffpass_node::store::RecordKeys;
+    use staffpass_node::store::record_keys::FILE;
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    let keys = RecordKeys::open(&path, &key()).unwrap();
+    keys.ensure([&b"p/1"[..], b"p/2"]).unwrap();
+    drop(keys);
+    assert_eq!(RecordKeys::open(&path, &key()).unwrap().len(), 2, "the healthy file reads back");
+    let good = fs::read(&path).unwrap();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    for (case, bytes) in [
+        ("one byte changed", flipped),
+        ("cut short", good[..good.len() / 2].to_vec()),
+        ("emptied", Vec::new()),
+        ("garbage", b"not a record key file".to_vec()),
+    ] {
+        fs::write(&path, &bytes).unwrap();
+        match RecordKeys::open(&path, &key()) {
+            Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains(FILE), "{case}: {e}"),
+            other => panic!("{case}: expected Corrupt, got {other:?}"),
+        }
+        assert_eq!(fs::read(&path).unwrap(), bytes, "{case}: the file was left as it was");
+    }
+    fs::write(&path, &good).unwrap();
+    let foreign = DataKey::from_bytes([4; 32]);
+    assert!(matches!(RecordKeys::open(&path, &foreign), Err(Error::Corrupt { .. })), "another node's data key");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = RecordKeys::open(&path, &key()).unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}

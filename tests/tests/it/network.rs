@@ -513,3 +513,260 @@ async fn the_builder_runs_the_node_on_an_injected_store_and_clock() {
     let credential = a.admin().issue_credential(&staff).await.unwrap();
     assert_eq!(credential.issued_at, at, "dated by the injected clock");
 }
+
+/// The API rows of the bad-input matrix (`TESTING.md`): on a real node,
+/// each bad request is refused with its HTTP status and JSON error code,
+/// changes nothing, and afterwards the node still answers `/readyz`, lists
+/// its staff and grants a consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_api_inputs_are_refused_with_their_code_and_the_node_keeps_serving() {
+    use serde_json::{Value, json};
+    use staffpass_api::ClientError;
+    use staffpass_api::consents::ConsentRequest;
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+
+    let a = TestNode::start_new_with("RJZ", |c| c.api.import_limit_bytes = 2048).await.unwrap();
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a]);
+    submit(&a, &chain).await.unwrap();
+    let admin = a.admin();
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    admin.import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    let before = admin.staff_list(&PageQuery::default()).await.unwrap();
+    let staff = before[0].staff_ref.clone();
+    let audit_before = admin.audit(AuditQuery { since: 0, limit: 10_000 }).await.unwrap().len();
+    let request = |receiver: &str, agreement: &str| ConsentRequest {
+        staff: staff.clone(),
+        receiver: receiver.parse().unwrap(),
+        agreement: agreement.parse().unwrap(),
+        move_kind: staffpass_protocol::roster::MoveKind::Rotation,
+        claims: ["identity".parse().unwrap()].into_iter().collect(),
+        not_before: None,
+        not_after: now().plus_days(30),
+        staff_key: None,
+    };
+    staffpass_node::tls::Pki::issue_client(paths::tls(&a.config.data_dir), "viewer", Role::ReadOnly).unwrap();
+    let viewer = a.client_as("viewer");
+    let member = format!("/v1/staff/{staff}");
+    let unknown_staff = "/v1/staff/st-00000000000000000000000000000000";
+    let unknown_consent = "/v1/consents/consent-00000000000000000000000000000000";
+    let unknown_credential = "/v1/credentials/cred-00000000000000000000000000000000/revoke";
+    let bad_training =
+        json!({"training": ["fire-safety", {"level": 0, "completed_on": "2026-01-01", "refresher_months": 12}]});
+
+    let mut got: Vec<(&str, Result<Value, ClientError>, u16, &str)> = Vec::new();
+    let j = "application/json";
+    got.push(("malformed JSON", admin.post_bytes("/v1/consents", j, "{not json").await, 400, "malformed-json"));
+    got.push((
+        "no JSON content type",
+        admin.post_bytes("/v1/consents", "text/plain", "{}").await,
+        415,
+        "unsupported-media-type",
+    ));
+    got.push((
+        "JSON of the wrong shape",
+        admin.post_bytes("/v1/consents", j, r#"{"staff": 7}"#).await,
+        422,
+        "invalid-body",
+    ));
+    got.push(("a staff ref that does not parse", admin.get_json("/v1/staff/short").await, 400, "bad-request"));
+    got.push(("a consent id that does not parse", admin.get_json("/v1/consents/not-an-id").await, 400, "bad-request"));
+    got.push(("a query value that does not parse", admin.get_json("/v1/staff?limit=lots").await, 400, "bad-request"));
+    got.push(("a negative audit page", admin.get_json("/v1/audit?limit=-1").await, 400, "bad-request"));
+    got.push(("an unknown route", admin.get_json("/v1/no/such/route").await, 404, "not-found"));
+    got.push(("a method the route lacks", admin.delete_json("/v1/status").await, 405, "method-not-allowed"));
+    got.push(("an unknown staff member", admin.get_json(unknown_staff).await, 404, "not-found"));
+    got.push(("withdrawing an unknown consent", admin.delete_json(unknown_consent).await, 404, "not-found"));
+    got.push((
+        "revoking an unknown credential",
+        admin.post_json(unknown_credential, &json!({"reason": "provided-in-error"})).await,
+        404,
+        "not-found",
+    ));
+    got.push((
+        "a revocation reason that does not exist",
+        admin.post_json(unknown_credential, &json!({"reason": "bored"})).await,
+        422,
+        "invalid-body",
+    ));
+    got.push((
+        "an import over api.import_limit_bytes",
+        admin.post_bytes("/v1/staff/import", "text/csv", vec![b'x'; 4096]).await,
+        413,
+        "payload-too-large",
+    ));
+    got.push((
+        "an import of another media type",
+        admin.post_bytes("/v1/staff/import", "application/xml", "<staff/>").await,
+        415,
+        "unsupported-media-type",
+    ));
+    got.push((
+        "a CSV import without the required columns",
+        admin.post_bytes("/v1/staff/import", "text/csv", "no,header\n").await,
+        422,
+        "bad-file",
+    ));
+    got.push((
+        "a JSON import that is not an array",
+        admin.post_bytes("/v1/staff/import", j, r#"{"not": "an array"}"#).await,
+        422,
+        "bad-file",
+    ));
+    got.push((
+        "an import flag that does not parse",
+        admin.post_bytes("/v1/staff/import?partial=maybe", "text/csv", "x\n").await,
+        400,
+        "bad-request",
+    ));
+    got.push(("an invalid claim", admin.post_json(&format!("{member}/claims"), &bad_training).await, 422, "invalid"));
+    got.push((
+        "a key change with no key registered",
+        admin
+            .post_json(
+                &format!("{member}/key-change"),
+                &json!({"new_key": null, "signed_at": now(), "signature": "00".repeat(64)}),
+            )
+            .await,
+        409,
+        "conflict",
+    ));
+    got.push((
+        "an agreement this node does not hold",
+        admin.post_json("/v1/consents", &request("RJ1", "nowhere-mou")).await,
+        404,
+        "unknown-agreement",
+    ));
+    got.push((
+        "a receiver that is not a member",
+        admin.post_json("/v1/consents", &request("RV5", "london-mou")).await,
+        422,
+        "not-active-member",
+    ));
+    got.push((
+        "sharing with itself",
+        admin.post_json("/v1/consents", &request("RJZ", "london-mou")).await,
+        422,
+        "invalid",
+    ));
+    got.push(("an empty roster submission", admin.post_json("/v1/agreements", &json!([])).await, 400, "bad-request"));
+    got.push((
+        "an entry for another agreement than the path",
+        admin.post_json("/v1/agreements/kent-mou/entries", &chain[0]).await,
+        422,
+        "wrong-agreement",
+    ));
+    got.push(("a read-only certificate on an hr route", viewer.get_json("/v1/staff").await, 403, "forbidden"));
+    got.push((
+        "a read-only certificate on an admin route",
+        viewer.post_json("/v1/agreements", &json!([])).await,
+        403,
+        "forbidden",
+    ));
+
+    for (what, result, status, code) in got {
+        let err = match result {
+            Ok(v) => panic!("{what}: accepted ({v})"),
+            Err(e) => e,
+        };
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status), "{what}: {err}");
+        assert_eq!(err.code(), Some(code), "{what}: {err}");
+    }
+
+    // Nothing changed, nothing but reads was audited, and the node serves.
+    assert_eq!(admin.staff_list(&PageQuery::default()).await.unwrap(), before, "the staff records are unchanged");
+    assert!(admin.consents().await.unwrap().is_empty(), "no consent was made");
+    let audited = admin.audit(AuditQuery { since: 0, limit: 10_000 }).await.unwrap();
+    assert_eq!(audited.len(), audit_before, "a refused request leaves no audit entry: {:?}", &audited[audit_before..]);
+    assert!(admin.ready().await.unwrap(), "/readyz");
+    assert_eq!(admin.healthz().await.unwrap().trim(), "ok");
+    let b = TestNode::start_new("RJ1").await.unwrap();
+    let add = r.entry(Change::AddMember(b.member_spec()), 2);
+    submit_entry(&a, &add).await.unwrap();
+    admin.grant_consent(&request("RJ1", "london-mou")).await.expect("an honest grant after the bad batch");
+}
+
+/// The record-keys file beside the store holds the key of every staff
+/// member's records. Damaged, the node refuses to start; gone while the
+/// store still holds sealed records, it must refuse as well (a lost file
+/// is damage, not an empty set of keys), never start and answer 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_lost_record_keys_file_refuses_to_start() {
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    a.stop().await;
+    let file = a.config.data_dir.join(staffpass_node::store::record_keys::FILE);
+    let good = std::fs::read(&file).unwrap();
+
+    std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+    let err = match staffpass_node::node::Node::start(a.config.clone()).await {
+        Ok(_) => panic!("a node with a truncated record-keys file started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("record-keys"), "the error names the file: {err}");
+
+    std::fs::remove_file(&file).unwrap();
+    let started = staffpass_node::node::Node::start(a.config.clone()).await;
+    if let Ok(running) = started {
+        a.running = Some(running);
+        let list = a.admin().staff_list(&PageQuery::default()).await;
+        panic!("a node whose record-keys file is gone started; its staff list: {list:?}");
+    }
+    let err = started.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("record-keys"), "the error names the file: {err}");
+    assert!(!file.exists(), "no empty key file was made in its place");
+
+    // Restored from backup, the node starts with its records.
+    std::fs::write(&file, &good).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    a.restart().await.unwrap();
+    assert_eq!(a.admin().staff_list(&PageQuery::default()).await.unwrap().len(), 1);
+}
+
+/// A roster submission mixing agreements is refused as a whole: nothing of
+/// it is applied (before, the entries ahead of the first foreign one were
+/// applied and the answer was still 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_submission_mixing_agreements_applies_nothing() {
+    let a = TestNode::start_new("RJZ").await.unwrap();
+    let mut r = roster("london-mou");
+    submit(&a, &add_members(&mut r, &[&a])).await.unwrap();
+    let seq = a.roster_seq(&agreement()).unwrap();
+    let next = r.entry(Change::Resign { valid_until: now().plus_days(60) }, 2);
+    let mut kent = roster("kent-mou");
+    let kent_chain = add_members(&mut kent, &[&a]);
+    let err = a.admin().submit_chain(&[next.clone(), kent_chain[0].clone()]).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err}");
+    assert_eq!(err.code(), Some("bad-request"), "{err}");
+    assert_eq!(a.roster_seq(&agreement()), Some(seq), "part of a refused submission was applied");
+    assert_eq!(a.roster_seq(&"kent-mou".parse().unwrap()), None);
+    // The same entry alone is applied.
+    a.admin().submit_chain(&[next]).await.unwrap();
+    assert_eq!(a.roster_seq(&agreement()), Some(seq + 1));
+}
+
+/// `init --force` over a node that has run (staff imported, so a
+/// record-keys file and an audit checkpoint beside the store) makes a new
+/// node that starts: nothing of the old identity, sealed or signed under
+/// its keys, is left where the new node reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reinitialised_with_force_starts() {
+    use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+    let mut a = TestNode::start_new("RJZ").await.unwrap();
+    let csv = staffpass_tests::staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    a.admin().import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    a.stop().await;
+    let report = staffpass_node::node::init(&a.config, &["localhost".into(), "127.0.0.1".into()], true).unwrap();
+    assert_ne!(report.peer_id, a.peer_id, "a new identity");
+    let names: Vec<String> = std::fs::read_dir(&a.config.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for old in ["db.replaced-", "record-keys.replaced-", "audit-checkpoint.replaced-"] {
+        assert!(names.iter().any(|n| n.starts_with(old)), "the old {old}* is kept aside: {names:?}");
+    }
+    a.restart().await.expect("the re-initialised node starts");
+    assert!(a.admin().staff_list(&PageQuery::default()).await.unwrap().is_empty());
+}

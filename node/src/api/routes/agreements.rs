@@ -52,11 +52,12 @@ pub(super) async fn entries(
 async fn submit(app: &AppState, caller: &Caller, list: Vec<Entry>) -> ApiResult<(StatusCode, Json<Submitted>)> {
     let Some(first) = list.first() else { return Err(ApiError::bad_request("no roster entries in the body")) };
     let agreement = first.body.agreement.clone();
+    // Checked before any is applied: a refused submission applies nothing.
+    if list.iter().any(|e| e.body.agreement != agreement) {
+        return Err(ApiError::bad_request("all entries must be for one agreement"));
+    }
     let mut out = Submitted { agreement: agreement.clone(), applied: 0, already_held: 0, seq: 0 };
     for e in list {
-        if e.body.agreement != agreement {
-            return Err(ApiError::bad_request("all entries must be for one agreement"));
-        }
         match app.sync.submit(e, &actor(caller)).await? {
             Appended::Applied => out.applied += 1,
             Appended::AlreadyHave => out.already_held += 1,
