@@ -610,7 +610,16 @@ impl Exchange {
         let rec = self.staff(r)?;
         let mut rng = rand::rng();
         let disclosures: Vec<Disclosure> = rec.claim_list().into_iter().map(|c| Disclosure::new(c, &mut rng)).collect();
-        let at = self.now();
+        // Strictly later than the credential it replaces, even within one
+        // second: a receiver keeps the passport with the later `issued_at`
+        // whatever order offers arrive in, so two re-issues in the same
+        // second must not tie (found by the crash torture: a late retry of
+        // the older one replaced the newer).
+        let now = self.now();
+        let at = match self.current_credential(r)? {
+            Some(prev) if prev.signed.body.issued_at >= now => prev.signed.body.issued_at.plus_secs(1),
+            _ => now,
+        };
         let signed = credential::issue(
             &self.0.issuer,
             Issue {
@@ -629,7 +638,7 @@ impl Exchange {
         let mut ev = event(actor, Action::Issue);
         ev.staff = Some(r.clone());
         ev.object = Some(record.signed.body.id.to_string());
-        self.0.audit.commit(batch, vec![ev], at)?;
+        self.0.audit.commit(batch, vec![ev], now)?;
         Ok(record)
     }
 

@@ -1317,3 +1317,33 @@ fn each_bad_import_row_and_file_gets_its_code() {
     let json = format!("[{}0]", "0,".repeat(over - 1));
     assert!(matches!(staff::parse_json(json.as_bytes(), today), Err(staff::FileError::TooManyRows { .. })));
 }
+
+/// Found by the crash torture: two re-issues within one second tied on
+/// `issued_at`, so when the older offer arrived last (a retry after a
+/// kill) it replaced the newer passport. Each re-issue is now strictly
+/// later than the one it replaces, and the receiver keeps the newest
+/// whatever the order of arrival.
+#[tokio::test]
+async fn reissues_within_one_second_keep_their_order_at_the_receiver() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    home.deliver().await;
+    let mut offers = Vec::new();
+    for months in [12, 24] {
+        let claim = Claim::Training(
+            CstfSubject::FireSafety,
+            Training { level: 1, completed_on: home.exchange.now().date(), refresher_months: months },
+        );
+        let before: Vec<_> = home.exchange.outbox().expect("outbox").into_iter().map(|i| i.id).collect();
+        home.exchange.record_claim(&staff, claim, "hr").expect("recorded");
+        let item =
+            home.exchange.outbox().expect("outbox").into_iter().find(|i| !before.contains(&i.id)).expect("queued");
+        offers.push(home.exchange.outbox_request(&item).expect("request"));
+    }
+    let newest = home.exchange.consent(&id).expect("consent").credential;
+    let (older, newer) = (offers.remove(0), offers.remove(0));
+    host.exchange.receive(&home.node, newer).expect("answered");
+    host.exchange.receive(&home.node, older).expect("answered");
+    assert_eq!(host.exchange.received_one(&id).expect("held").credential, newest, "rolled back within one second");
+}
