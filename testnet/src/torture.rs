@@ -355,6 +355,7 @@ async fn check(w: &World, out: &mut Outcome) -> Result<()> {
                     }
                 }
                 ConsentState::Rejected { reason, .. } => {
+                    *out.consents.entry(format!("rejected:{reason}")).or_default() += 1;
                     if let Ok(h) = receiver.received_one(&id).await
                         && h.status == "active"
                     {
