@@ -424,6 +424,14 @@ impl Client {
         decode(response).await
     }
 
+    /// `GET /v1/backup` (admin): a data backup of the node, to read with
+    /// [`Download::chunk`]. The snapshot is taken before this returns; the
+    /// client's timeout covers the whole download (see [`Client::with_timeout`]).
+    pub async fn backup(&self) -> Result<Download, ClientError> {
+        let response = self.send(Method::GET, route::BACKUP, |r| r).await?;
+        Ok(Download { url: response.url().to_string(), len: response.content_length(), response })
+    }
+
     // ---------------------------------------------------------- untyped
     //
     // The typed methods above are built on these. They stay public for
@@ -563,6 +571,29 @@ impl Client {
             return ClientError::Closed { url };
         }
         ClientError::Request { url, source: e }
+    }
+}
+
+/// A binary answer being received (a backup).
+#[derive(Debug)]
+pub struct Download {
+    url: String,
+    len: Option<u64>,
+    response: reqwest::Response,
+}
+
+impl Download {
+    /// Its length, if the node said.
+    pub fn content_length(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// The next piece, or `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.response.chunk().await {
+            Ok(c) => Ok(c.map(|b| b.to_vec())),
+            Err(e) => Err(body_error(self.url.clone(), e)),
+        }
     }
 }
 

@@ -39,6 +39,6 @@ pub mod staff;
 pub mod status;
 pub mod tls;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Download};
 pub use error::{ErrorBody, ErrorInfo};
 pub use role::{Role, UnknownRole};

@@ -63,7 +63,7 @@ pub fn json() -> String {
         staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, staff_change_key, record_claim, issue_credential, activity,
         credential, revoke_credential, revoke_staff,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
-        received, received_one, outbox, audit_log, verify_audit,
+        received, received_one, outbox, audit_log, verify_audit, backup,
     ),
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
@@ -402,3 +402,15 @@ fn audit_log() {}
         (status = 409, description = "The chain is broken", body = Verification),
     ))]
 fn verify_audit() {}
+
+#[utoipa::path(get, path = route::BACKUP, tag = "admin",
+    responses(
+        (status = 200, description = "A data backup: a consistent snapshot of the store (values sealed under the \
+                                      node's data key), the latest audit checkpoint, node.toml and the API \
+                                      certificates, in the staffpass backup format (magic SPBACKUP, version 1). \
+                                      It holds no key: restore it with the key backup that `staffpass-node backup \
+                                      --keys-out` writes on the node's host. Taking one is audited.",
+         body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 409, description = "The node runs on an injected store: nothing on disk to back up", body = ErrorBody),
+    ))]
+fn backup() {}

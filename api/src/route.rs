@@ -64,6 +64,9 @@ pub const OUTBOX: &str = "/v1/outbox";
 pub const AUDIT: &str = "/v1/audit";
 /// `GET`: verify the audit log's hash chain.
 pub const AUDIT_VERIFY: &str = "/v1/audit/verify";
+/// `GET` (admin): a consistent snapshot of the node's data, sealed (a
+/// data backup; no keys).
+pub const BACKUP: &str = "/v1/backup";
 
 /// `template` with its one `{param}` segment replaced by `id`.
 ///

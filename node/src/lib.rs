@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod exchange;

@@ -1,5 +1,6 @@
 //! `staffpass-node`: a trust's node. `init` creates its data directory;
-//! `run` runs it until SIGINT or SIGTERM, then shuts down cleanly.
+//! `run` runs it until SIGINT or SIGTERM, then shuts down cleanly;
+//! `backup` and `restore` copy a running node's data out and back.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +126,49 @@ enum Command {
         /// withdrawals and revocations are retried until they pass).
         #[arg(long)]
         immediate: bool,
+    },
+    /// Back up a running node. The node takes a consistent snapshot of its
+    /// data (asked with the admin client certificate of its data
+    /// directory), written to --out (0600): the store as stored (personal
+    /// data sealed under the data key), the audit checkpoint, node.toml and
+    /// the API certificates. It holds no key. With --keys-out, the keys
+    /// (keys/*.key, record-keys and the API private keys), read on this
+    /// host, go to a separate file (0600): keep it apart from the data
+    /// backups and for a short time, since an erasure is final in your
+    /// backups only once every key backup from before it is gone.
+    Backup {
+        /// Config file (default: <data-dir>/node.toml).
+        #[arg(long, env = "STAFFPASS_CONFIG")]
+        config: Option<PathBuf>,
+        /// The node's data directory (default: the config's data_dir).
+        #[arg(long, env = "STAFFPASS_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Override one config value: section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// The data backup to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the key backup here (must not exist).
+        #[arg(long)]
+        keys_out: Option<PathBuf>,
+    },
+    /// Restore a node from a data backup and its key backup into a new
+    /// data directory (created 0700; refused if it holds anything). Both
+    /// files are checked whole first, and the directory is moved into place
+    /// only once its store opens, its record keys open and its audit log
+    /// verifies, so a failure leaves nothing behind. The restored node has
+    /// the identity of the one backed up: never run both.
+    Restore {
+        /// The data backup (from `backup --out`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The key backup (from `backup --keys-out`).
+        #[arg(long)]
+        keys: PathBuf,
+        /// The new data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Print the effective configuration (after file, environment and --set).
     ShowConfig {
@@ -304,6 +348,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Backup { config, data_dir, set, out, keys_out } => {
+            backup(config, data_dir, &set, &out, keys_out.as_deref()).await
+        }
+        Command::Restore { from, keys, data_dir } => {
+            let r = staffpass_node::backup::restore(&from, &keys, &data_dir)?;
+            println!(
+                "Restored the node of {} (backup taken {}) into {}:",
+                r.header.org,
+                r.header.created,
+                r.data_dir.display()
+            );
+            println!("  store entries: {}", r.entries);
+            println!("  audit log:     {} entries, verified", r.audit_entries);
+            println!("  record keys:   {}", r.record_keys);
+            if r.record_keys_differ {
+                println!(
+                    "Warning: the key backup was not taken with this data backup: records made after it cannot be \
+                     opened, and those erased since stay erased."
+                );
+            }
+            println!("Start it with: staffpass-node run --config {}", node::paths::config(&r.data_dir).display());
+            println!("It has the identity (peer id, issuer key) of the node backed up: never run both.");
+            Ok(())
+        }
         Command::ShowConfig { config, set } => {
             let cfg = Config::load(config.as_deref(), env_vars(), &set)?;
             print!("{}", cfg.example());
@@ -347,6 +415,83 @@ fn client_cert(action: ClientCertCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// How many snapshots `backup` takes before giving up on a record key
+/// file that keeps changing.
+const BACKUP_ATTEMPTS: u32 = 3;
+/// Time allowed for downloading one backup.
+const BACKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn backup(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    set: &[String],
+    out: &std::path::Path,
+    keys_out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use staffpass_node::backup::{self, KeySet, NewFile};
+    use std::io::Write;
+    let config = config.or_else(|| data_dir.as_deref().map(node::paths::config));
+    let mut cfg = Config::load(config.as_deref(), env_vars(), set)?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    let data = cfg.data_dir.clone();
+    let mut api = cfg.api.listen;
+    if api.ip().is_unspecified() {
+        api.set_ip(if api.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let client =
+        staffpass_api::Client::from_client_files(&format!("https://{api}"), &node::paths::admin_client_files(&data))?
+            .with_timeout(BACKUP_TIMEOUT);
+    for _ in 0..BACKUP_ATTEMPTS {
+        let mut file = NewFile::create(out)?;
+        let mut download = client.backup().await?;
+        while let Some(chunk) = download.chunk().await? {
+            file.file().write_all(&chunk).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+        }
+        let summary = backup::check(file.tmp_path())?;
+        // Read after the snapshot, and kept only if it is the key file the
+        // snapshot was taken with.
+        let keys = match keys_out {
+            Some(path) => {
+                let keys = KeySet::read(&data)?;
+                if keys.record_keys_digest() != summary.header.record_keys {
+                    continue;
+                }
+                let mut kf = NewFile::create(path)?;
+                keys.write(kf.file(), cfg.org.clone(), summary.header.created)?;
+                Some((kf, keys.paths()))
+            }
+            None => None,
+        };
+        let written = file.persist()?;
+        println!("Data backup of {} written to {} (0600):", cfg.org, written.display());
+        println!("  taken:         {}", summary.header.created);
+        println!("  store entries: {} (personal data sealed under the data key; no keys)", summary.entries);
+        println!("  files:         {}", summary.files.join(", "));
+        match keys {
+            Some((kf, paths)) => {
+                let written = kf.persist()?;
+                println!("Key backup written to {} (0600):", written.display());
+                println!("  files:         {}", paths.join(", "));
+                println!(
+                    "Keep the key backup apart from the data backups, and for a short time (e.g. 7 days): an erasure \
+                     is final in your backups only once every key backup from before it is gone."
+                );
+            }
+            None => println!(
+                "No key backup written (--keys-out): the data backup can only be restored with this node's keys."
+            ),
+        }
+        return Ok(());
+    }
+    Err(backup::Error::KeysMoving { attempts: BACKUP_ATTEMPTS }.into())
 }
 
 /// Reads at most `max` bytes of `path`, refusing a larger file.

@@ -280,17 +280,21 @@ impl<T: Transport> Builder<T> {
         let data = config.data_dir.clone();
         let keys = KeyFiles::load(&paths::keys(&data))?;
         let injected_store = store.is_some();
+        // The node's own store, also kept as itself for backups.
+        let mut own_store = None;
         let store: Arc<dyn Store> = match store {
             Some(s) => s,
             None => {
                 let store_cfg =
                     store::Config { cache_capacity: config.storage.cache_mb << 20, ..store::Config::default() };
-                Arc::new(store::SledStore::open_with(
+                let sled = Arc::new(store::SledStore::open_with(
                     &paths::db(&data),
                     keys.data(),
                     store::OpenMode::Existing,
                     &store_cfg,
-                )?)
+                )?);
+                own_store = Some(sled.clone());
+                sled
             }
         };
         // Per-record keys beside the store (not in it: sled's log keeps old
@@ -301,6 +305,16 @@ impl<T: Transport> Builder<T> {
             let file = data.join(store::record_keys::FILE);
             refuse_lost_record_keys(&*store, &file)?;
             store::RecordKeys::open(&file, keys.data())?
+        });
+        // A backup needs the store's own snapshot and the record keys
+        // beside it: none for an injected store.
+        let backup = own_store.map(|store| {
+            Arc::new(crate::backup::Source {
+                store,
+                record_keys: record_keys.clone(),
+                data_dir: data.clone(),
+                org: config.org.clone(),
+            })
         });
         let audit = Arc::new(Audit::open(store.clone())?);
         let metrics = Arc::new(Metrics::new());
@@ -392,6 +406,7 @@ impl<T: Transport> Builder<T> {
             peer_id,
             ready: ready.clone(),
             import_limit: config.api.import_limit_bytes,
+            backup,
         };
         let router = crate::api::routes::router(state);
         let api_cfg = &config.api;

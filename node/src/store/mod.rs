@@ -41,7 +41,15 @@ pub use record_keys::RecordKeys;
 pub fn open_sealed(key: &crate::keys::DataKey, tree: Tree, k: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
     seal::Sealer::new(key).open(tree, k, sealed)
 }
-pub use sled_store::{Config, OpenMode, SCHEMA_VERSION, SledStore, Stats};
+/// Whether `stored`, a store's data key fingerprint as it holds it in
+/// [`Tree::Meta`] (key [`DATA_KEY_FINGERPRINT`]), is that of `key`: whether
+/// `key` opens that store.
+pub fn is_data_key_of(key: &crate::keys::DataKey, stored: &[u8]) -> bool {
+    seal::fingerprint(key).as_slice() == stored
+}
+/// Where a store keeps its data key fingerprint, in [`Tree::Meta`].
+pub const DATA_KEY_FINGERPRINT: &[u8] = sled_store::META_FINGERPRINT;
+pub use sled_store::{Config, OpenMode, RawImport, SCHEMA_VERSION, SledStore, Stats};
 
 /// The named trees. Each has a stable on-disk name ([`Tree::name`]);
 /// renaming one is a schema change.

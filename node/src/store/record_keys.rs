@@ -168,6 +168,19 @@ impl RecordKeys {
         Ok(gone)
     }
 
+    /// True if record `id` has a key (it was not erased).
+    pub fn holds(&self, id: &[u8]) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Runs `f` with the key file's path while no key is made or
+    /// destroyed, so what `f` reads of the file is the set of keys as it
+    /// stands throughout (a backup takes the store's snapshot inside).
+    pub(crate) fn frozen<T>(&self, f: impl FnOnce(Option<&Path>) -> T) -> T {
+        let _keys = self.lock();
+        f(self.path.as_deref())
+    }
+
     /// How many keys are held.
     pub fn len(&self) -> usize {
         self.lock().len()

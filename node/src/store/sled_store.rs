@@ -19,6 +19,11 @@
 //!   watermark file written by the flusher at most once a second and at
 //!   close), so a truncated log is reported instead of silently
 //!   dropping its tail.
+//! - **Backups**: [`SledStore::export_raw`] reads every tree while no batch
+//!   can be applied (commits take a shared gate, the export takes it
+//!   alone), so a backup holds each batch whole or not at all; values are
+//!   exported as stored (sealed). [`RawImport`] writes such an export into
+//!   a new store directory.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -26,7 +31,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,7 +47,7 @@ use crate::keys::{self, DataKey};
 pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"store/schema";
-const META_FINGERPRINT: &[u8] = b"store/data-key-fingerprint";
+pub(crate) const META_FINGERPRINT: &[u8] = b"store/data-key-fingerprint";
 const META_COMMITS: &[u8] = b"store/commits";
 
 /// sled's main file inside the store directory.
@@ -100,6 +105,10 @@ struct Inner {
     trees: Vec<sled::Tree>,
     sealer: Sealer,
     group: GroupCommit,
+    /// Taken shared by every transaction and alone by
+    /// [`SledStore::export_raw`], so an export sees no batch half-applied
+    /// (sled's transactions are not isolated from plain reads).
+    gate: RwLock<()>,
     /// Declared last, so dropped after `db` and `trees`.
     _release: WaitForRelease,
 }
@@ -292,6 +301,7 @@ impl SledStore {
             trees: opened.trees,
             _release: opened.release,
             sealer: Sealer::new(key),
+            gate: RwLock::new(()),
             group: GroupCommit {
                 state: Mutex::new(GroupState {
                     applied: commits,
@@ -340,6 +350,30 @@ impl SledStore {
         self.inner.flush_db()?;
         let commits = self.inner.commit_count()?;
         write_watermark(&self.inner.path, commits)
+    }
+
+    /// Calls `each` with every entry of every tree, tree by tree in
+    /// [`Tree::ALL`] order, values as stored (those of personal trees
+    /// sealed under the data key), while no batch can be applied: the
+    /// entries are one state of the store, with every batch in it whole or
+    /// not at all, and the audit log's head agreeing with the data it
+    /// records. Commits wait until it returns, so `each` should be quick
+    /// (e.g. write to a local file). Returns how many entries.
+    pub fn export_raw<E: From<Error>>(
+        &self,
+        mut each: impl FnMut(Tree, &[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let inner = &self.inner;
+        let _alone = inner.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for tree in Tree::ALL {
+            for kv in inner.tree(tree).iter() {
+                let (k, v) = kv.map_err(|e| from_sled(&inner.path, "export", e))?;
+                each(tree, &k, &v)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Counters for metrics.
@@ -507,7 +541,11 @@ impl Store for SledStore {
             meta.insert(META_COMMITS, &ticket.to_be_bytes())?;
             Ok(ticket)
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| inner.trees.as_slice().transaction(run)));
+        let outcome = {
+            // Nothing to protect but ordering: a poisoned gate is still a gate.
+            let _open = inner.gate.read().unwrap_or_else(PoisonError::into_inner);
+            catch_unwind(AssertUnwindSafe(|| inner.trees.as_slice().transaction(run)))
+        };
         match outcome {
             Ok(Ok(ticket)) => {
                 let mut st = inner.group.lock();
@@ -553,6 +591,58 @@ impl Store for SledStore {
         self.inner.flush_db()?;
         let commits = self.inner.commit_count()?;
         write_watermark(&self.inner.path, commits)
+    }
+}
+
+/// A new store directory being filled from a [`SledStore::export_raw`]
+/// export (restoring a backup): entries go in as they were stored, then
+/// [`RawImport::finish`] flushes and records the durable commit count, so
+/// the store opens (under the data key it was sealed with) as the one
+/// exported.
+pub struct RawImport {
+    path: PathBuf,
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    /// Declared last, so dropped after `db` and `trees`.
+    _release: WaitForRelease,
+}
+
+impl RawImport {
+    /// Creates the store directory `dir` (mode 0700), which must not exist.
+    pub fn create(dir: &Path) -> Result<RawImport, Error> {
+        let path = dir.to_path_buf();
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::Io { op: "create the store directory", detail: format!("{}: {e}", dir.display()) })?;
+        let db = sled::Config::new().path(dir).create_new(true).open().map_err(|e| from_sled(dir, "create", e))?;
+        let release = WaitForRelease { db_file: dir.join(SLED_DB_FILE) };
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()).map_err(|e| from_sled(dir, "create a tree", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RawImport { path, db, trees, _release: release })
+    }
+
+    /// Puts one entry, as exported.
+    pub fn insert(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.trees[tree.index()].insert(key, value).map(drop).map_err(|e| from_sled(&self.path, "import", e))
+    }
+
+    /// Flushes, records the commit count as durable, and closes the store.
+    /// Returns that count.
+    pub fn finish(self) -> Result<u64, Error> {
+        self.db.flush().map_err(|e| from_sled(&self.path, "flush", e))?;
+        let meta = &self.trees[Tree::Meta.index()];
+        let commits = match meta.get(META_COMMITS).map_err(|e| from_sled(&self.path, "read metadata", e))? {
+            None => 0,
+            Some(v) => decode_u64(&v).ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                detail: "the commit counter is damaged".into(),
+            })?,
+        };
+        write_watermark(&self.path, commits)?;
+        Ok(commits)
     }
 }
 

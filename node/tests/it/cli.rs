@@ -29,6 +29,8 @@ fn help_renders_for_every_command_and_documents_the_config_keys() {
         &["client-cert", "revoke"],
         &["rotate-api-ca"],
         &["rotate-issuer-key"],
+        &["backup"],
+        &["restore"],
         &["show-config"],
     ] {
         let out = node().args(cmd).arg("--help").output().unwrap();
@@ -227,4 +229,81 @@ fn every_out_of_range_config_value_is_refused_with_its_key() {
         Err(e @ Error::Parse { .. }) => assert!(e.to_string().contains("unknown_key"), "{e}"),
         other => panic!("expected Parse naming the key, got {other:?}"),
     }
+}
+
+/// `backup` against a running node, then `restore` into a new directory;
+/// the refusals (an existing output, a used directory, a damaged backup)
+/// are one-line errors that leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_of_a_running_node_and_restore_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rjz");
+    let out = node()
+        .args(["init", "--org", "RJZ", "--data-dir"])
+        .arg(&dir)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = staffpass_node::config::Config::load(Some(&dir.join("node.toml")), Vec::new(), &[]).unwrap();
+    let running = staffpass_node::node::Node::start(cfg).await.unwrap();
+    let api = format!("api.listen=\"{}\"", running.api_addr());
+    let run = move |args: Vec<std::ffi::OsString>| {
+        tokio::task::spawn_blocking(move || {
+            let out = node().args(args).output().unwrap();
+            (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+        })
+    };
+    let (data, keys) = (tmp.path().join("rjz.backup"), tmp.path().join("rjz.keys"));
+    let backup_args = vec![
+        "backup".into(),
+        "--data-dir".into(),
+        dir.clone().into_os_string(),
+        "--set".into(),
+        api.clone().into(),
+        "--out".into(),
+        data.clone().into_os_string(),
+        "--keys-out".into(),
+        keys.clone().into_os_string(),
+    ];
+    let (code, stdout, err) = run(backup_args.clone()).await.unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stdout.contains("Keep the key backup apart"), "{stdout}");
+    assert!(!stdout.contains("data-key:") && !stdout.contains("node-sk:"), "never prints secrets: {stdout}");
+    assert_eq!(mode(&data), 0o600);
+    assert_eq!(mode(&keys), 0o600);
+    let (code, _, err) = run(backup_args).await.unwrap();
+    assert_eq!(code, Some(1), "an existing backup is not overwritten");
+    assert!(err.contains("already exists") && err.lines().count() == 1, "{err}");
+    running.shutdown().await;
+
+    let new = tmp.path().join("restored");
+    let restore = |from: &std::path::Path, to: &std::path::Path| {
+        vec![
+            "restore".into(),
+            "--from".into(),
+            from.as_os_str().to_owned(),
+            "--keys".into(),
+            keys.clone().into_os_string(),
+            "--data-dir".into(),
+            to.as_os_str().to_owned(),
+        ]
+    };
+    let (code, stdout, err) = run(restore(&data, &new)).await.unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stdout.contains("entries, verified"), "{stdout}");
+    assert_eq!(mode(&new), 0o700);
+    assert_eq!(mode(&new.join("keys/data.key")), 0o600);
+    let (code, _, err) = run(restore(&data, &new)).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not empty") && err.lines().count() == 1, "{err}");
+
+    let damaged = tmp.path().join("damaged.backup");
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() - 7]).unwrap();
+    let other = tmp.path().join("other");
+    let (code, _, err) = run(restore(&damaged, &other)).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cut short") && err.lines().count() == 1, "{err}");
+    assert!(!other.exists(), "nothing is made from a damaged backup");
 }

@@ -9,6 +9,7 @@
 
 mod agreements;
 mod audit;
+mod backup;
 mod consents;
 mod credentials;
 mod outbox;
@@ -61,6 +62,9 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Largest staff import body, in bytes.
     pub import_limit: usize,
+    /// What `GET /v1/backup` snapshots (`None`: the node runs on an
+    /// injected store, which has no files to back up).
+    pub backup: Option<Arc<crate::backup::Source>>,
 }
 
 /// Builds the router over the services in `state`.
@@ -101,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route(route::OUTBOX, get(outbox::list))
         .route(route::AUDIT, get(audit::log))
         .route(route::AUDIT_VERIFY, get(audit::verify))
+        .route(route::BACKUP, get(backup::backup))
         .route(route::STAFF_KEY, post(staff::set_key))
         .route_layer(auth::require(Role::Admin));
     let metrics = state.metrics.clone();
