@@ -290,7 +290,7 @@ fn staff_delete() {}
 fn staff_set_key() {}
 
 #[utoipa::path(post, path = route::STAFF_KEY_CHANGE, tag = "hr", request_body = StaffKeyChangeRequest,
-    params(("ref" = String, Path, description = "Staff reference")),
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
     responses(
         (status = 200, description = "The staff record with its new key (audited)", body = StaffRecord),
     ))]

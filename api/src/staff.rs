@@ -22,14 +22,14 @@ pub struct StaffKeyRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StaffKeyChangeRequest {
     /// The new key (`staff-pk:<hex>`), or null to remove it.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::StaffPublicKey>)]
     pub new_key: Option<StaffPublicKey>,
     /// When the staff member signed (within 10 minutes of the node's clock).
     #[schema(value_type = String, format = DateTime)]
     pub signed_at: staffpass_protocol::Timestamp,
     /// The old key's signature over the change
     /// (`staffpass_protocol::consent::StaffKeyChange`), hex.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::Signature)]
     pub signature: staffpass_protocol::signing::Signature,
 }
 
