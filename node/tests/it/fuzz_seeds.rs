@@ -32,9 +32,20 @@ fn out_dir() -> PathBuf {
 }
 
 fn put(target: &str, name: &str, bytes: impl AsRef<[u8]>) {
+    let bytes = bytes.as_ref();
     let dir = out_dir().join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
+    // Every wire message is also a seed of the codec, framed as on a stream:
+    // the target's selector byte, a 4-byte big-endian length, the message.
+    let selector = ["wire_exchange_request", "wire_exchange_response", "wire_roster_request", "wire_roster_response"]
+        .iter()
+        .position(|t| *t == target);
+    if let Some(selector) = selector {
+        let len = u32::try_from(bytes.len()).unwrap().to_be_bytes();
+        let framed = [&[selector as u8][..], &len, bytes].concat();
+        put("wire_frames", &format!("{target}-{name}"), framed);
+    }
 }
 
 fn hex(s: &str) -> Vec<u8> {
