@@ -13,13 +13,14 @@
 #![no_main]
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::datetime::Timestamp;
-use staffpass_protocol::ids::{AgreementId, OrgId};
-use staffpass_protocol::keys::IssuerPublicKey;
+use staffpass_protocol::ids::{AgreementId, NodeId, OrgId};
+use staffpass_protocol::keys::{IssuerPublicKey, StewardPublicKey, StewardSecretKey};
 use staffpass_protocol::roster::{Chain, Change, Entry, EntryBody, MemberSpec, MoveKind, Terms};
 use staffpass_protocol::signing::Hash;
 use staffpass_protocol::testkit;
@@ -28,17 +29,36 @@ use staffpass_protocol::wire::roster::decode_entry;
 const ORGS: [&str; 4] = ["RJZ", "RJ1", "RA7", "R1H"];
 const STEWARDS: usize = 5;
 
+/// The pools, derived once (a key from its seed costs a scalar multiplication).
+struct Pools {
+    orgs: Vec<OrgId>,
+    /// 4 orgs x 3 generations, so keys can collide across members.
+    issuers: Vec<IssuerPublicKey>,
+    nodes: Vec<NodeId>,
+    /// The stewards, and one more that is never a steward.
+    stewards: Vec<StewardSecretKey>,
+}
+
+fn pools() -> &'static Pools {
+    static P: OnceLock<Pools> = OnceLock::new();
+    P.get_or_init(|| Pools {
+        orgs: ORGS.iter().map(|o| testkit::org(o)).collect(),
+        issuers: (0..12u32).map(|i| testkit::issuer(ORGS[(i % 4) as usize], i / 4).public()).collect(),
+        nodes: ORGS.iter().map(|o| testkit::node(o)).collect(),
+        stewards: (0..=STEWARDS).map(testkit::steward).collect(),
+    })
+}
+
 fn org(i: u8) -> OrgId {
-    testkit::org(ORGS[usize::from(i) % ORGS.len()])
+    pools().orgs[usize::from(i) % ORGS.len()].clone()
 }
 
 fn issuer_key(i: u8) -> IssuerPublicKey {
-    // 4 orgs x 3 generations, so keys can collide across members.
-    testkit::issuer(ORGS[usize::from(i) % ORGS.len()], u32::from(i / 4 % 3)).public()
+    pools().issuers[usize::from(i) % 12]
 }
 
-fn stewards(mask: u8) -> BTreeSet<staffpass_protocol::keys::StewardPublicKey> {
-    (0..STEWARDS).filter(|i| mask & (1 << i) != 0).map(|i| testkit::steward(i).public()).collect()
+fn stewards(mask: u8) -> BTreeSet<StewardPublicKey> {
+    (0..STEWARDS).filter(|i| mask & (1 << i) != 0).map(|i| pools().stewards[i].public()).collect()
 }
 
 fn text(s: &str) -> String {
@@ -130,7 +150,7 @@ fn link(chain: &Chain, l: &Link) -> Hash {
 }
 
 fn change(chain: &Chain, spec: &ChangeSpec, at: Timestamp) -> Change {
-    let nodes = |v: &[u8]| v.iter().take(20).map(|i| testkit::node(ORGS[usize::from(*i) % 4])).collect::<Vec<_>>();
+    let nodes = |v: &[u8]| v.iter().take(20).map(|i| pools().nodes[usize::from(*i) % 4].clone()).collect::<Vec<_>>();
     let addrs = |v: &[String]| v.iter().take(20).map(|a| text(a)).collect::<Vec<_>>();
     match spec {
         ChangeSpec::Genesis { title, terms, stewards: s, threshold, valid_for } => Change::Genesis {
@@ -177,10 +197,10 @@ fn change(chain: &Chain, spec: &ChangeSpec, at: Timestamp) -> Change {
 
 fn sign(entry: &mut Entry, signers: u8, stray: Option<bool>) {
     for i in (0..STEWARDS).filter(|i| signers & (1 << i) != 0) {
-        entry.sign(&testkit::steward(i));
+        entry.sign(&pools().stewards[i]);
     }
     match stray {
-        Some(true) => entry.sign(&testkit::steward(STEWARDS + 1)),
+        Some(true) => entry.sign(&pools().stewards[STEWARDS]),
         Some(false) => {
             if let Some(s) = entry.signatures.first_mut() {
                 s.signature.0[7] ^= 1;
