@@ -317,10 +317,16 @@ pub enum RosterFile {
 /// Reads a CHAIN or change file.
 pub fn read_file(path: &Path) -> Result<RosterFile> {
     let bytes = files::read(path, files::MAX_FILE, "roster file")?;
+    parse_file(path, &bytes)
+}
+
+/// Parses the bytes of a CHAIN or change file read from `path` (named in
+/// errors): a JSON array of entries is a chain, anything else one entry.
+pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<RosterFile> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
-        Some(b'[') => Ok(RosterFile::Chain(files::parse_json(path, &bytes, "roster chain (JSON array of entries)")?)),
-        _ => Ok(RosterFile::Entry(Box::new(files::parse_json(path, &bytes, "roster change (JSON entry)")?))),
+        Some(b'[') => Ok(RosterFile::Chain(files::parse_json(path, bytes, "roster chain (JSON array of entries)")?)),
+        _ => Ok(RosterFile::Entry(Box::new(files::parse_json(path, bytes, "roster change (JSON entry)")?))),
     }
 }
 

@@ -432,8 +432,21 @@ impl Config {
             ),
             None => (String::new(), String::new()),
         };
+        Self::from_toml(&text, &origin, env, overrides)
+    }
+
+    /// [`Config::load`] of a file's text, already read: parses `text`,
+    /// applies the environment, then `overrides`, and validates the
+    /// result. `origin` is added to parse errors (e.g. `" in node.toml"`).
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[String],
+    ) -> Result<Self, Error> {
+        let origin = origin.to_owned();
         let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| Error::Parse { origin: origin.clone(), message: e.message().into() })?;
+            toml::from_str(text).map_err(|e| Error::Parse { origin: origin.clone(), message: e.message().into() })?;
         for (k, v) in env {
             if let Some(rest) = k.strip_prefix(ENV_PREFIX) {
                 let key = rest.to_ascii_lowercase().replace("__", ".");
