@@ -295,6 +295,24 @@ pub fn bundle_parts(org: &str, to: &str) -> staffpass_protocol::testkit::BundleP
     p
 }
 
+/// Three connected members of `london-mou` (RJZ, RJ1, RV5), meshed from
+/// the roster's address hints, and the roster.
+pub async fn trio() -> (TestNode, TestNode, TestNode, RosterBuilder) {
+    let a = TestNode::start_new("RJZ").await.expect("RJZ starts");
+    let b = TestNode::start_new("RJ1").await.expect("RJ1 starts");
+    let c = TestNode::start_new("RV5").await.expect("RV5 starts");
+    let mut r = roster("london-mou");
+    let chain = add_members(&mut r, &[&a, &b, &c]);
+    for n in [&a, &b, &c] {
+        submit(n, &chain).await.expect("the chain is accepted");
+    }
+    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
+        let (xn, yp) = (x, y.peer_id);
+        wait_until("the three nodes form a mesh from roster hints", || async move { xn.connected_to(&yp).await }).await;
+    }
+    (a, b, c, r)
+}
+
 /// A raw peer registered in the roster as `org`'s node, with testkit's
 /// issuer key for `org`: a real member of `r`'s agreement with keys of
 /// its own, that a test can make misbehave on the wire.

@@ -21,7 +21,7 @@ use staffpass_protocol::{ConsentId, StaffRef};
 use staffpass_protocol::{MessageId, Timestamp};
 use staffpass_tests::raw::RawPeer;
 use staffpass_tests::{
-    TestNode, add_members, any_file_contains, now, raw_member, roster, staff_csv, submit, submit_entry, wait_until,
+    TestNode, add_members, any_file_contains, now, raw_member, staff_csv, submit, submit_entry, wait_until,
 };
 
 const ALEX: (&str, &str, &str) = ("12345678-1", "Alex Testperson", "ZZ123456A");
@@ -376,14 +376,7 @@ async fn the_receiver_erases_by_itself_when_the_consent_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_with_every_reason_reaches_every_receiver() {
-    let a = TestNode::start_new("RJZ").await.unwrap();
-    let b = TestNode::start_new("RJ1").await.unwrap();
-    let c = TestNode::start_new("RV5").await.unwrap();
-    let mut r = roster("london-mou");
-    let chain = add_members(&mut r, &[&a, &b, &c]);
-    for n in [&a, &b, &c] {
-        submit(n, &chain).await.unwrap();
-    }
+    let (a, b, c, _r) = staffpass_tests::trio().await;
     let reasons = staffpass_protocol::revocation::RevocationReason::ALL;
     let people: Vec<(String, String, String)> =
         (0..reasons.len()).map(|i| (format!("3000000{i}-1"), format!("Person {i}"), format!("ZZ10000{i}A"))).collect();
@@ -728,14 +721,7 @@ async fn a_member_cannot_withdraw_or_revoke_another_members_passport() {
 /// receipt comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_or_removed_receiver_still_erases_and_revokes() {
-    let a = TestNode::start_new("RJZ").await.unwrap();
-    let b = TestNode::start_new("RJ1").await.unwrap();
-    let c = TestNode::start_new("RV5").await.unwrap();
-    let mut r = roster("london-mou");
-    let chain = add_members(&mut r, &[&a, &b, &c]);
-    for n in [&a, &b, &c] {
-        submit(n, &chain).await.unwrap();
-    }
+    let (a, b, c, mut r) = staffpass_tests::trio().await;
     import(&a, &staff_csv(&[ALEX, ("87654321-1", "Sam Otherperson", "ZZ654321B")])).await;
     let refs = staff_refs(&a).await;
     let (alex, sam) = (&refs[0], &refs[1]);

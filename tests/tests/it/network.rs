@@ -7,29 +7,13 @@ use staffpass_api::Role;
 use staffpass_api::audit::{AuditQuery, Verification};
 use staffpass_api::data_dir as paths;
 use staffpass_protocol::roster::{Change, Entry};
-use staffpass_protocol::testkit::RosterBuilder;
 use staffpass_protocol::wire::exchange;
 use staffpass_tests::raw::RawPeer;
+use staffpass_tests::trio;
 use staffpass_tests::{TestNode, add_members, forged_agreement, now, roster, submit, submit_entry, wait_until};
 
 fn agreement() -> staffpass_protocol::AgreementId {
     "london-mou".parse().unwrap()
-}
-
-async fn trio() -> (TestNode, TestNode, TestNode, RosterBuilder) {
-    let a = TestNode::start_new("RJZ").await.unwrap();
-    let b = TestNode::start_new("RJ1").await.unwrap();
-    let c = TestNode::start_new("RV5").await.unwrap();
-    let mut r = roster("london-mou");
-    let chain = add_members(&mut r, &[&a, &b, &c]);
-    for n in [&a, &b, &c] {
-        submit(n, &chain).await.unwrap();
-    }
-    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
-        let (xn, yp) = (x, y.peer_id);
-        wait_until("the three nodes form a mesh from roster hints", || async move { xn.connected_to(&yp).await }).await;
-    }
-    (a, b, c, r)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
