@@ -16,6 +16,7 @@ mod net;
 mod report;
 mod scan;
 mod scenarios;
+mod soak;
 mod stewards;
 mod topology;
 mod torture;
@@ -126,6 +127,25 @@ enum Command {
         /// Kill docker containers instead of local processes.
         #[arg(long)]
         docker: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Soak: the london-mou trusts under a steady load for M minutes; every node's RSS, open files
+    /// and disk use and the load's latency sampled to <out>/soak.csv and plotted to
+    /// <out>/soak.png, then judged (flat memory and files, bounded disk, no error, nothing lost).
+    Soak {
+        /// How long the load runs, in minutes.
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        /// Operations (grants, updates, withdrawals, revocations) per second across the network.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 5)]
+        sample_secs: u64,
+        /// Directory for soak.csv, soak.png and soak.json.
+        #[arg(long, default_value = "soak")]
+        out: PathBuf,
         #[command(flatten)]
         common: Common,
     },
@@ -254,6 +274,11 @@ async fn run(cli: Cli) -> Result<bool> {
             }
             let outcome = torture::run(&opts, kills, common.seed, json).await?;
             Ok(outcome.passed())
+        }
+        Command::Soak { minutes, rate, sample_secs, out, common } => {
+            let opts = options(&common, false, false)?;
+            let plan = soak::Plan { minutes, rate, sample_secs, out, seed: common.seed };
+            soak::run(&opts, &plan).await
         }
         Command::Scenario { name, docker, common } => scenario(&name, &options(&common, docker, false)?).await,
         Command::Up { common } => {

@@ -123,6 +123,12 @@ impl Node {
         self.trust.org
     }
 
+    /// The process id of its running local process (none in docker or
+    /// when stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().and_then(tokio::process::Child::id)
+    }
+
     /// The admin CLI's flags to talk to this node.
     pub fn admin_args(&self) -> Vec<String> {
         let tls = self.data_dir.join("tls");

@@ -107,14 +107,26 @@ impl Outcome {
 
 /// The shared counters of the load task.
 #[derive(Default)]
-struct Load {
-    ops: Mutex<BTreeMap<String, u64>>,
-    interrupted: AtomicU64,
+pub(crate) struct Load {
+    pub(crate) ops: Mutex<BTreeMap<String, u64>>,
+    pub(crate) interrupted: AtomicU64,
+    /// Failed operations by the node's error code (`transport` when no
+    /// answer came).
+    pub(crate) errors: Mutex<BTreeMap<String, u64>>,
+    /// Each completed operation's time, in milliseconds, since the sampler
+    /// last took them.
+    pub(crate) latencies: Mutex<Vec<f64>>,
 }
 
 impl Load {
-    async fn done(&self, kind: &str) {
+    async fn done(&self, kind: &str, ms: f64) {
         *self.ops.lock().await.entry(kind.to_string()).or_default() += 1;
+        self.latencies.lock().await.push(ms);
+    }
+
+    async fn failed(&self, code: &str) {
+        self.interrupted.fetch_add(1, Ordering::SeqCst);
+        *self.errors.lock().await.entry(code.to_string()).or_default() += 1;
     }
 }
 
@@ -132,7 +144,7 @@ pub async fn run(opts: &Options, kills: usize, seed: u64, json: Option<PathBuf>)
         MEMBERS.iter().map(|o| Ok((*o, w.people(o)?.to_vec()))).collect::<Result<_>>()?;
     let load = Arc::new(Load::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let worker = tokio::spawn(drive_load(clients, people, seed, load.clone(), stop.clone()));
+    let worker = tokio::spawn(drive_load(clients, people, seed, load.clone(), stop.clone(), None));
 
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6b69_6c6c);
     for k in 0..kills {
@@ -203,19 +215,30 @@ struct Granted {
     withdrawn: bool,
 }
 
-/// The load: grants (most), updates, withdrawals and revocations, back to
-/// back at random trusts, until `stop`. A request to a node that is down
-/// or is killed while answering counts as interrupted.
-async fn drive_load(
+/// The load: grants (most), updates, withdrawals and revocations at
+/// random trusts, until `stop`: back to back, or one every `pace`. A
+/// request to a node that is down or is killed while answering counts as
+/// interrupted.
+pub(crate) async fn drive_load(
     clients: BTreeMap<&'static str, Client>,
     people: BTreeMap<&'static str, Vec<Person>>,
     seed: u64,
     load: Arc<Load>,
     stop: Arc<AtomicBool>,
+    pace: Option<Duration>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut granted: Vec<Granted> = Vec::new();
+    let mut ticks = pace.map(|p| {
+        let mut t = tokio::time::interval(p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     while !stop.load(Ordering::SeqCst) {
+        if let Some(t) = ticks.as_mut() {
+            t.tick().await;
+        }
+        let began = Instant::now();
         let roll = rng.random_range(0..100);
         let result = if roll < 50 || granted.is_empty() {
             let home = MEMBERS[rng.random_range(0..MEMBERS.len())];
@@ -265,9 +288,9 @@ async fn drive_load(
             clients[g.home].revoke_staff(&g.staff, &why).await.map(|_| "revoke")
         };
         match result {
-            Ok(kind) => load.done(kind).await,
-            Err(_) => {
-                load.interrupted.fetch_add(1, Ordering::SeqCst);
+            Ok(kind) => load.done(kind, began.elapsed().as_secs_f64() * 1000.0).await,
+            Err(e) => {
+                load.failed(e.code().unwrap_or("transport")).await;
                 // The node is down: give the killer a moment.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -276,7 +299,7 @@ async fn drive_load(
 }
 
 /// Waits until every member's outbox is empty and no consent is pending.
-async fn settle(w: &World) -> Result<()> {
+pub(crate) async fn settle(w: &World) -> Result<()> {
     let deadline = Instant::now() + SETTLE;
     loop {
         let mut busy = Vec::new();
@@ -303,7 +326,7 @@ async fn settle(w: &World) -> Result<()> {
 }
 
 /// Checks the invariants from what the nodes hold.
-async fn check(w: &World, out: &mut Outcome) -> Result<()> {
+pub(crate) async fn check(w: &World, out: &mut Outcome) -> Result<()> {
     let node = |org: &str| w.net.node(org).map(|n| &n.client);
     for home in MEMBERS {
         let c = node(home)?;

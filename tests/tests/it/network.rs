@@ -47,11 +47,9 @@ async fn outsider_is_refused_then_admitted_then_cut_off_when_suspended() {
     let d = TestNode::start_new("RJ2").await.unwrap();
     submit(&d, &forged_agreement(&d, &[&a, &b, &c])).await.unwrap();
     for n in [&a, &b, &c] {
-        wait_until(
-            "every member denies the outsider",
-            || async move { n.node().metrics().denied_connections.get() > 0 },
-        )
-        .await;
+        // Named per member: a failure says which one never saw the outsider's dial.
+        let what = format!("{} denies the outsider's connection", n.org);
+        wait_until(&what, || async move { n.node().metrics().denied_connections.get() > 0 }).await;
         assert!(!n.connected_to(&d.peer_id).await, "{} must not be connected to the outsider", n.org);
     }
 
