@@ -1,14 +1,17 @@
 //! `credential issue|show|revoke`: passport credentials issued by this trust.
 
-use clap::Subcommand;
-use staffpass_api::credentials::RevokeRequest;
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+use staffpass_api::credentials::{ExportFormat, ExportRequest, RevokeRequest};
+use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::revocation::RevocationReason;
 use staffpass_protocol::{CredentialId, StaffRef};
 
 use crate::connect::{NodeArgs, block_on};
 use crate::error::Result;
 use crate::output::{self, Fields, Format};
-use crate::parse::join;
+use crate::parse::{Claims, join};
 
 /// Credential commands.
 #[derive(Debug, Subcommand)]
@@ -46,6 +49,35 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A staff member's current credential in a standard form, signed anew by this trust's
+    /// issuer key: an SD-JWT VC, the staff member's wallet copy, which any SD-JWT VC verifier
+    /// checks against the trust's issuer metadata (`node issuer-metadata`). Every claim of the
+    /// credential, or those given. Audited as an export. The token holds personal data: with
+    /// --out it is written to a new file, mode 0600; without, printed.
+    Export {
+        /// The staff reference (st-...).
+        #[arg(long, value_name = "REF")]
+        staff: StaffRef,
+        /// The form: sd-jwt-vc.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Form,
+        /// Only these claims, comma-separated (e.g. identity,dbs,training:fire-safety); each must
+        /// be in the credential. Default: all of them.
+        #[arg(long, value_name = "LIST")]
+        claims: Option<Claims>,
+        /// Write the token to this new file (0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// The standard forms a credential is exported in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Form {
+    /// SD-JWT VC (RFC 9901 SD-JWT, IETF SD-JWT VC).
+    SdJwtVc,
 }
 
 fn parse_reason(s: &str) -> std::result::Result<RevocationReason, String> {
@@ -55,6 +87,32 @@ fn parse_reason(s: &str) -> std::result::Result<RevocationReason, String> {
 /// Runs a credential command.
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     let (v, verb) = match cmd {
+        Command::Export { staff, format: Form::SdJwtVc, claims, out, node } => {
+            let client = node.client()?;
+            // `all` means every claim the credential holds.
+            let every: std::collections::BTreeSet<ClaimKind> = ClaimKind::all().into_iter().collect();
+            let claims = claims.map(|c| c.0).filter(|c| *c != every);
+            let request = ExportRequest { format: ExportFormat::SdJwtVc, claims };
+            let v = block_on(async { Ok(client.export_credential(&staff, &request).await?) })?;
+            if let Some(path) = &out {
+                crate::files::create_secret(path, format!("{}\n", v.token).as_bytes())?;
+            }
+            if format.is_json() {
+                return output::json(&v);
+            }
+            if let Some(path) = out {
+                output::line(format!(
+                    "Wrote the SD-JWT VC of {staff} to {} (from {}; {} claims: {}; issuer {}).",
+                    path.display(),
+                    v.credential,
+                    v.claims.len(),
+                    join(&v.claims),
+                    v.issuer
+                ))?;
+                return Ok(());
+            }
+            return output::line(v.token);
+        }
         Command::Issue { staff, node } => {
             let client = node.client()?;
             (block_on(async { Ok(client.issue_credential(&staff).await?) })?, "Issued")

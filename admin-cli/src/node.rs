@@ -30,6 +30,15 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// This trust's JWT VC issuer metadata (its issuer URL and issuer key as a JWK): what a
+    /// verifier of its SD-JWT VCs needs, to publish at <issuer>/.well-known/jwt-vc-issuer.
+    IssuerMetadata {
+        /// Write it to this file (replaced atomically) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// Runs a node command.
@@ -83,6 +92,17 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                 t.row([p.peer_id.clone(), or_dash(p.org.as_ref()), connected.into()]);
             }
             t.print_or("No peers known: this node is not yet in an agreement with other members.")
+        }
+        Command::IssuerMetadata { out, node } => {
+            let client = node.client()?;
+            let doc = block_on(async { Ok(client.issuer_metadata().await?) })?;
+            match out {
+                Some(path) => {
+                    crate::files::replace(&path, &crate::files::to_json_bytes(&doc))?;
+                    output::line(format!("Wrote the issuer metadata to {}.", path.display()))
+                }
+                None => output::json(&doc),
+            }
         }
         Command::Outbox { node } => {
             let client = node.client()?;

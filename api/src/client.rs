@@ -327,6 +327,21 @@ impl Client {
         self.post_json(&path(route::STAFF_KEY_CHANGE, staff), request).await
     }
 
+    /// `POST /v1/staff/{ref}/export`: the staff member's current
+    /// credential in a standard form.
+    pub async fn export_credential(
+        &self,
+        staff: &StaffRef,
+        request: &crate::credentials::ExportRequest,
+    ) -> Result<crate::credentials::ExportView, ClientError> {
+        self.post_json(&path(route::STAFF_EXPORT, staff), request).await
+    }
+
+    /// `GET /v1/node/issuer-metadata`: the trust's JWT VC issuer metadata.
+    pub async fn issuer_metadata(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json(route::ISSUER_METADATA).await
+    }
+
     /// `POST /v1/staff/{ref}/claims`: records (or renews) one claim.
     pub async fn record_claim(&self, staff: &StaffRef, claim: &Claim) -> Result<StaffRecord, ClientError> {
         self.post_json(&path(route::STAFF_CLAIMS, staff), claim).await

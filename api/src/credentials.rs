@@ -1,6 +1,9 @@
 //! Passport credentials at the home trust (`hr`).
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
+use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::revocation::RevocationReason;
 use staffpass_protocol::{CredentialId, StaffRef, Timestamp};
 use utoipa::ToSchema;
@@ -33,4 +36,52 @@ pub struct RevokeRequest {
     /// Why (e.g. `training-expiry`, `leaving-organisation`).
     #[schema(value_type = crate::schema::RevocationReason)]
     pub reason: RevocationReason,
+}
+
+/// A standard form a passport leaves staffpass in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExportFormat {
+    /// An SD-JWT VC (RFC 9901 SD-JWT, IETF SD-JWT VC), signed by the home
+    /// trust's issuer key: a staff wallet's copy.
+    SdJwtVc,
+}
+
+impl ExportFormat {
+    /// The name, as in JSON and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::SdJwtVc => "sd-jwt-vc",
+        }
+    }
+}
+
+/// The body of `POST /v1/staff/{ref}/export`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// The form.
+    pub format: ExportFormat,
+    /// Only these claims (each must be in the current credential); all of
+    /// them when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::schema::ClaimKind>>)]
+    pub claims: Option<BTreeSet<ClaimKind>>,
+}
+
+/// An exported passport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportView {
+    /// The form.
+    pub format: ExportFormat,
+    /// The credential it was made from.
+    #[schema(value_type = crate::schema::CredentialId)]
+    pub credential: CredentialId,
+    /// The claims in it.
+    pub claims: Vec<String>,
+    /// The issuer URL it names (`iss`), where the trust's issuer metadata
+    /// is published.
+    pub issuer: String,
+    /// The token: `<issuer-signed JWT>~<disclosure>~...~`.
+    pub token: String,
 }

@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 use crate::agreements::{AgreementView, EntriesQuery, OverrideRequest, Submission, Submitted};
 use crate::audit::{self, AuditQuery, Head, Verification, VerifyReport};
 use crate::consents::{ConsentRequest, ConsentState, ConsentView, StaffSignature};
-use crate::credentials::{CredentialView, RevokeRequest};
+use crate::credentials::{CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest};
 use crate::error::{ErrorBody, ErrorInfo};
 use crate::outbox::OutboxItemView;
 use crate::received::{ClaimView, ReceivedView};
@@ -58,9 +58,9 @@ pub fn json() -> String {
     ),
     modifiers(&ClientCertificate, &ErrorResponses, &Links),
     paths(
-        healthz, readyz, metrics, openapi, status, peers,
+        healthz, readyz, metrics, openapi, status, peers, issuer_metadata,
         agreements, submit_chain, agreement, entries, submit_entries, override_halt,
-        staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, staff_change_key, record_claim, issue_credential, activity,
+        staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, staff_change_key, record_claim, issue_credential, export_credential, activity,
         credential, revoke_credential, revoke_staff,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
         received, received_one, outbox, audit_log, verify_audit, backup,
@@ -68,7 +68,7 @@ pub fn json() -> String {
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffKeyRequest, StaffKeyChangeRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
-        ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
+        ExportFormat, ExportRequest, ExportView, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
         audit::Entry, audit::Event, Head, audit::Checkpoint, VerifyReport, audit::Fault, Verification,
     )),
     tags(
@@ -186,6 +186,13 @@ fn metrics() {}
     ))]
 fn openapi() {}
 
+#[utoipa::path(get, path = route::ISSUER_METADATA, tag = "read-only",
+    responses(
+        (status = 200, description = "The trust's JWT VC issuer metadata: `issuer` (its HTTPS issuer URL) and \
+                                      `jwks` (its issuer key as an Ed25519 JWK, `kid` the RFC 7638 thumbprint)", body = Object),
+    ))]
+fn issuer_metadata() {}
+
 #[utoipa::path(get, path = route::STATUS, tag = "read-only",
     responses(
         (status = 200, description = "The node's status", body = Status),
@@ -302,6 +309,13 @@ fn staff_change_key() {}
         (status = 200, description = "The record with the claim", body = StaffRecord),
     ))]
 fn record_claim() {}
+
+#[utoipa::path(post, path = route::STAFF_EXPORT, tag = "hr", request_body = ExportRequest,
+    params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),
+    responses(
+        (status = 200, description = "The current credential in the form asked for, signed anew (audited as an export)", body = ExportView),
+    ))]
+fn export_credential() {}
 
 #[utoipa::path(post, path = route::STAFF_CREDENTIALS, tag = "hr",
     params(("ref" = crate::schema::StaffRef, Path, description = "Staff reference")),

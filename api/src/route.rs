@@ -42,6 +42,12 @@ pub const STAFF_KEY: &str = "/v1/staff/{ref}/key";
 /// `POST` (hr): the staff member's own change of their registered key,
 /// signed with the key it replaces.
 pub const STAFF_KEY_CHANGE: &str = "/v1/staff/{ref}/key-change";
+/// `POST` (hr): the staff member's current credential in a standard form
+/// (an SD-JWT VC: their wallet copy); audited.
+pub const STAFF_EXPORT: &str = "/v1/staff/{ref}/export";
+/// `GET`: this trust's JWT VC issuer metadata (issuer URL and keys), for
+/// verifiers of what it exports.
+pub const ISSUER_METADATA: &str = "/v1/node/issuer-metadata";
 /// `GET`: a staff member's own activity in the audit log.
 pub const STAFF_ACTIVITY: &str = "/v1/staff/{ref}/activity";
 /// `GET`: one credential.

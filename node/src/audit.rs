@@ -109,11 +109,15 @@ pub enum Action {
     Admin,
     /// An issuer, node or data key rotated.
     KeyRotation,
+    /// A passport exported in a standard form (`reason`: the format), to
+    /// leave the node: a wallet copy, or a received passport handed to the
+    /// host's HR system.
+    Export,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::Import,
         Action::StaffUpdate,
         Action::StaffDelete,
@@ -129,6 +133,7 @@ impl Action {
         Action::RosterChange,
         Action::Admin,
         Action::KeyRotation,
+        Action::Export,
     ];
 
     /// The kebab-case name (as in JSON).
@@ -149,6 +154,7 @@ impl Action {
             Action::RosterChange => "roster-change",
             Action::Admin => "admin",
             Action::KeyRotation => "key-rotation",
+            Action::Export => "export",
         }
     }
 }

@@ -212,6 +212,28 @@ pub struct Exchange {
     /// Default: 180.
     #[serde(default = "defaults::home_keep_days")]
     pub home_keep_days: u32,
+    /// The HTTPS URL that names this trust as the issuer (`iss`) of the
+    /// SD-JWT VCs it exports, where its issuer metadata is published.
+    /// Default: none, which stands for `https://staffpass.<org>.invalid`:
+    /// set it before exporting credentials for use outside staffpass.
+    #[serde(default)]
+    pub issuer_url: Option<String>,
+}
+
+impl Exchange {
+    /// The issuer URL of `org`'s SD-JWT VCs: `issuer_url`, or the
+    /// placeholder `https://staffpass.<org, lower case>.invalid`.
+    pub fn issuer_url_of(&self, org: &OrgId) -> String {
+        self.issuer_url.clone().unwrap_or_else(|| {
+            let host: String = org
+                .to_string()
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            format!("https://staffpass.{host}.invalid")
+        })
+    }
 }
 
 /// Database settings.
@@ -400,6 +422,7 @@ impl Default for Exchange {
             max_keep_days: defaults::max_keep_days(),
             inbox_keep_days: defaults::inbox_keep_days(),
             home_keep_days: defaults::home_keep_days(),
+            issuer_url: None,
         }
     }
 }
@@ -527,6 +550,20 @@ impl Config {
         if !(1..=3650).contains(&self.exchange.home_keep_days) {
             return invalid("exchange.home_keep_days", "must be 1 to 3650");
         }
+        if let Some(url) = &self.exchange.issuer_url {
+            let host = url.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty()
+                || host.starts_with('/')
+                || url.len() > 256
+                || url.ends_with('/')
+                || url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '"' | '\\'))
+            {
+                return invalid(
+                    "exchange.issuer_url",
+                    "must be an https:// URL of at most 256 characters, without a query, fragment, quotes or a trailing /",
+                );
+            }
+        }
         if !(1..=3650).contains(&self.exchange.max_keep_days) {
             return invalid("exchange.max_keep_days", "must be 1 to 3650");
         }
@@ -642,6 +679,10 @@ inbox_keep_days = {inbox}
 # At the home trust: how long expired or revoked credentials and ended
 # consents are kept before they are deleted, in days. Default: 180.
 home_keep_days = {home_keep}
+# The HTTPS URL that names this trust as the issuer of the SD-JWT VCs it
+# exports (their `iss`), where its issuer metadata is published. Default:
+# https://staffpass.<org>.invalid, a placeholder: set it before exporting.
+{issuer_url}
 
 [storage]
 # sled's page cache in MiB: more keeps more of the database in memory. Default: 32.
@@ -682,6 +723,10 @@ format = {format}
             keep = self.exchange.max_keep_days,
             inbox = self.exchange.inbox_keep_days,
             home_keep = self.exchange.home_keep_days,
+            issuer_url = match &self.exchange.issuer_url {
+                Some(u) => format!("issuer_url = {}", q(u)),
+                None => "# issuer_url = \"https://staffpass.example.nhs.uk\"".to_string(),
+            },
             ri = self.exchange.retry_initial_ms,
             rm = self.exchange.retry_max_secs,
             sweep = self.exchange.expiry_sweep_secs,

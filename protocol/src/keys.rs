@@ -178,6 +178,31 @@ key_role!(
     "issuer-pk",
     "issuer-sk"
 );
+impl IssuerSecretKey {
+    /// Signs a JWS (RFC 7515, compact serialisation, `alg` `EdDSA`) of
+    /// `header` and `payload`: the one way an issuer key signs anything
+    /// outside the domain-separated scheme of [`crate::signing`], kept
+    /// narrow so that it cannot sign arbitrary bytes. The signed bytes are
+    /// `BASE64URL(header) "." BASE64URL(payload)` of two JSON objects, so
+    /// they begin `eyJ` (the encoding of `{"`) and can never be a native
+    /// signed message, which begins `staffpass\0`.
+    pub fn sign_jws(
+        &self,
+        header: &serde_json::Map<String, serde_json::Value>,
+        payload: &serde_json::Map<String, serde_json::Value>,
+    ) -> String {
+        use ed25519_dalek::Signer as _;
+        let input = format!("{}.{}", crate::sdjwt::b64(&json_bytes(header)), crate::sdjwt::b64(&json_bytes(payload)));
+        let sig = self.0.sign(input.as_bytes());
+        format!("{input}.{}", crate::sdjwt::b64(&sig.to_bytes()))
+    }
+}
+
+/// A JSON object's bytes (serialising a map of JSON values cannot fail).
+fn json_bytes(m: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    serde_json::Value::Object(m.clone()).to_string().into_bytes()
+}
+
 key_role!(
     /// An agreement steward's key: signs roster changes only.
     StewardPublicKey,

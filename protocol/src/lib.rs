@@ -25,6 +25,7 @@ pub mod keys;
 pub mod receipt;
 pub mod revocation;
 pub mod roster;
+pub mod sdjwt;
 pub mod signing;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -306,6 +306,31 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     let cred_id = cred["id"].as_str().unwrap().to_owned();
     on(dir, &rjz, &["credential", "show", &cred_id]).await.ok();
 
+    // The wallet copy as an SD-JWT VC, written 0600, verified against the
+    // issuer metadata the node publishes.
+    let out = on(
+        dir,
+        &rjz,
+        &["credential", "export", "--staff", &staff, "--format", "sd-jwt-vc", "--claims", "dbs", "--out", "alex.sdjwt"],
+    )
+    .await;
+    assert!(out.ok().contains("1 claims: dbs"), "{}", out.stdout);
+    let file = dir.join("alex.sdjwt");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap();
+    let again =
+        on(dir, &rjz, &["credential", "export", "--staff", &staff, "--format", "sd-jwt-vc", "--out", "alex.sdjwt"])
+            .await;
+    assert_eq!(again.code, 1, "an existing file is never replaced: {}", again.stderr);
+    let meta = on(dir, &rjz, &["node", "issuer-metadata"]).await.json();
+    assert_eq!(meta["jwks"]["keys"][0]["kid"], staffpass_protocol::sdjwt::thumbprint(&rjz.issuer));
+    let v = staffpass_protocol::sdjwt::verify(token.trim(), &rjz.issuer, staffpass_node::node::now()).unwrap();
+    assert_eq!(v.claims.keys().collect::<Vec<_>>(), ["dbs"]);
+    assert_eq!(v.payload["iss"], meta["issuer"]);
+    let bad = on(dir, &rjz, &["credential", "export", "--staff", &staff, "--format", "json"]).await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+
     // The staff member holds a key and signs their consent.
     admin(dir, &["key", "gen", "--kind", "staff", "--out", "alex.key"]).await.ok();
     let granted = on(

@@ -18,6 +18,7 @@
 //! same commit as the change that caused them) and are retried until a
 //! signed receipt comes back; receivers are idempotent by message id.
 
+pub mod export;
 pub mod outbox;
 pub mod outbox_worker;
 pub mod receive;

@@ -357,7 +357,8 @@ fn entries_read_as_json_with_kebab_case_actions() {
             "revocation",
             "roster-change",
             "admin",
-            "key-rotation"
+            "key-rotation",
+            "export"
         ]
         .map(|s| format!("\"{s}\""))
     );

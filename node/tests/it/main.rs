@@ -8,6 +8,7 @@ mod audit_log;
 mod cli;
 mod client_certs;
 mod exchange;
+mod export;
 mod fuzz_seeds;
 mod keys_files;
 mod store_at_rest;

@@ -6,6 +6,7 @@
 mod common;
 mod decoding;
 mod roster_chain;
+mod sdjwt;
 mod signing;
 mod smoke;
 mod vectors;

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use staffpass_api::credentials::{CredentialView, RevokeRequest};
+use staffpass_api::credentials::{CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest};
 use staffpass_protocol::{CredentialId, StaffRef};
 
 use super::AppState;
@@ -57,4 +57,29 @@ pub(super) async fn revoke(
     let actor = actor(&caller);
     let rec = committing(&app.exchange, move |ex| ex.revoke_credential(&id, b.reason, &actor)).await?;
     Ok(Json(view(&rec)))
+}
+
+pub(super) async fn export(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(r): Id<StaffRef>,
+    Json(b): Json<ExportRequest>,
+) -> ApiResult<Json<ExportView>> {
+    let actor = actor(&caller);
+    let format = b.format;
+    let out = committing(&app.exchange, move |ex| match format {
+        ExportFormat::SdJwtVc => ex.export_sd_jwt_vc(&r, b.claims.as_ref(), &actor),
+    })
+    .await?;
+    Ok(Json(ExportView {
+        format,
+        credential: out.credential,
+        claims: out.claims.iter().map(ToString::to_string).collect(),
+        issuer: app.exchange.issuer_url(),
+        token: out.token,
+    }))
+}
+
+pub(super) async fn issuer_metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(app.exchange.issuer_metadata())
 }
