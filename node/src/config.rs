@@ -791,6 +791,7 @@ mod tests {
         c.api.max_connections_per_ip = 8;
         c.api.handshake_timeout_secs = 1;
         c.api.http2_keep_alive_secs = 10;
+        c.exchange.issuer_url = Some("https://staffpass.kch.nhs.uk".into());
         let dir = std::env::temp_dir().join(format!("staffpass-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("node.toml");
@@ -849,5 +850,31 @@ mod tests {
             let err = Config::load(None, base.clone(), &[set.into()]).unwrap_err();
             assert!(err.to_string().contains(key), "{set}: {err}");
         }
+    }
+
+    #[test]
+    fn issuer_url_must_be_https() {
+        let base = vec![("STAFFPASS_ORG".to_string(), "RJZ".to_string())];
+        for bad in [
+            "http://staffpass.example",
+            "https://",
+            "https:///path",
+            "https://a.example/",
+            "https://a.example/x?y=1",
+            "https://a.example#f",
+            "https://a b.example",
+            "ftp://a.example",
+        ] {
+            let set = format!("exchange.issuer_url=\"{bad}\"");
+            let err = Config::load(None, base.clone(), &[set]).unwrap_err();
+            assert!(err.to_string().contains("exchange.issuer_url"), "{bad}: {err}");
+        }
+        let ok = Config::load(None, base.clone(), &["exchange.issuer_url=\"https://staffpass.kch.nhs.uk/v1\"".into()])
+            .unwrap();
+        assert_eq!(ok.exchange.issuer_url_of(&ok.org), "https://staffpass.kch.nhs.uk/v1");
+        let default = Config::load(None, base, &[]).unwrap();
+        assert_eq!(default.exchange.issuer_url_of(&default.org), "https://staffpass.rjz.invalid");
+        let ext: OrgId = "ext:charity:1012345".parse().unwrap();
+        assert_eq!(default.exchange.issuer_url_of(&ext), "https://staffpass.ext-charity-1012345.invalid");
     }
 }
