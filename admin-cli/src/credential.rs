@@ -93,6 +93,13 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             let every: std::collections::BTreeSet<ClaimKind> = ClaimKind::all().into_iter().collect();
             let claims = claims.map(|c| c.0).filter(|c| *c != every);
             let request = ExportRequest { format: ExportFormat::SdJwtVc, claims };
+            // Refused before the node makes (and audits) an export that
+            // could not be written.
+            if let Some(path) = &out
+                && std::fs::symlink_metadata(path).is_ok()
+            {
+                return Err(crate::error::Error::Exists { path: path.clone() });
+            }
             let v = block_on(async { Ok(client.export_credential(&staff, &request).await?) })?;
             if let Some(path) = &out {
                 crate::files::create_secret(path, format!("{}\n", v.token).as_bytes())?;

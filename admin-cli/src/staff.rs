@@ -202,7 +202,32 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             output::line(format!(
                 "Erased {staff}: record and credentials deleted, live consents withdrawn (receivers told to erase; \
                  `staffpass-admin consent list` shows their erasure receipts)."
-            ))
+            ))?;
+            // Copies that left the node (the audit keeps the reference):
+            // erasure cannot reach them, so say which were made.
+            let activity = block_on(async { Ok(client.activity(&staff).await?) })?;
+            let exports: Vec<String> = activity
+                .iter()
+                .filter(|e| e.event.action == "export")
+                .map(|e| {
+                    format!(
+                        "  {} {} of {} by {}",
+                        e.at,
+                        e.event.reason.as_deref().unwrap_or("export"),
+                        e.event.object.as_deref().unwrap_or("-"),
+                        e.event.actor
+                    )
+                })
+                .collect();
+            if !exports.is_empty() {
+                output::line(format!(
+                    "{} export(s) of this person's passport were made; those copies are outside staffpass and \
+                     not erased:\n{}",
+                    exports.len(),
+                    exports.join("\n")
+                ))?;
+            }
+            Ok(())
         }
         Command::SetKey { staff, staff_key, remove: _, node } => {
             use crate::keys::Role as _;
