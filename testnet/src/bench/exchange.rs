@@ -142,8 +142,14 @@ pub async fn drive(
     let mut queue = offers.into_iter();
     let mut in_flight = 0usize;
     let (mut done, mut received) = (0usize, 0usize);
+    // What is in flight, to send again if the node drops it unanswered
+    // (as the outbox does: a node over a peer's rate answers nothing).
+    let mut sent: std::collections::HashMap<request_response::OutboundRequestId, Request> =
+        std::collections::HashMap::new();
+    let mut retries = 0usize;
     for r in queue.by_ref().take(window) {
-        swarm.behaviour_mut().send_request(&peer, r);
+        let id = swarm.behaviour_mut().send_request(&peer, r.clone());
+        sent.insert(id, r);
         in_flight += 1;
     }
     while done < total {
@@ -152,23 +158,33 @@ pub async fn drive(
             .context("no answer in 60 s")?;
         match ev {
             SwarmEvent::Behaviour(request_response::Event::Message {
-                message: request_response::Message::Response { response, .. },
+                message: request_response::Message::Response { response, request_id, .. },
                 ..
             }) => {
+                sent.remove(&request_id);
                 done += 1;
                 in_flight -= 1;
                 if matches!(response.receipt.body.outcome, ReceiptOutcome::Received { .. }) {
                     received += 1;
                 }
             }
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
-                bail!("offer failed: {error}")
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, request_id, .. }) => {
+                let Some(r) = sent.remove(&request_id) else { bail!("offer failed: {error}") };
+                retries += 1;
+                if retries > 10 * total.max(1) {
+                    bail!("offer failed: {error} (after {retries} retries)");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let id = swarm.behaviour_mut().send_request(&peer, r.clone());
+                sent.insert(id, r);
+                continue;
             }
             SwarmEvent::ConnectionClosed { .. } => bail!("connection closed"),
             _ => continue,
         }
         if let Some(r) = queue.next() {
-            swarm.behaviour_mut().send_request(&peer, r);
+            let id = swarm.behaviour_mut().send_request(&peer, r.clone());
+            sent.insert(id, r);
             in_flight += 1;
         }
     }
