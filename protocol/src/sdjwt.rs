@@ -266,17 +266,24 @@ fn need_time(m: &Map<String, Value>, member: &'static str) -> Result<Timestamp, 
         .ok_or(Error::Claim { member, problem: "not a time in seconds" })
 }
 
+/// An SD-JWT without key binding split into its issuer-signed JWT and
+/// its disclosures.
+fn split(token: &str) -> Result<(&str, Vec<&str>), Error> {
+    let mut parts: Vec<&str> = token.split('~').collect();
+    if parts.len() < 2 || parts.pop() != Some("") {
+        return Err(Error::Malformed("it must end with `~` (no key binding)"));
+    }
+    let jwt = parts.remove(0);
+    Ok((jwt, parts))
+}
+
 /// Verifies an SD-JWT VC issued by `issuer` at `now` (an SD-JWT without
 /// key binding: it ends with `~`). Strict: see the module documentation.
 pub fn verify(token: &str, issuer: &IssuerPublicKey, now: Timestamp) -> Result<Verified, Error> {
     if token.len() > MAX_TOKEN {
         return Err(Error::Malformed("larger than the bound"));
     }
-    let mut parts: Vec<&str> = token.split('~').collect();
-    if parts.len() < 2 || parts.pop() != Some("") {
-        return Err(Error::Malformed("it must end with `~` (no key binding)"));
-    }
-    let jwt = parts.remove(0);
+    let (jwt, parts) = split(token)?;
     let segments: Vec<&str> = jwt.split('.').collect();
     let [h, p, s] = segments[..] else { return Err(Error::Malformed("the JWT is not three parts")) };
     let header = object(&unb64(h, "JWT header")?, "JWT header")?;
@@ -347,11 +354,8 @@ pub fn verify(token: &str, issuer: &IssuerPublicKey, now: Timestamp) -> Result<V
 /// a holder's presentation of some of its claims (the issuer signature
 /// still verifies; the digests of the others stay, undisclosed).
 pub fn present(token: &str, keep: &BTreeSet<String>) -> Result<String, Error> {
-    let mut parts: Vec<&str> = token.split('~').collect();
-    if parts.len() < 2 || parts.pop() != Some("") {
-        return Err(Error::Malformed("it must end with `~` (no key binding)"));
-    }
-    let mut out = format!("{}~", parts.remove(0));
+    let (jwt, parts) = split(token)?;
+    let mut out = format!("{jwt}~");
     for d in parts {
         let Ok(Value::Array(a)) = serde_json::from_slice::<Value>(&unb64(d, "disclosure")?) else {
             return Err(Error::Decode("disclosure"));

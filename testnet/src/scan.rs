@@ -37,7 +37,8 @@ pub struct Found {
     pub hits: Vec<(PathBuf, String)>,
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Appends every regular file under `dir` to `out` (symlinks are not followed).
+pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let p = e.path();

@@ -44,7 +44,7 @@ use crate::report::Report;
 use crate::scenarios::{self, Options, World};
 
 /// The trusts the load runs between (london-mou's members).
-const MEMBERS: &[&str] = &["RJZ", "RJ1", "RV5", "RJ2", "RPG"];
+pub(crate) const MEMBERS: &[&str] = &["RJZ", "RJ1", "RV5", "RJ2", "RPG"];
 
 /// How long the network may take to settle after the last kill.
 const SETTLE: Duration = Duration::from_secs(300);
@@ -105,6 +105,37 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The end-state checks [`check`] judged, and the first violations,
+    /// as report lines (the torture and the soak both end with them).
+    pub(crate) fn report_end_state(&self, r: &mut Report) {
+        r.check("every delivered consent held once at its receiver, as the home says", self.mismatched == 0);
+        r.check("every withdrawal erased at the receiver and confirmed", self.not_erased == 0);
+        r.check("no receipt, erasure or revocation recorded twice", self.duplicated == 0);
+        r.check("every audit log verifies", self.broken_audits == 0);
+        for v in &self.violations {
+            r.line(format!("  {v}"));
+        }
+    }
+}
+
+/// Starts [`drive_load`] over `w`'s members; returns its counters, its
+/// stop flag and its task.
+pub(crate) fn start_load(
+    w: &World,
+    seed: u64,
+    pace: Option<Duration>,
+) -> Result<(Arc<Load>, Arc<AtomicBool>, tokio::task::JoinHandle<()>)> {
+    let clients: BTreeMap<&'static str, Client> =
+        MEMBERS.iter().map(|o| Ok((*o, w.net.node(o)?.client.clone()))).collect::<Result<_>>()?;
+    let people: BTreeMap<&'static str, Vec<Person>> =
+        MEMBERS.iter().map(|o| Ok((*o, w.people(o)?.to_vec()))).collect::<Result<_>>()?;
+    let load = Arc::new(Load::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(drive_load(clients, people, seed, load.clone(), stop.clone(), pace));
+    Ok((load, stop, worker))
+}
+
 /// The shared counters of the load task.
 #[derive(Default)]
 pub(crate) struct Load {
@@ -138,13 +169,7 @@ pub async fn run(opts: &Options, kills: usize, seed: u64, json: Option<PathBuf>)
     let mut w = scenarios::bring_up(opts, &mut r).await?;
     let mut out = Outcome { seed, docker: opts.docker, ..Outcome::default() };
 
-    let clients: BTreeMap<&'static str, Client> =
-        MEMBERS.iter().map(|o| Ok((*o, w.net.node(o)?.client.clone()))).collect::<Result<_>>()?;
-    let people: BTreeMap<&'static str, Vec<Person>> =
-        MEMBERS.iter().map(|o| Ok((*o, w.people(o)?.to_vec()))).collect::<Result<_>>()?;
-    let load = Arc::new(Load::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = tokio::spawn(drive_load(clients, people, seed, load.clone(), stop.clone(), None));
+    let (load, stop, worker) = start_load(&w, seed, None)?;
 
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6b69_6c6c);
     for k in 0..kills {
@@ -185,13 +210,7 @@ pub async fn run(opts: &Options, kills: usize, seed: u64, json: Option<PathBuf>)
     ));
     r.check(format!("every node restarted after each of {} kills", out.kills), out.failed_restarts == 0);
     r.check(format!("settled in {:.1} s: every outbox empty, no consent pending", out.settle_secs), out.lost == 0);
-    r.check("every delivered consent held once at its receiver, as the home says", out.mismatched == 0);
-    r.check("every withdrawal erased at the receiver and confirmed", out.not_erased == 0);
-    r.check("no receipt, erasure or revocation recorded twice", out.duplicated == 0);
-    r.check("every audit log verifies", out.broken_audits == 0);
-    for v in &out.violations {
-        r.line(format!("  {v}"));
-    }
+    out.report_end_state(&mut r);
     if !opts.docker {
         scenarios::scan_personal_data(&w, false, &mut r)?;
     }
@@ -219,7 +238,7 @@ struct Granted {
 /// random trusts, until `stop`: back to back, or one every `pace`. A
 /// request to a node that is down or is killed while answering counts as
 /// interrupted.
-pub(crate) async fn drive_load(
+async fn drive_load(
     clients: BTreeMap<&'static str, Client>,
     people: BTreeMap<&'static str, Vec<Person>>,
     seed: u64,

@@ -52,16 +52,7 @@ impl Drop for NodeProcess {
 
 /// `VmRSS` and `VmHWM` of `pid`, in KiB.
 fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .with_context(|| format!("{name} missing from /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
+    Ok((crate::soak::status_kib(pid, "VmRSS:")?, crate::soak::status_kib(pid, "VmHWM:")?))
 }
 
 /// Bytes allocated on disk under `dir` (st_blocks × 512).
