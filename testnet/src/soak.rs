@@ -94,6 +94,21 @@ pub struct NodeVerdict {
     pub disk_end_mib: f64,
 }
 
+impl NodeVerdict {
+    /// Last-quarter median RSS within 1.25 × (+ 16 MiB) of the early one.
+    pub fn rss_flat(&self) -> bool {
+        self.rss_late_mib <= self.rss_early_mib * 1.25 + 16.0
+    }
+    /// Last-quarter most open descriptors within 8 of the early most.
+    pub fn fds_flat(&self) -> bool {
+        self.fds_late <= self.fds_early + 8
+    }
+    /// Second-half disk growth at most twice (+ 4 MiB) the first half's.
+    pub fn disk_bounded(&self) -> bool {
+        self.disk_growth_second_mib <= self.disk_growth_first_mib * 2.0 + 4.0
+    }
+}
+
 /// A soak's outcome (`<out>/soak.json`).
 #[derive(Debug, Default, Serialize)]
 pub struct Outcome {
@@ -210,9 +225,7 @@ pub async fn run(opts: &Options, plan: &Plan) -> Result<bool> {
     );
     for org in MEMBERS {
         let v = judge(&samples, org);
-        let rss_ok = v.rss_late_mib <= v.rss_early_mib * 1.25 + 16.0;
-        let fds_ok = v.fds_late <= v.fds_early + 8;
-        let disk_ok = v.disk_growth_second_mib <= v.disk_growth_first_mib * 2.0 + 4.0;
+        let (rss_ok, fds_ok, disk_ok) = (v.rss_flat(), v.fds_flat(), v.disk_bounded());
         r.check(format!("{org}: RSS flat ({:.1} → {:.1} MiB)", v.rss_early_mib, v.rss_late_mib), rss_ok);
         r.check(format!("{org}: open files flat ({} → {})", v.fds_early, v.fds_late), fds_ok);
         r.check(
@@ -422,17 +435,16 @@ mod tests {
         let v = judge(&flat, "RJZ");
         assert!((v.rss_early_mib - 60.0).abs() < 0.01 && (v.rss_late_mib - 60.0).abs() < 0.01, "{v:?}");
         assert_eq!((v.fds_early, v.fds_late), (40, 40));
-        assert!(v.disk_growth_second_mib <= v.disk_growth_first_mib * 2.0 + 4.0, "{v:?}");
+        assert!(v.rss_flat() && v.fds_flat() && v.disk_bounded(), "{v:?}");
 
         let leaking: Vec<Sample> =
             (0..40u32).map(|i| at(f64::from(i) * 5.0, 60 + 4 * u64::from(i), 40 + u64::from(i), 10)).collect();
         let v = judge(&leaking, "RJZ");
-        assert!(v.rss_late_mib > v.rss_early_mib * 1.25 + 16.0, "{v:?}");
-        assert!(v.fds_late > v.fds_early + 8, "{v:?}");
+        assert!(!v.rss_flat() && !v.fds_flat() && v.disk_bounded(), "{v:?}");
 
         let accelerating: Vec<Sample> = (0..40u32).map(|i| at(f64::from(i) * 5.0, 60, 40, u64::from(i * i))).collect();
         let v = judge(&accelerating, "RJZ");
-        assert!(v.disk_growth_second_mib > v.disk_growth_first_mib * 2.0 + 4.0, "{v:?}");
+        assert!(v.rss_flat() && v.fds_flat() && !v.disk_bounded(), "{v:?}");
     }
 
     #[test]
