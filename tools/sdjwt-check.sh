@@ -10,6 +10,8 @@
 # 9901's strict rules, the SD-JWT VC claim checks and key binding with the
 # staff member's Ed25519 key; tampered tokens (a changed, added or repeated
 # disclosure, a wrong typ, expired, another issuer's key) must all fail.
+# Then the trust's Token Status List (`staffpass-admin node status-list`):
+# the tokens' bit is 0, and 1 once the credential is revoked.
 #
 #   tools/sdjwt-check.sh
 #
@@ -59,5 +61,14 @@ if "$py" tools/sdjwt_check.py --metadata "$work/issuer-metadata.json.other" "$wo
     echo "sdjwt-check: CONTROL FAILED: a token verified against another issuer's key" >&2
     exit 1
 fi
+# The status list: both tokens' credential is live (bit 0); revoked, its
+# bit is 1 in the list the node publishes next.
+adm node status-list --out "$work/status.jwt" >/dev/null
+"$py" tools/sdjwt_check.py --metadata "$work/issuer-metadata.json" --status-list "$work/status.jwt" \
+    "$work/all.sdjwt" "$work/two.sdjwt"
+adm credential revoke --staff "$ref" --reason leaving-organisation >/dev/null
+adm node status-list --out "$work/status.jwt" >/dev/null
+"$py" tools/sdjwt_check.py --metadata "$work/issuer-metadata.json" --status-list "$work/status.jwt" \
+    --expect-status invalid "$work/all.sdjwt" "$work/two.sdjwt"
 kill -0 "$NODE_PID" || { echo "the node died during the run" >&2; exit 1; }
 echo "sdjwt-check: every SD-JWT VC verified by the reference implementation and the strict checks; tampering refused"

@@ -190,12 +190,54 @@ def tampered(token):
     return out
 
 
+def status_bit(token, list_token, metadata, now):
+    """The status bit of an SD-JWT VC in a Token Status List
+    (draft-ietf-oauth-status-list): the list JWT's typ, its signature by a
+    key of the issuer's jwks (jwcrypto), sub the uri the token names, exp,
+    bits 1; then lst inflated (zlib) and the token's idx read, least
+    significant bit first."""
+    import zlib
+
+    payload = json.loads(b64d(token.split("~")[0].split(".")[1]))
+    entry = payload.get("status", {}).get("status_list")
+    if not entry or not isinstance(entry.get("idx"), int) or not isinstance(entry.get("uri"), str):
+        raise Refused("the token names no status list entry")
+    header = json.loads(b64d(list_token.split(".")[0]))
+    if header.get("typ") != "statuslist+jwt":
+        raise Refused(f"status list typ {header.get('typ')!r}")
+    keys = {k["kid"]: k for k in metadata["jwks"]["keys"]}
+    if header.get("kid") not in keys:
+        raise Refused("the status list's kid is not in the issuer's jwks")
+    jws = JWS()
+    try:
+        jws.deserialize(list_token.strip())
+        jws.verify(JWK(**keys[header["kid"]]))
+    except Exception as e:
+        raise Refused(f"the status list signature does not verify ({type(e).__name__})")
+    body = json.loads(jws.payload)
+    if body.get("sub") != entry["uri"]:
+        raise Refused(f"the status list is {body.get('sub')!r}, the token names {entry['uri']!r}")
+    if not isinstance(body.get("exp"), int) or body["exp"] <= now:
+        raise Refused("the status list expired")
+    sl = body.get("status_list", {})
+    if sl.get("bits") != 1:
+        raise Refused("status_list.bits is not 1")
+    bits = zlib.decompress(b64d(sl["lst"]))
+    idx = entry["idx"]
+    if idx // 8 >= len(bits):
+        raise Refused(f"idx {idx} is beyond the list ({len(bits) * 8} entries)")
+    return (bits[idx // 8] >> (idx % 8)) & 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metadata", required=True)
     ap.add_argument("--other-issuer-key", help="another issuer's secret key file: the token must not verify with it")
     ap.add_argument("--holder-key", help="the staff member's secret key file (staff-sk:...)")
     ap.add_argument("--tamper", action="store_true")
+    ap.add_argument("--status-list", help="the issuer's statuslist+jwt: each token's status bit is checked")
+    ap.add_argument("--expect-status", choices=["valid", "invalid"], default="valid",
+                    help="what each token's bit must say (valid: 0; invalid: 1)")
     ap.add_argument("tokens", nargs="+")
     a = ap.parse_args()
     metadata = json.load(open(a.metadata))
@@ -210,6 +252,18 @@ def main():
             print(f"FAIL  {path}: {e}")
             failed += 1
             continue
+        if a.status_list:
+            try:
+                bit = status_bit(token, open(a.status_list).read().strip(), metadata, now)
+                want = 0 if a.expect_status == "valid" else 1
+                if bit != want:
+                    print(f"FAIL  {path}: status bit {bit}, expected {want} ({a.expect_status})")
+                    failed += 1
+                else:
+                    print(f"ok    {path}: status list bit {bit} ({a.expect_status})")
+            except Refused as e:
+                print(f"FAIL  {path}: status list: {e}")
+                failed += 1
         if a.holder_key:
             try:
                 key_binding(token, key_file_jwk(a.holder_key, "staff"), now)

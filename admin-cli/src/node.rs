@@ -39,6 +39,16 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// This trust's Token Status List (a statuslist+jwt signed with the issuer key, valid for a
+    /// day): one bit per exported credential, set when it is revoked, superseded or erased. To
+    /// publish at <issuer>/statuslists/1, the URL every exported credential names.
+    StatusList {
+        /// Write the token to this file (replaced atomically) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// Runs a node command.
@@ -102,6 +112,18 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
                     output::line(format!("Wrote the issuer metadata to {}.", path.display()))
                 }
                 None => output::json(&doc),
+            }
+        }
+        Command::StatusList { out, node } => {
+            let client = node.client()?;
+            let list = block_on(async { Ok(client.status_list().await?) })?;
+            match out {
+                Some(path) => {
+                    crate::files::replace(&path, list.token.as_bytes())?;
+                    output::line(format!("Wrote the status list to {} (publish it at {}).", path.display(), list.uri))
+                }
+                None if format.is_json() => output::json(&list),
+                None => output::line(&list.token),
             }
         }
         Command::Outbox { node } => {

@@ -342,6 +342,11 @@ impl Client {
         self.get_json(route::ISSUER_METADATA).await
     }
 
+    /// `GET /v1/node/status-list`: the trust's Token Status List.
+    pub async fn status_list(&self) -> Result<crate::credentials::StatusListView, ClientError> {
+        self.get_json(route::STATUS_LIST).await
+    }
+
     /// `POST /v1/staff/{ref}/claims`: records (or renews) one claim.
     pub async fn record_claim(&self, staff: &StaffRef, claim: &Claim) -> Result<StaffRecord, ClientError> {
         self.post_json(&path(route::STAFF_CLAIMS, staff), claim).await

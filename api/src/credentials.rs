@@ -69,6 +69,18 @@ pub struct ExportRequest {
     pub claims: Option<BTreeSet<ClaimKind>>,
 }
 
+/// This trust's Token Status List.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusListView {
+    /// Where it is published: `<issuer>/statuslists/1`, the `uri` every
+    /// exported credential's `status.status_list` names.
+    pub uri: String,
+    /// The `statuslist+jwt` signed with the issuer key: `status_list.lst`
+    /// is one bit per exported credential (set: revoked, superseded by a
+    /// re-issue, or erased), zlib-compressed, base64url.
+    pub token: String,
+}
+
 /// An exported passport.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ExportView {

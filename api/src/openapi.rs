@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 use crate::agreements::{AgreementView, EntriesQuery, OverrideRequest, Submission, Submitted};
 use crate::audit::{self, AuditQuery, Head, Verification, VerifyReport};
 use crate::consents::{ConsentRequest, ConsentState, ConsentView, StaffSignature};
-use crate::credentials::{CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest};
+use crate::credentials::{CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest, StatusListView};
 use crate::error::{ErrorBody, ErrorInfo};
 use crate::outbox::OutboxItemView;
 use crate::received::{ClaimView, ReceivedView};
@@ -58,7 +58,7 @@ pub fn json() -> String {
     ),
     modifiers(&ClientCertificate, &ErrorResponses, &Links),
     paths(
-        healthz, readyz, metrics, openapi, status, peers, issuer_metadata,
+        healthz, readyz, metrics, openapi, status, peers, issuer_metadata, status_list,
         agreements, submit_chain, agreement, entries, submit_entries, override_halt,
         staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, staff_change_key, record_claim, issue_credential, export_credential, activity,
         credential, revoke_credential, revoke_staff,
@@ -68,7 +68,7 @@ pub fn json() -> String {
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffKeyRequest, StaffKeyChangeRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
-        ExportFormat, ExportRequest, ExportView, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
+        ExportFormat, ExportRequest, ExportView, StatusListView, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
         audit::Entry, audit::Event, Head, audit::Checkpoint, VerifyReport, audit::Fault, Verification,
     )),
     tags(
@@ -192,6 +192,12 @@ fn openapi() {}
                                       `jwks` (its issuer key as an Ed25519 JWK, `kid` the RFC 7638 thumbprint)", body = Object),
     ))]
 fn issuer_metadata() {}
+
+#[utoipa::path(get, path = route::STATUS_LIST, tag = "read-only",
+    responses(
+        (status = 200, description = "The trust's Token Status List", body = StatusListView),
+    ))]
+fn status_list() {}
 
 #[utoipa::path(get, path = route::STATUS, tag = "read-only",
     responses(

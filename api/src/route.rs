@@ -48,6 +48,9 @@ pub const STAFF_EXPORT: &str = "/v1/staff/{ref}/export";
 /// `GET`: this trust's JWT VC issuer metadata (issuer URL and keys), for
 /// verifiers of what it exports.
 pub const ISSUER_METADATA: &str = "/v1/node/issuer-metadata";
+/// `GET`: this trust's Token Status List (`statuslist+jwt`), whose bits say
+/// which exported credentials no longer stand.
+pub const STATUS_LIST: &str = "/v1/node/status-list";
 /// `GET`: a staff member's own activity in the audit log.
 pub const STAFF_ACTIVITY: &str = "/v1/staff/{ref}/activity";
 /// `GET`: one credential.

@@ -67,6 +67,9 @@ pub struct Config {
     /// Local HTTPS API.
     #[serde(default)]
     pub api: Api,
+    /// The public HTTPS listener (issuer metadata and status list only).
+    #[serde(default)]
+    pub public: Public,
     /// Passport flows.
     #[serde(default)]
     pub exchange: Exchange,
@@ -234,6 +237,26 @@ impl Exchange {
             format!("https://staffpass.{host}.invalid")
         })
     }
+}
+
+/// The optional public HTTPS listener: it serves this trust's JWT VC
+/// issuer metadata (`/.well-known/jwt-vc-issuer`) and its Token Status
+/// List (`/statuslists/1`), under the path of `exchange.issuer_url`, to
+/// anyone, with no client certificate, and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Public {
+    /// Address to listen on. Default: none (off).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain it presents: one verifiers trust for the host
+    /// of `exchange.issuer_url`. Default: the local API's certificate
+    /// (signed by this node's own CA, so only for tests).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file` (mode 0600). Default: the local API's.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Database settings.
@@ -435,6 +458,7 @@ impl Config {
             data_dir: defaults::data_dir(),
             network: Network::default(),
             api: Api::default(),
+            public: Public::default(),
             exchange: Exchange::default(),
             storage: Storage::default(),
             log: Log::default(),
@@ -582,6 +606,12 @@ impl Config {
         if !(4..=65_536).contains(&self.storage.cache_mb) {
             return invalid("storage.cache_mb", "must be 4 to 65536");
         }
+        if self.public.cert_file.is_some() != self.public.key_file.is_some() {
+            return invalid("public.cert_file", "public.cert_file and public.key_file are set together or not at all");
+        }
+        if self.public.listen.is_some() && self.public.listen == Some(self.api.listen) {
+            return invalid("public.listen", "must not be the local API's address");
+        }
         Ok(())
     }
 
@@ -684,6 +714,16 @@ home_keep_days = {home_keep}
 # https://staffpass.<org>.invalid, a placeholder: set it before exporting.
 {issuer_url}
 
+[public]
+# Optional public HTTPS listener: serves only this trust's issuer metadata
+# (/.well-known/jwt-vc-issuer) and status list (/statuslists/1), under the
+# path of exchange.issuer_url, to anyone (no client certificate). Default: off.
+{public_listen}
+# The certificate (PEM chain) and key it presents, trusted for the issuer
+# URL's host. Default: the local API's (this node's own CA: tests only).
+{public_cert}
+{public_key}
+
 [storage]
 # sled's page cache in MiB: more keeps more of the database in memory. Default: 32.
 cache_mb = {cache}
@@ -731,6 +771,18 @@ format = {format}
             rm = self.exchange.retry_max_secs,
             sweep = self.exchange.expiry_sweep_secs,
             cache = self.storage.cache_mb,
+            public_listen = match &self.public.listen {
+                Some(a) => format!("listen = {}", q(&a.to_string())),
+                None => "# listen = \"0.0.0.0:8443\"".to_string(),
+            },
+            public_cert = match &self.public.cert_file {
+                Some(p) => format!("cert_file = {}", q(&p.display().to_string())),
+                None => "# cert_file = \"/etc/staffpass/public.crt\"".to_string(),
+            },
+            public_key = match &self.public.key_file {
+                Some(p) => format!("key_file = {}", q(&p.display().to_string())),
+                None => "# key_file = \"/etc/staffpass/public.key\"".to_string(),
+            },
             format = q(match self.log.format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

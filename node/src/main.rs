@@ -22,7 +22,8 @@ use staffpass_protocol::OrgId;
 /// network.redial_max_secs, network.max_concurrent_streams, api.listen,
 /// api.body_limit_bytes, api.import_limit_bytes,
 /// exchange.credential_validity_days, exchange.retry_initial_ms,
-/// exchange.retry_max_secs, exchange.expiry_sweep_secs, storage.cache_mb,
+/// exchange.retry_max_secs, exchange.expiry_sweep_secs, exchange.issuer_url,
+/// public.listen, public.cert_file, public.key_file, storage.cache_mb,
 /// log.format. The
 /// config file written by `init` documents each one and its default.
 #[derive(Parser, Debug)]

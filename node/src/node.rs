@@ -63,6 +63,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The public listener's address.
+    #[error("cannot listen for the public listener on {addr}: {source}")]
+    PublicListen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The node key is not ed25519.
     #[error("the node key is not an ed25519 key")]
     NodeKey,
@@ -147,6 +155,7 @@ pub struct RunningNode {
     audit: Arc<Audit>,
     clock: Arc<dyn Clock>,
     api_addr: SocketAddr,
+    public_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -159,6 +168,10 @@ impl RunningNode {
     /// Where the API listens (the real port when configured with port 0).
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+    /// Where the public listener listens, if it is on.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public_addr
     }
     /// Stops everything, checkpoints the audit log and flushes the store.
     pub async fn shutdown(self) {
@@ -409,6 +422,12 @@ impl<T: Transport> Builder<T> {
             backup,
         };
         let router = crate::api::routes::router(state);
+        let public_addr = match config.public.listen {
+            Some(addr) => Some(
+                start_public(&config.public, addr, &paths::tls(&data), exchange.clone(), &stop_rx, &mut tasks).await?,
+            ),
+            None => None,
+        };
         let api_cfg = &config.api;
         let api_options = crate::api::server::Options {
             body_limit: api_cfg.body_limit_bytes,
@@ -435,8 +454,43 @@ impl<T: Transport> Builder<T> {
         rosters.update_metrics(clock.now());
         ready.store(true, Ordering::SeqCst);
         info!(api = %api_addr, "node ready");
-        Ok(RunningNode { node, store, audit, clock, api_addr, stop, tasks })
+        Ok(RunningNode { node, store, audit, clock, api_addr, public_addr, stop, tasks })
     }
+}
+
+/// Binds the public listener and serves [`crate::api::public`] on it until
+/// `stop`, with the certificate and key of `public` (default: the local
+/// API's, from `tls_dir`). Returns where it listens.
+async fn start_public(
+    public: &crate::config::Public,
+    addr: SocketAddr,
+    tls_dir: &std::path::Path,
+    exchange: Exchange,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<SocketAddr, StartError> {
+    let pki = crate::tls::Pki::at(tls_dir);
+    let (cert, key) = match (&public.cert_file, &public.key_file) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => (pki.server_cert(), pki.server_key()),
+    };
+    let tls = crate::tls::public_server_config(&cert, &key)?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::PublicListen { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| StartError::PublicListen { addr, source })?;
+    let router = crate::api::public::router(exchange);
+    let options = crate::api::server::Options { public: true, ..Default::default() };
+    let mut stop = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = crate::api::server::serve_with(listener, tls, router, shutdown, options).await {
+            warn!(error = %e, "public listener stopped");
+        }
+    }));
+    info!(public = %bound, "public listener (issuer metadata, status list) on");
+    Ok(bound)
 }
 
 /// Routes the network's events to the services until `stop`: connections

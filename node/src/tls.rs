@@ -452,6 +452,28 @@ pub fn server_config(dir: impl AsRef<Path>) -> Result<Arc<ServerConfig>, Error> 
     Ok(Arc::new(config))
 }
 
+/// The public listener's rustls configuration: `cert` and `key` (PEM; the
+/// key file 0600), **no** client certificate asked for, TLS 1.2 and 1.3
+/// with the provider's safe defaults, ALPN h2 and http/1.1.
+pub fn public_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Error> {
+    let cert_pem = read_file(cert)?;
+    let chain = certs(&cert_pem, &cert.display().to_string())?;
+    let key_pem = read_private_file(key)?;
+    let secret = private_key(&key_pem, &key.display().to_string())?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|source| Error::Rustls { what: "TLS protocol versions".to_owned(), source })?
+        .with_no_client_auth()
+        .with_single_cert(chain, secret)
+        .map_err(|source| Error::Rustls {
+            what: format!("{} and {} do not form a usable certificate", cert.display(), key.display()),
+            source,
+        })?;
+    config.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
+    config.ignore_client_order = true;
+    Ok(Arc::new(config))
+}
+
 fn first_cert(pem: &[u8], origin: &str) -> Result<CertificateDer<'static>, Error> {
     certs(pem, origin)?
         .into_iter()

@@ -27,6 +27,7 @@ pub mod revocation;
 pub mod roster;
 pub mod sdjwt;
 pub mod signing;
+pub mod statuslist;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod wire;

@@ -86,7 +86,7 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn unb64(s: &str, what: &'static str) -> Result<Vec<u8>, Error> {
+pub(crate) fn unb64(s: &str, what: &'static str) -> Result<Vec<u8>, Error> {
     URL_SAFE_NO_PAD.decode(s).map_err(|_| Error::Decode(what))
 }
 
@@ -244,22 +244,22 @@ impl Verified {
     }
 }
 
-fn object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, Error> {
+pub(crate) fn object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, Error> {
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(Error::Decode(what)),
     }
 }
 
-fn need<'a>(m: &'a Map<String, Value>, member: &'static str) -> Result<&'a Value, Error> {
+pub(crate) fn need<'a>(m: &'a Map<String, Value>, member: &'static str) -> Result<&'a Value, Error> {
     m.get(member).ok_or(Error::Claim { member, problem: "missing" })
 }
 
-fn need_str<'a>(m: &'a Map<String, Value>, member: &'static str) -> Result<&'a str, Error> {
+pub(crate) fn need_str<'a>(m: &'a Map<String, Value>, member: &'static str) -> Result<&'a str, Error> {
     need(m, member)?.as_str().ok_or(Error::Claim { member, problem: "not a string" })
 }
 
-fn need_time(m: &Map<String, Value>, member: &'static str) -> Result<Timestamp, Error> {
+pub(crate) fn need_time(m: &Map<String, Value>, member: &'static str) -> Result<Timestamp, Error> {
     need(m, member)?
         .as_i64()
         .and_then(Timestamp::from_unix)

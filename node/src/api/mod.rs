@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod public;
 pub mod routes;
 pub mod server;
 

@@ -92,6 +92,11 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// Longest an HTTP/1 client may take to send request headers. Default 30 s.
     pub header_read_timeout: Duration,
+    /// Serve anyone: no client certificate is read and requests carry no
+    /// [`Caller`](super::Caller). Only for a router that needs none (the
+    /// public listener, [`super::public`]), with a `tls` that asks for no
+    /// client certificate. Default false.
+    pub public: bool,
 }
 
 impl Default for Options {
@@ -106,6 +111,7 @@ impl Default for Options {
             body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
+            public: false,
         }
     }
 }
@@ -455,26 +461,35 @@ async fn connection(
         }
     };
     admitted.established();
-    let caller = match caller_from_certs(stream.get_ref().1.peer_certificates()) {
-        Ok(caller) => caller,
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "API client certificate refused; closing the connection");
-            // Close the TLS session cleanly (close_notify), briefly: the
-            // client then sees the connection closed, not a reset.
-            let mut stream = stream;
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
-            return;
+    let caller = if options.public {
+        None
+    } else {
+        match caller_from_certs(stream.get_ref().1.peer_certificates()) {
+            Ok(caller) => Some(caller),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "API client certificate refused; closing the connection");
+                // Close the TLS session cleanly (close_notify), briefly: the
+                // client then sees the connection closed, not a reset.
+                let mut stream = stream;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
+                return;
+            }
         }
     };
 
-    let span = tracing::info_span!("api_connection", %peer, caller = %caller.name, role = %caller.role);
+    let span = match &caller {
+        Some(c) => tracing::info_span!("api_connection", %peer, caller = %c.name, role = %c.role),
+        None => tracing::info_span!("public_connection", %peer),
+    };
     async move {
         tracing::debug!("API connection open");
         let activity = Activity::new();
         let in_flight = activity.clone();
         let service = router
             .map_request(move |mut request: axum::http::Request<Incoming>| {
-                request.extensions_mut().insert(caller.clone());
+                if let Some(caller) = &caller {
+                    request.extensions_mut().insert(caller.clone());
+                }
                 request
             })
             .map_future(move |response| {

@@ -36,18 +36,34 @@ impl Exchange {
         self.0.settings.issuer_url_of(&self.0.org)
     }
 
-    /// The JWT VC Issuer Metadata document: the issuer URL and its key set
-    /// (the current issuer key, by RFC 7638 thumbprint).
+    /// The JWT VC Issuer Metadata document: the issuer URL and its key set,
+    /// each key by RFC 7638 thumbprint: the current issuer key first, then
+    /// every other key of this trust in the rosters it holds that can
+    /// still have a living credential: not retired, or retired less than a
+    /// credential's lifetime ago (what it signed before stays valid until
+    /// it expires).
     pub fn issuer_metadata(&self) -> Value {
-        json!({
-            "issuer": self.issuer_url(),
-            "jwks": { "keys": [ sdjwt::issuer_jwk(&self.0.issuer.public()) ] },
-        })
+        let now = self.now();
+        let lifetime = i64::from(self.0.settings.credential_validity_days);
+        let current = self.0.issuer.public();
+        let mut keys = vec![current];
+        for chain in self.0.rosters.read().values() {
+            let Some(m) = chain.state().members.get(&self.0.org) else { continue };
+            for k in &m.keys {
+                if k.retired_at.is_none_or(|r| r.plus_days(lifetime) > now) && !keys.contains(&k.key) {
+                    keys.push(k.key);
+                }
+            }
+        }
+        let jwks: Vec<_> = keys.iter().map(sdjwt::issuer_jwk).collect();
+        json!({ "issuer": self.issuer_url(), "jwks": { "keys": jwks } })
     }
 
     /// The staff member's current credential as an SD-JWT VC: every claim
     /// it holds, or those in `only` (each must be held). Signed anew with
-    /// the current issuer key and fresh salts; `exp` is the credential's.
+    /// the current issuer key and fresh salts; `exp` is the credential's;
+    /// `status` its entry in the trust's status list (allocated now if it
+    /// has none).
     /// A revoked or expired credential is not exported.
     pub fn export_sd_jwt_vc(
         &self,
@@ -56,6 +72,9 @@ impl Exchange {
         actor: &str,
     ) -> Result<Exported, Error> {
         let staff = self.staff(r)?;
+        // Held to the commit: the entry is allocated, and a revocation or
+        // re-issue marks it, under the same lock.
+        let _home = self.lock_home();
         let cred = self.current_credential(r)?.ok_or_else(|| {
             Error::Conflict(format!("{r} has no credential: issue one (POST /v1/staff/{r}/credentials) first"))
         })?;
@@ -79,13 +98,15 @@ impl Exchange {
             .filter(|c| only.is_none_or(|o| o.contains(&c.kind())))
             .collect();
         let iss = self.issuer_url();
+        let mut batch = Batch::default();
+        let status = self.status_entry_into(&cred.signed.body.id, &mut batch)?;
         let vc = Vc {
             iss: &iss,
             iat: now,
             exp: cred.signed.body.expires_at,
             sub: r,
             cnf: staff.staff_key.as_ref(),
-            status: None,
+            status: Some(status),
             claims: &claims,
         };
         let mut rng = rand::rng();
@@ -98,7 +119,7 @@ impl Exchange {
         ev.staff = Some(r.clone());
         ev.object = Some(cred.signed.body.id.to_string());
         ev.reason = Some(SD_JWT_VC.into());
-        self.0.audit.commit(Batch::default(), vec![ev], now)?;
+        self.0.audit.commit(batch, vec![ev], now)?;
         Ok(Exported { credential: cred.signed.body.id, claims: claims.iter().map(Claim::kind).collect(), token })
     }
 }

@@ -25,6 +25,7 @@ pub mod receive;
 pub mod records;
 pub mod retention;
 pub mod staff;
+pub mod status;
 pub mod sweep_worker;
 pub mod transport;
 
@@ -616,8 +617,12 @@ impl Exchange {
         // whatever order offers arrive in, so two re-issues in the same
         // second must not tie (found by the crash torture: a late retry of
         // the older one replaced the newer).
+        // Held to the commit: the replaced credential's status entry is
+        // marked in it (an export allocates entries under the same lock).
+        let _home = self.lock_home();
         let now = self.now();
-        let at = match self.current_credential(r)? {
+        let prev = self.current_credential(r)?;
+        let at = match &prev {
             Some(prev) if prev.signed.body.issued_at >= now => prev.signed.body.issued_at.plus_secs(1),
             _ => now,
         };
@@ -636,6 +641,8 @@ impl Exchange {
         let mut batch = Batch::default();
         batch.put(Tree::Credentials, credential_key(&record.signed.body.id), self.seal_credential(&record)?);
         batch.put(Tree::Credentials, current_key(r), encoding::to_bytes(&record.signed.body.id));
+        // Superseded: a verifier of its standard-form copy sees it no longer stands.
+        self.status_mark_into(prev.iter().map(|p| &p.signed.body.id), false, &mut batch)?;
         let mut ev = event(actor, Action::Issue);
         ev.staff = Some(r.clone());
         ev.object = Some(record.signed.body.id.to_string());
@@ -741,6 +748,7 @@ impl Exchange {
         if revoked.is_empty() {
             return Ok(revoked);
         }
+        self.status_mark_into(revoked.iter().map(|c| &c.signed.body.id), false, &mut batch)?;
         let mut told = BTreeSet::new();
         for mut c in self.consents_of(r)? {
             let consent = c.signed.consent().clone();
@@ -996,12 +1004,17 @@ impl Exchange {
                 batch.delete(Tree::Outbox, due.key);
             }
         }
+        let mut erased = Vec::new();
         for (k, v) in self.0.store.scan_prefix(Tree::Credentials, b"c/")? {
             let of: OfStaff = decode(&v, "credential")?;
             if of.staff == *r {
+                if let Some(id) = credential_id_of_key(&k) {
+                    erased.push(id);
+                }
                 batch.delete(Tree::Credentials, k);
             }
         }
+        self.status_mark_into(&erased, true, &mut batch)?;
         batch.delete(Tree::Credentials, current_key(r));
         batch.delete(Tree::Staff, r.as_str().as_bytes().to_vec());
         let mut ev = event(actor, Action::StaffDelete);

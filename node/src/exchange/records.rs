@@ -241,6 +241,12 @@ pub fn credential_key(id: &CredentialId) -> Vec<u8> {
     k
 }
 
+/// The credential id a `c/` key of the credentials tree names.
+pub fn credential_id_of_key(k: &[u8]) -> Option<CredentialId> {
+    let b: [u8; 16] = k.strip_prefix(b"c/")?.try_into().ok()?;
+    Some(CredentialId::from_bytes(b))
+}
+
 /// Key of a staff member's current credential id.
 pub fn current_key(r: &StaffRef) -> Vec<u8> {
     format!("cur/{r}").into_bytes()

@@ -61,6 +61,8 @@ impl Exchange {
                 continue;
             }
             batch.delete(Tree::Credentials, k);
+            // Marked, and its index forgotten: it ended, and is gone.
+            self.status_mark_into([&id], true, &mut batch)?;
             if self.current_id(&of.staff)? == Some(id) {
                 batch.delete(Tree::Credentials, current_key(&of.staff));
             }

@@ -37,7 +37,7 @@ fn token_with(claims: &[staffpass_protocol::claims::Claim], exp_days: i64) -> St
         exp: testkit::now().plus_days(exp_days),
         sub: &sub,
         cnf: Some(&staff_key),
-        status: Some(sdjwt::StatusRef { idx: 7, uri: "https://staffpass.rjz.example/status-list".into() }),
+        status: Some(sdjwt::StatusRef { idx: 7, uri: "https://staffpass.rjz.example/statuslists/1".into() }),
         claims,
     };
     sdjwt::issue(&key, &vc, &mut counting())

@@ -8,3 +8,4 @@ mod backup;
 mod exchange;
 mod hostile;
 mod network;
+mod standards;

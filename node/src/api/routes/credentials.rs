@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use staffpass_api::credentials::{CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest};
+use staffpass_api::credentials::{
+    CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest, StatusListView,
+};
 use staffpass_protocol::{CredentialId, StaffRef};
 
 use super::AppState;
@@ -82,4 +84,10 @@ pub(super) async fn export(
 
 pub(super) async fn issuer_metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(app.exchange.issuer_metadata())
+}
+
+pub(super) async fn status_list(State(app): State<AppState>) -> ApiResult<Json<StatusListView>> {
+    // Reads the store: on the blocking pool like a commit.
+    let token = committing(&app.exchange, |ex| ex.status_list_token()).await?;
+    Ok(Json(StatusListView { uri: app.exchange.status_list_uri(), token }))
 }

@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route(route::STATUS, get(status::status))
         .route(route::PEERS, get(status::peers))
         .route(route::ISSUER_METADATA, get(credentials::issuer_metadata))
+        .route(route::STATUS_LIST, get(credentials::status_list))
         .route(route::AGREEMENTS, get(agreements::list))
         .route(route::AGREEMENT, get(agreements::one))
         .route(route::AGREEMENT_ENTRIES, get(agreements::entries))

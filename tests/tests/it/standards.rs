@@ -1,0 +1,96 @@
+//! Standards out (issue 16) on a real node: the public listener serves the
+//! issuer metadata and the Token Status List to a client with no
+//! certificate, and nothing else; a credential exported through the API
+//! verifies against the published key, and its status bit flips when it
+//! is revoked.
+
+use base64::Engine as _;
+use staffpass_api::credentials::{ExportFormat, ExportRequest, RevokeRequest};
+use staffpass_api::data_dir as paths;
+use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
+use staffpass_node::tls::Pki;
+use staffpass_protocol::keys::IssuerPublicKey;
+use staffpass_protocol::revocation::RevocationReason;
+use staffpass_protocol::{sdjwt, statuslist};
+use staffpass_tests::{TestNode, now, staff_csv};
+
+/// A client trusting the node's CA, holding no client certificate.
+fn anonymous(node: &TestNode) -> reqwest::Client {
+    let ca = std::fs::read(Pki::at(paths::tls(&node.config.data_dir)).ca_cert()).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn key_of(jwk: &serde_json::Value) -> IssuerPublicKey {
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+    IssuerPublicKey::from_bytes(&x.try_into().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_public_listener_serves_the_metadata_and_the_status_list_to_anyone_and_nothing_else() {
+    let node = TestNode::start_new_with("RJZ", |c| {
+        c.public.listen = Some("127.0.0.1:0".parse().unwrap());
+        c.exchange.issuer_url = Some("https://127.0.0.1/passports".into());
+    })
+    .await
+    .unwrap();
+    let public = node.running.as_ref().unwrap().public_addr().expect("the public listener is on");
+    let base = format!("https://127.0.0.1:{}", public.port());
+    let web = anonymous(&node);
+
+    let admin = node.admin();
+    let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    admin.import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    let staff = admin.staff_list(&PageQuery::default()).await.unwrap().remove(0).staff_ref;
+    admin.issue_credential(&staff).await.unwrap();
+    let export =
+        admin.export_credential(&staff, &ExportRequest { format: ExportFormat::SdJwtVc, claims: None }).await.unwrap();
+
+    // The metadata, where the draft puts it for an issuer URL with a path.
+    let resp = web.get(format!("{base}/.well-known/jwt-vc-issuer/passports")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let meta: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(meta["issuer"], "https://127.0.0.1/passports");
+    let key = key_of(&meta["jwks"]["keys"][0]);
+    assert_eq!(key, node.issuer);
+    let now = now();
+    let v = sdjwt::verify(&export.token, &key, now).unwrap();
+    let (idx, uri) = statuslist::entry_of(&v.payload).unwrap();
+    assert_eq!(uri, "https://127.0.0.1/passports/statuslists/1");
+
+    // The status list, at the path of the uri the credential names.
+    let fetch = |web: reqwest::Client, url: String| async move {
+        let resp = web.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/statuslist+jwt");
+        resp.text().await.unwrap()
+    };
+    let url = format!("{base}/passports/statuslists/1");
+    let list = statuslist::verify(&fetch(web.clone(), url.clone()).await, &key, uri, now).unwrap();
+    assert!(!list.get(idx));
+    let revoke = RevokeRequest { reason: RevocationReason::LeavingOrganisation };
+    admin.revoke_staff(&staff, &revoke).await.unwrap();
+    let list = statuslist::verify(&fetch(web.clone(), url).await, &key, uri, now).unwrap();
+    assert!(list.get(idx), "the revoked credential's bit is set");
+
+    // Nothing else: not the API's routes, not under another path.
+    for path in ["/v1/status", "/v1/staff", "/.well-known/jwt-vc-issuer", "/statuslists/1"] {
+        let resp = web.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not-found", "{path}: one JSON error shape");
+    }
+    // And the local API still wants a client certificate.
+    let err = web.get(format!("https://127.0.0.1:{}/v1/status", node.api.port())).send().await;
+    assert!(err.is_err(), "the local API served a client with no certificate");
+}
+
+#[tokio::test]
+async fn the_public_listener_is_off_by_default() {
+    let node = TestNode::start_new("RJZ").await.unwrap();
+    assert_eq!(node.running.as_ref().unwrap().public_addr(), None);
+}
