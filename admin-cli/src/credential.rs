@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
-use staffpass_api::credentials::{ExportFormat, ExportRequest, RevokeRequest};
+use staffpass_api::credentials::{ExportFormat, ExportRequest, ExportView, RevokeRequest};
 use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::revocation::RevocationReason;
 use staffpass_protocol::{CredentialId, StaffRef};
@@ -49,23 +49,24 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// A staff member's current credential in a standard form, signed anew by this trust's
-    /// issuer key: an SD-JWT VC, the staff member's wallet copy, which any SD-JWT VC verifier
-    /// checks against the trust's issuer metadata (`node issuer-metadata`). Every claim of the
-    /// credential, or those given. Audited as an export. The token holds personal data: with
-    /// --out it is written to a new file, mode 0600; without, printed.
+    /// A staff member's current credential in a standard form: an SD-JWT VC, the staff
+    /// member's wallet copy, signed anew by this trust's issuer key, which any SD-JWT VC
+    /// verifier checks against the trust's issuer metadata (`node issuer-metadata`); or a FHIR
+    /// R4 Bundle for a workforce system (never the NI number). Every claim of the credential, or
+    /// those given. Audited as an export. It holds personal data: with --out it is written to a
+    /// new file, mode 0600; without, printed.
     Export {
         /// The staff reference (st-...).
         #[arg(long, value_name = "REF")]
         staff: StaffRef,
-        /// The form: sd-jwt-vc.
+        /// The form: sd-jwt-vc or fhir.
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: Form,
         /// Only these claims, comma-separated (e.g. identity,dbs,training:fire-safety); each must
         /// be in the credential. Default: all of them.
         #[arg(long, value_name = "LIST")]
         claims: Option<Claims>,
-        /// Write the token to this new file (0600) instead of printing it.
+        /// Write it to this new file (0600) instead of printing it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         #[command(flatten)]
@@ -78,6 +79,51 @@ pub enum Command {
 pub enum Form {
     /// SD-JWT VC (RFC 9901 SD-JWT, IETF SD-JWT VC).
     SdJwtVc,
+    /// FHIR R4 Bundle (UK Core shaped; never the NI number), for a workforce system.
+    Fhir,
+}
+
+impl Form {
+    /// The API's format.
+    pub fn api(self) -> ExportFormat {
+        match self {
+            Form::SdJwtVc => ExportFormat::SdJwtVc,
+            Form::Fhir => ExportFormat::Fhir,
+        }
+    }
+    /// What it is called in messages.
+    pub fn title(self) -> &'static str {
+        match self {
+            Form::SdJwtVc => "SD-JWT VC",
+            Form::Fhir => "FHIR Bundle",
+        }
+    }
+}
+
+/// Writes an export to a new 0600 file (refused if `out` exists, before
+/// the node makes and audits it), or prints it. `run` makes the export.
+pub fn write_export(
+    out: Option<&std::path::Path>,
+    format: Format,
+    run: impl FnOnce() -> Result<ExportView>,
+    describe: impl FnOnce(&ExportView, &std::path::Path) -> String,
+) -> Result<()> {
+    if let Some(path) = out
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        return Err(crate::error::Error::Exists { path: path.to_path_buf() });
+    }
+    let v = run()?;
+    if let Some(path) = out {
+        crate::files::create_secret(path, format!("{}\n", v.token).as_bytes())?;
+    }
+    if format.is_json() {
+        return output::json(&v);
+    }
+    match out {
+        Some(path) => output::line(describe(&v, path)),
+        None => output::line(&v.token),
+    }
 }
 
 fn parse_reason(s: &str) -> std::result::Result<RevocationReason, String> {
@@ -87,38 +133,28 @@ fn parse_reason(s: &str) -> std::result::Result<RevocationReason, String> {
 /// Runs a credential command.
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     let (v, verb) = match cmd {
-        Command::Export { staff, format: Form::SdJwtVc, claims, out, node } => {
+        Command::Export { staff, format: form, claims, out, node } => {
             let client = node.client()?;
             // `all` means every claim the credential holds.
             let every: std::collections::BTreeSet<ClaimKind> = ClaimKind::all().into_iter().collect();
             let claims = claims.map(|c| c.0).filter(|c| *c != every);
-            let request = ExportRequest { format: ExportFormat::SdJwtVc, claims };
-            // Refused before the node makes (and audits) an export that
-            // could not be written.
-            if let Some(path) = &out
-                && std::fs::symlink_metadata(path).is_ok()
-            {
-                return Err(crate::error::Error::Exists { path: path.clone() });
-            }
-            let v = block_on(async { Ok(client.export_credential(&staff, &request).await?) })?;
-            if let Some(path) = &out {
-                crate::files::create_secret(path, format!("{}\n", v.token).as_bytes())?;
-            }
-            if format.is_json() {
-                return output::json(&v);
-            }
-            if let Some(path) = out {
-                output::line(format!(
-                    "Wrote the SD-JWT VC of {staff} to {} (from {}; {} claims: {}; issuer {}).",
-                    path.display(),
-                    v.credential,
-                    v.claims.len(),
-                    join(&v.claims),
-                    v.issuer
-                ))?;
-                return Ok(());
-            }
-            return output::line(v.token);
+            let request = ExportRequest { format: form.api(), claims };
+            return write_export(
+                out.as_deref(),
+                format,
+                || block_on(async { Ok(client.export_credential(&staff, &request).await?) }),
+                |v, path| {
+                    let issuer = if v.issuer.is_empty() { String::new() } else { format!("; issuer {}", v.issuer) };
+                    format!(
+                        "Wrote the {} of {staff} to {} (from {}; {} claims: {}{issuer}).",
+                        form.title(),
+                        path.display(),
+                        v.credential,
+                        v.claims.len(),
+                        join(&v.claims),
+                    )
+                },
+            );
         }
         Command::Issue { staff, node } => {
             let client = node.client()?;

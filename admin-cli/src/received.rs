@@ -1,7 +1,9 @@
-//! `received list|show`: passports other trusts shared with this one, and
-//! what in them is still in date.
+//! `received list|show|export`: passports other trusts shared with this
+//! one, what in them is still in date, and a FHIR copy for this trust's
+//! workforce systems.
 
 use clap::Subcommand;
+use staffpass_api::credentials::{ExportFormat, ExportRequest};
 use staffpass_api::received::{ClaimView, ReceivedView};
 use staffpass_protocol::ConsentId;
 use staffpass_protocol::claims::Validity;
@@ -28,6 +30,31 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A received passport as a FHIR R4 Bundle for this trust's workforce systems (e-rostering,
+    /// HR): the consented claims (never the NI number), the home trust and this one, the host
+    /// role until the consent ends, and that end as the erase-after date. Audited as an export:
+    /// the copy is out of the node's reach, so erase it when the consent ends. Holds personal
+    /// data: with --out it is written to a new file, mode 0600; without, printed.
+    Export {
+        /// The consent it was shared under (consent-...).
+        #[arg(value_name = "ID")]
+        id: ConsentId,
+        /// The form: fhir.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: ReceivedForm,
+        /// Write it to this new file (0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// The standard forms a received passport leaves in.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReceivedForm {
+    /// FHIR R4 Bundle (UK Core shaped).
+    Fhir,
 }
 
 fn expired(c: &ClaimView) -> bool {
@@ -42,6 +69,23 @@ fn status_text(r: &ReceivedView) -> String {
 /// Runs a received command.
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
+        Command::Export { id, format: ReceivedForm::Fhir, out, node } => {
+            let client = node.client()?;
+            let request = ExportRequest { format: ExportFormat::Fhir, claims: None };
+            crate::credential::write_export(
+                out.as_deref(),
+                format,
+                || block_on(async { Ok(client.export_received(&id, &request).await?) }),
+                |v, path| {
+                    format!(
+                        "Wrote the FHIR Bundle of the passport of {id} to {} ({} claims: {}).",
+                        path.display(),
+                        v.claims.len(),
+                        crate::parse::join(&v.claims)
+                    )
+                },
+            )
+        }
         Command::List { node } => {
             let client = node.client()?;
             let list = block_on(async { Ok(client.received().await?) })?;

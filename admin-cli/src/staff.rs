@@ -78,6 +78,25 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// The staff member's current credential in a standard form (as `credential export`):
+    /// fhir, a FHIR R4 Bundle for a workforce system, or sd-jwt-vc, their wallet copy.
+    /// Audited as an export; holds personal data (--out writes a new 0600 file).
+    Export {
+        /// The staff reference (st-...).
+        #[arg(value_name = "REF")]
+        staff: StaffRef,
+        /// The form: fhir or sd-jwt-vc.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: crate::credential::Form,
+        /// Only these claims, comma-separated; each must be in the credential. Default: all.
+        #[arg(long, value_name = "LIST")]
+        claims: Option<crate::parse::Claims>,
+        /// Write it to this new file (0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Replace (or remove) a staff member's registered key: an admin's act,
     /// audited. HR cannot change a registered key; consents must use it.
     SetKey {
@@ -137,6 +156,10 @@ pub enum ImportFormat {
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
         Command::Import { file, partial, format: ff, node } => import(&file, partial, ff, &node, format),
+        Command::Export { staff, format: form, claims, out, node } => crate::credential::run(
+            crate::credential::Command::Export { staff, format: form, claims, out, node },
+            format,
+        ),
         Command::List { limit, node } => {
             let client = node.client()?;
             let want = limit.unwrap_or(usize::MAX);

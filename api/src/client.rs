@@ -426,6 +426,15 @@ impl Client {
         self.get_json(&path(route::RECEIVED_ONE, id)).await
     }
 
+    /// `POST /v1/received/{id}/export`: a received passport in a standard form.
+    pub async fn export_received(
+        &self,
+        id: &ConsentId,
+        request: &crate::credentials::ExportRequest,
+    ) -> Result<crate::credentials::ExportView, ClientError> {
+        self.post_json(&path(route::RECEIVED_EXPORT, id), request).await
+    }
+
     // ------------------------------------------------------ outbox, audit
 
     /// `GET /v1/outbox`.

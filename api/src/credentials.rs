@@ -45,6 +45,10 @@ pub enum ExportFormat {
     /// An SD-JWT VC (RFC 9901 SD-JWT, IETF SD-JWT VC), signed by the home
     /// trust's issuer key: a staff wallet's copy.
     SdJwtVc,
+    /// A FHIR R4 (4.0.1) `collection` Bundle, UK Core shaped: Organization,
+    /// Practitioner (with qualifications), PractitionerRole, Provenance;
+    /// never the NI number. For a workforce system.
+    Fhir,
 }
 
 impl ExportFormat {
@@ -52,11 +56,14 @@ impl ExportFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             ExportFormat::SdJwtVc => "sd-jwt-vc",
+            ExportFormat::Fhir => "fhir",
         }
     }
 }
 
-/// The body of `POST /v1/staff/{ref}/export`.
+/// The body of `POST /v1/staff/{ref}/export` and
+/// `POST /v1/received/{id}/export` (`fhir` only, there; `claims` not
+/// allowed: the consented claims are exported).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
@@ -92,8 +99,11 @@ pub struct ExportView {
     /// The claims in it.
     pub claims: Vec<String>,
     /// The issuer URL it names (`iss`), where the trust's issuer metadata
-    /// is published.
+    /// is published (a home trust's export; empty for a received
+    /// passport's).
     pub issuer: String,
-    /// The token: `<issuer-signed JWT>~<disclosure>~...~`.
+    /// The export: for `sd-jwt-vc` the token
+    /// (`<issuer-signed JWT>~<disclosure>~...~`), for `fhir` the Bundle's
+    /// JSON text.
     pub token: String,
 }

@@ -63,7 +63,7 @@ pub fn json() -> String {
         staff_list, import_staff, staff_get, staff_put, staff_delete, staff_set_key, staff_change_key, record_claim, issue_credential, export_credential, activity,
         credential, revoke_credential, revoke_staff,
         consents, grant_consent, consent, withdraw_consent, sign_consent,
-        received, received_one, outbox, audit_log, verify_audit, backup,
+        received, received_one, export_received, outbox, audit_log, verify_audit, backup,
     ),
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
@@ -403,6 +403,13 @@ fn received() {}
         (status = 200, description = "One passport, with claim values", body = ReceivedView),
     ))]
 fn received_one() {}
+
+#[utoipa::path(post, path = route::RECEIVED_EXPORT, tag = "hr", request_body = ExportRequest,
+    params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
+    responses(
+        (status = 200, description = "The received passport as a FHIR Bundle (format `fhir`; audited as an export)", body = ExportView),
+    ))]
+fn export_received() {}
 
 #[utoipa::path(get, path = route::OUTBOX, tag = "admin",
     responses(

@@ -67,6 +67,9 @@ pub const CONSENT_STAFF_SIGNATURE: &str = "/v1/consents/{id}/staff-signature";
 pub const RECEIVED: &str = "/v1/received";
 /// `GET`: one received passport, with claim values.
 pub const RECEIVED_ONE: &str = "/v1/received/{id}";
+/// `POST` (hr): a received passport in a standard form (a FHIR Bundle),
+/// for this trust's workforce systems; audited.
+pub const RECEIVED_EXPORT: &str = "/v1/received/{id}/export";
 /// `GET`: messages waiting in the outbox.
 pub const OUTBOX: &str = "/v1/outbox";
 /// `GET`: the audit log, a page at a time.

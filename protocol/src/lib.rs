@@ -20,6 +20,7 @@ pub mod consent;
 pub mod credential;
 pub mod datetime;
 pub mod encoding;
+pub mod fhir;
 pub mod ids;
 pub mod keys;
 pub mod receipt;

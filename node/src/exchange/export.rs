@@ -8,16 +8,19 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use staffpass_protocol::StaffRef;
 use staffpass_protocol::claims::{Claim, ClaimKind};
 use staffpass_protocol::sdjwt::{self, Vc};
+use staffpass_protocol::{ConsentId, OrgId, StaffRef, Timestamp, fhir};
 
 use super::{Error, Exchange, event};
 use crate::audit::Action;
-use crate::store::Batch;
+use crate::exchange::records::{CredentialRecord, ReceivedState, erased_key, received_key};
+use crate::store::{Batch, Tree};
 
 /// The format name of an SD-JWT VC export (as in the API and the audit).
 pub const SD_JWT_VC: &str = "sd-jwt-vc";
+/// The format name of a FHIR R4 Bundle export.
+pub const FHIR: &str = "fhir";
 
 /// An exported credential.
 #[derive(Debug, Clone)]
@@ -75,28 +78,8 @@ impl Exchange {
         // Held to the commit: the entry is allocated, and a revocation or
         // re-issue marks it, under the same lock.
         let _home = self.lock_home();
-        let cred = self.current_credential(r)?.ok_or_else(|| {
-            Error::Conflict(format!("{r} has no credential: issue one (POST /v1/staff/{r}/credentials) first"))
-        })?;
+        let (cred, claims) = self.exportable(r, only)?;
         let now = self.now();
-        if cred.revoked.is_some() {
-            return Err(Error::Conflict(format!("the current credential of {r} is revoked: issue a new one first")));
-        }
-        if cred.signed.body.expires_at <= now {
-            return Err(Error::Conflict(format!("the current credential of {r} has expired: issue a new one first")));
-        }
-        if let Some(only) = only {
-            let held: BTreeSet<ClaimKind> = cred.disclosures.iter().map(|d| d.claim.kind()).collect();
-            if let Some(missing) = only.iter().find(|k| !held.contains(k)) {
-                return Err(Error::ClaimNotHeld(*missing));
-            }
-        }
-        let claims: Vec<Claim> = cred
-            .disclosures
-            .iter()
-            .map(|d| d.claim.clone())
-            .filter(|c| only.is_none_or(|o| o.contains(&c.kind())))
-            .collect();
         let iss = self.issuer_url();
         let mut batch = Batch::default();
         let status = self.status_entry_into(&cred.signed.body.id, &mut batch)?;
@@ -115,11 +98,134 @@ impl Exchange {
             rand::Rng::fill_bytes(&mut rng, &mut salt);
             salt
         });
-        let mut ev = event(actor, Action::Export);
-        ev.staff = Some(r.clone());
-        ev.object = Some(cred.signed.body.id.to_string());
-        ev.reason = Some(SD_JWT_VC.into());
-        self.0.audit.commit(batch, vec![ev], now)?;
+        self.audit_export(batch, actor, r, cred.signed.body.id.to_string(), SD_JWT_VC, now)?;
         Ok(Exported { credential: cred.signed.body.id, claims: claims.iter().map(Claim::kind).collect(), token })
+    }
+
+    /// The current credential of `r` and its claims (all, or those in
+    /// `only`, each of which must be held), if it can be exported: issued,
+    /// not revoked, not expired.
+    fn exportable(
+        &self,
+        r: &StaffRef,
+        only: Option<&BTreeSet<ClaimKind>>,
+    ) -> Result<(CredentialRecord, Vec<Claim>), Error> {
+        let cred = self.current_credential(r)?.ok_or_else(|| {
+            Error::Conflict(format!("{r} has no credential: issue one (POST /v1/staff/{r}/credentials) first"))
+        })?;
+        if cred.revoked.is_some() {
+            return Err(Error::Conflict(format!("the current credential of {r} is revoked: issue a new one first")));
+        }
+        if cred.signed.body.expires_at <= self.now() {
+            return Err(Error::Conflict(format!("the current credential of {r} has expired: issue a new one first")));
+        }
+        if let Some(only) = only {
+            let held: BTreeSet<ClaimKind> = cred.disclosures.iter().map(|d| d.claim.kind()).collect();
+            if let Some(missing) = only.iter().find(|k| !held.contains(k)) {
+                return Err(Error::ClaimNotHeld(*missing));
+            }
+        }
+        let claims: Vec<Claim> = cred
+            .disclosures
+            .iter()
+            .map(|d| d.claim.clone())
+            .filter(|c| only.is_none_or(|o| o.contains(&c.kind())))
+            .collect();
+        Ok((cred, claims))
+    }
+
+    /// An organisation's name, from the first roster held that has it.
+    fn org_name(&self, org: &OrgId) -> Option<String> {
+        self.0.rosters.read().values().find_map(|c| c.state().members.get(org).map(|m| m.name.clone()))
+    }
+
+    /// Records an export in the audit log, with `batch`.
+    fn audit_export(
+        &self,
+        batch: Batch,
+        actor: &str,
+        staff: &StaffRef,
+        object: String,
+        format: &str,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        let mut ev = event(actor, Action::Export);
+        ev.staff = Some(staff.clone());
+        ev.object = Some(object);
+        ev.reason = Some(format.into());
+        self.0.audit.commit(batch, vec![ev], at)?;
+        Ok(())
+    }
+
+    /// The staff member's current credential as a FHIR R4 Bundle
+    /// (`protocol::fhir`) for a workforce system at the home trust: every
+    /// claim it holds, or those in `only`. Audited as an export (`fhir`).
+    pub fn export_fhir(
+        &self,
+        r: &StaffRef,
+        only: Option<&BTreeSet<ClaimKind>>,
+        actor: &str,
+    ) -> Result<Exported, Error> {
+        self.staff(r)?;
+        let (cred, claims) = self.exportable(r, only)?;
+        let now = self.now();
+        let name = self.org_name(&self.0.org);
+        let bundle = fhir::bundle(&fhir::Export {
+            home: fhir::Org { id: &self.0.org, name: name.as_deref() },
+            host: None,
+            staff: r,
+            claims: &claims,
+            credential: cred.signed.body.id,
+            consent: None,
+            host_period: None,
+            erase_after: None,
+            recorded: now,
+        });
+        self.audit_export(Batch::default(), actor, r, cred.signed.body.id.to_string(), FHIR, now)?;
+        Ok(Exported {
+            credential: cred.signed.body.id,
+            claims: claims.iter().map(Claim::kind).collect(),
+            token: bundle.to_string(),
+        })
+    }
+
+    /// A passport received here (active, not revoked or erased) as a FHIR R4
+    /// Bundle for this trust's workforce systems: the consented claims, the
+    /// home trust and this one, the host role from receipt to the consent's
+    /// end, and that end as the erase-after date. Audited as an export
+    /// (`fhir`, the consent as its object).
+    pub fn export_received_fhir(&self, consent: &ConsentId, actor: &str) -> Result<Exported, Error> {
+        let key = received_key(consent);
+        let Some(v) = self.0.store.get(Tree::Received, &key)? else {
+            return Err(if self.0.store.get(Tree::Received, &erased_key(consent))?.is_some() {
+                Error::Conflict(format!("the passport of consent {consent} was erased"))
+            } else {
+                Error::NoReceived(*consent)
+            });
+        };
+        let rec = self.open_received(&key, &v)?;
+        if !matches!(rec.state, ReceivedState::Active) {
+            return Err(Error::Conflict(format!("the passport of consent {consent} was revoked by its home trust")));
+        }
+        let p = &rec.passport;
+        let now = self.now();
+        let (home_name, host_name) = (self.org_name(&p.issuer), self.org_name(&self.0.org));
+        let bundle = fhir::bundle(&fhir::Export {
+            home: fhir::Org { id: &p.issuer, name: home_name.as_deref() },
+            host: Some(fhir::Org { id: &self.0.org, name: host_name.as_deref() }),
+            staff: &p.subject,
+            claims: &p.claims,
+            credential: p.credential,
+            consent: Some(p.consent),
+            host_period: Some((rec.received_at.min(p.not_after), p.not_after)),
+            erase_after: Some(p.not_after),
+            recorded: now,
+        });
+        self.audit_export(Batch::default(), actor, &p.subject, consent.to_string(), FHIR, now)?;
+        Ok(Exported {
+            credential: p.credential,
+            claims: p.claims.iter().map(Claim::kind).collect(),
+            token: bundle.to_string(),
+        })
     }
 }

@@ -278,7 +278,7 @@ impl Exchange {
     }
 
     /// A received passport, opened with its own key.
-    fn open_received(&self, key: &[u8], v: &[u8]) -> Result<ReceivedRecord, Error> {
+    pub(super) fn open_received(&self, key: &[u8], v: &[u8]) -> Result<ReceivedRecord, Error> {
         let plain = record_keys::open_record(&self.0.record_keys, Tree::Received, key, v)?;
         decode(&plain, "received passport")
     }

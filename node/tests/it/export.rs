@@ -156,3 +156,91 @@ fn the_issuer_metadata_keeps_a_retired_key_while_its_credentials_can_live() {
     net.clock.advance_secs(days * 86_400 + 3_600);
     assert_eq!(kids(&net), vec![tp(k0), tp(k2)]);
 }
+
+/// Every resource of a FHIR Bundle export, by type.
+fn resources<'a>(bundle: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    bundle["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).filter(|r| r["resourceType"] == kind).collect()
+}
+
+#[test]
+fn the_home_exports_a_fhir_bundle_audited_without_the_ni_number() {
+    let net = Net::new(&["RJZ", "RJ1"]);
+    let home = net.get("RJZ");
+    let staff = home.import_staff("12345678-1");
+    let cred = home.exchange.issue_credential(&staff, "hr").unwrap();
+    let out = home.exchange.export_fhir(&staff, None, "cert:hr-officer").unwrap();
+    let b: serde_json::Value = serde_json::from_str(&out.token).unwrap();
+    assert_eq!(b["resourceType"], "Bundle");
+    assert_eq!(out.claims.len(), cred.disclosures.len());
+    let org = resources(&b, "Organization");
+    assert_eq!(org.len(), 1, "the home only");
+    assert_eq!(org[0]["identifier"][0]["value"], "RJZ");
+    let p = resources(&b, "Practitioner");
+    assert_eq!(p[0]["identifier"][0]["value"], staff.to_string());
+    let ni = cred
+        .disclosures
+        .iter()
+        .find_map(|d| match &d.claim {
+            staffpass_protocol::claims::Claim::Identity(i) => Some(i.ni_number.as_str().to_owned()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!out.token.contains(&ni), "the NI number was exported");
+    let prov = resources(&b, "Provenance");
+    assert_eq!(prov[0]["entity"][0]["what"]["identifier"]["value"], cred.signed.body.id.to_string());
+    let exports: Vec<_> =
+        home.audit.for_staff(&staff, 100).unwrap().into_iter().filter(|e| e.event.action == Action::Export).collect();
+    assert_eq!(exports.len(), 1);
+    assert_eq!(exports[0].event.reason.as_deref(), Some("fhir"));
+
+    // Without the identity claim: no name, no birth date.
+    let some: BTreeSet<ClaimKind> = [ClaimKind::Dbs].into();
+    let part = home.exchange.export_fhir(&staff, Some(&some), "hr").unwrap();
+    let b: serde_json::Value = serde_json::from_str(&part.token).unwrap();
+    assert!(resources(&b, "Practitioner")[0].get("name").is_none());
+    // Revoked: refused, like the wallet copy.
+    home.exchange.revoke_staff(&staff, RevocationReason::LeavingOrganisation, "hr").unwrap();
+    assert_eq!(home.exchange.export_fhir(&staff, None, "hr").unwrap_err().code(), "conflict");
+}
+
+#[tokio::test]
+async fn the_host_exports_a_received_passport_as_fhir_until_it_is_erased() {
+    let net = Net::new(&["RJZ", "RJ1"]);
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    let consent = home.grant(&staff, &host.org).unwrap();
+    let id = consent.signed.consent().id;
+    assert_eq!(home.deliver().await, 1);
+
+    let out = host.exchange.export_received_fhir(&id, "cert:host-hr").unwrap();
+    let b: serde_json::Value = serde_json::from_str(&out.token).unwrap();
+    let orgs: Vec<String> = resources(&b, "Organization")
+        .iter()
+        .map(|o| o["identifier"][0]["value"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(orgs, vec!["RJZ".to_string(), "RJ1".to_string()], "home, then host");
+    assert_eq!(out.claims.len(), 3, "the consented claims only");
+    let roles = resources(&b, "PractitionerRole");
+    assert_eq!(roles.len(), 1, "the host role (no assignment claim was shared)");
+    assert_eq!(roles[0]["period"]["end"], consent.signed.consent().not_after.to_string());
+    let prov = resources(&b, "Provenance");
+    assert_eq!(prov[0]["entity"][1]["what"]["identifier"]["value"], id.to_string());
+    assert_eq!(prov[0]["extension"][0]["valueDateTime"], consent.signed.consent().not_after.to_string());
+    let audited: Vec<_> = host
+        .audit
+        .for_staff(&staff, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == Action::Export && e.event.reason.as_deref() == Some("fhir"))
+        .collect();
+    assert_eq!(audited.len(), 1);
+
+    // Withdrawn and erased at the host: nothing left to export.
+    home.exchange.withdraw_consent(&id, "hr").unwrap();
+    home.deliver().await;
+    let e = host.exchange.export_received_fhir(&id, "hr").unwrap_err();
+    assert_eq!(e.code(), "conflict", "{e}");
+    assert!(e.to_string().contains("erased"), "{e}");
+    let unknown = staffpass_protocol::ConsentId::from_bytes([1; 16]);
+    assert_eq!(host.exchange.export_received_fhir(&unknown, "hr").unwrap_err().code(), "not-found");
+}

@@ -5,6 +5,7 @@
 
 mod common;
 mod decoding;
+mod fhir;
 mod roster_chain;
 mod sdjwt;
 mod signing;

@@ -2,17 +2,20 @@
 //! issuer metadata and the Token Status List to a client with no
 //! certificate, and nothing else; a credential exported through the API
 //! verifies against the published key, and its status bit flips when it
-//! is revoked.
+//! is revoked; a host exports a received passport as a FHIR Bundle.
 
 use base64::Engine as _;
+use staffpass_api::consents::ConsentRequest;
 use staffpass_api::credentials::{ExportFormat, ExportRequest, RevokeRequest};
 use staffpass_api::data_dir as paths;
 use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
 use staffpass_node::tls::Pki;
+use staffpass_protocol::claims::ClaimKind;
 use staffpass_protocol::keys::IssuerPublicKey;
 use staffpass_protocol::revocation::RevocationReason;
+use staffpass_protocol::roster::MoveKind;
 use staffpass_protocol::{sdjwt, statuslist};
-use staffpass_tests::{TestNode, now, staff_csv};
+use staffpass_tests::{TestNode, now, staff_csv, wait_until};
 
 /// A client trusting the node's CA, holding no client certificate.
 fn anonymous(node: &TestNode) -> reqwest::Client {
@@ -93,4 +96,47 @@ async fn the_public_listener_serves_the_metadata_and_the_status_list_to_anyone_a
 async fn the_public_listener_is_off_by_default() {
     let node = TestNode::start_new("RJZ").await.unwrap();
     assert_eq!(node.running.as_ref().unwrap().public_addr(), None);
+}
+
+#[tokio::test]
+async fn the_host_exports_a_received_passport_as_fhir_over_the_api() {
+    let (home, host, _roster) = staffpass_tests::connected_pair("RJZ", "RJ1").await;
+    let admin = home.admin();
+    let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
+    admin.import_staff(ImportFormat::Csv, csv.into_bytes(), ImportQuery::default()).await.unwrap();
+    let staff = admin.staff_list(&PageQuery::default()).await.unwrap().remove(0).staff_ref;
+    let request = ConsentRequest {
+        staff: staff.clone(),
+        receiver: "RJ1".parse().unwrap(),
+        agreement: "london-mou".parse().unwrap(),
+        move_kind: MoveKind::Rotation,
+        claims: ["identity", "dbs"].iter().map(|c| c.parse::<ClaimKind>().unwrap()).collect(),
+        not_before: None,
+        not_after: now().plus_days(30),
+        staff_key: None,
+    };
+    let consent = admin.grant_consent(&request).await.unwrap().consent.id;
+    let hr = host.admin();
+    wait_until("the passport arrives", || {
+        let hr = hr.clone();
+        async move { hr.received_one(&consent).await.is_ok_and(|r| r.status == "active") }
+    })
+    .await;
+
+    let fhir = ExportRequest { format: ExportFormat::Fhir, claims: None };
+    let out = hr.export_received(&consent, &fhir).await.unwrap();
+    let b: serde_json::Value = serde_json::from_str(&out.token).unwrap();
+    assert_eq!(b["resourceType"], "Bundle");
+    assert_eq!(out.claims, vec!["identity".to_string(), "dbs".into()]);
+    assert!(!out.token.contains("ZZ123456A"), "the NI number was exported");
+    assert!(out.token.contains("Alex Testperson"), "the consented identity claim gives the name");
+
+    // Not as an SD-JWT VC (not carried in bundles yet), not a claim subset.
+    let sd = ExportRequest { format: ExportFormat::SdJwtVc, claims: None };
+    let e = hr.export_received(&consent, &sd).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(422), "{e}");
+    let some = ExportRequest { format: ExportFormat::Fhir, claims: Some([ClaimKind::Dbs].into()) };
+    assert_eq!(hr.export_received(&consent, &some).await.unwrap_err().status().map(|s| s.as_u16()), Some(422));
+    // The home trust holds no received passport under that consent.
+    assert_eq!(admin.export_received(&consent, &fhir).await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
 }

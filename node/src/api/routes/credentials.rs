@@ -71,6 +71,7 @@ pub(super) async fn export(
     let format = b.format;
     let out = committing(&app.exchange, move |ex| match format {
         ExportFormat::SdJwtVc => ex.export_sd_jwt_vc(&r, b.claims.as_ref(), &actor),
+        ExportFormat::Fhir => ex.export_fhir(&r, b.claims.as_ref(), &actor),
     })
     .await?;
     Ok(Json(ExportView {

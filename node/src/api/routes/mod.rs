@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route(route::CONSENT_STAFF_SIGNATURE, post(consents::sign))
         .route(route::RECEIVED, get(received::list))
         .route(route::RECEIVED_ONE, get(received::one))
+        .route(route::RECEIVED_EXPORT, post(received::export))
         .route_layer(auth::require(Role::Hr));
     let admin = Router::new()
         .route(route::AGREEMENTS, post(agreements::submit_chain))
