@@ -116,6 +116,16 @@ pub fn issuer_jwk(key: &IssuerPublicKey) -> Map<String, Value> {
     m
 }
 
+/// The issuer key an OKP Ed25519 JWK (as [`issuer_jwk`] publishes it)
+/// holds, or `None` if it is not one.
+pub fn issuer_key_of_jwk(jwk: &Value) -> Option<IssuerPublicKey> {
+    if jwk.get("kty")? != "OKP" || jwk.get("crv")? != "Ed25519" {
+        return None;
+    }
+    let x: [u8; 32] = unb64(jwk.get("x")?.as_str()?, "JWK x").ok()?.try_into().ok()?;
+    IssuerPublicKey::from_bytes(&x).ok()
+}
+
 /// A claim's disclosed name: its kind.
 pub fn claim_name(claim: &Claim) -> String {
     claim.kind().to_string()

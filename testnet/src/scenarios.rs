@@ -18,7 +18,7 @@ use crate::stewards::{Admin, Stewards};
 use crate::topology::{self, HOSPICE, OUTSIDER, TRUSTS};
 
 /// The scenarios, in the order `all` runs them.
-pub const NAMES: &[&str] = &["moves", "node-loss", "partition", "outsider", "equivocation"];
+pub const NAMES: &[&str] = &["moves", "node-loss", "partition", "outsider", "equivocation", "standards"];
 
 /// How to bring a network up.
 #[derive(Debug, Clone)]
@@ -747,6 +747,90 @@ pub async fn equivocation(w: &mut World, r: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// `standards`: a move, then the passport outside staffpass. The host
+/// exports what it received as a FHIR Bundle; the home exports the staff
+/// member's wallet copy (SD-JWT VC), verified with the key its issuer
+/// metadata publishes, and its status-list bit read from the published
+/// list; a revocation at the home flips that bit, and the host, told of it,
+/// no longer exports the passport.
+pub async fn standards(w: &mut World, r: &mut Report) -> Result<()> {
+    use staffpass_api::credentials::{ExportFormat, ExportRequest};
+    use staffpass_protocol::{sdjwt, statuslist};
+
+    let mut taken = Vec::new();
+    let moved = do_move(
+        w,
+        &Move {
+            label: "rotation",
+            home: "RJZ",
+            host: "RJ1",
+            agreement: "london-mou",
+            move_kind: "rotation",
+            roles: &["Registrar", "Foundation Doctor", "Staff Nurse", "Consultant"],
+            claims: hr::claims(&["identity", "professional-registration", "dbs", "training:fire-safety"]),
+        },
+        &mut taken,
+        r,
+    )
+    .await?;
+    let (home, host) = (w.net.node("RJZ")?, w.net.node("RJ1")?);
+    let consent: staffpass_protocol::ConsentId = moved.consent.parse()?;
+    let fhir = ExportRequest { format: ExportFormat::Fhir, claims: None };
+    let out = host.client.export_received(&consent, &fhir).await.context("RJ1: FHIR export")?;
+    let bundle: serde_json::Value = serde_json::from_str(&out.token).context("the FHIR export is not JSON")?;
+    let kinds: Vec<&str> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["resource"]["resourceType"].as_str())
+        .collect();
+    r.line(format!("{:<18} RJ1 exports the received passport as FHIR: {}", "fhir", kinds.join(", ")));
+    r.check(
+        "the host's FHIR Bundle has both organisations, the practitioner, the host role and the provenance",
+        bundle["type"] == "collection"
+            && kinds.iter().filter(|k| **k == "Organization").count() == 2
+            && ["Practitioner", "PractitionerRole", "Provenance"].iter().all(|k| kinds.contains(k)),
+    );
+
+    // The wallet copy, checked as a verifier outside staffpass would.
+    let meta = home.client.issuer_metadata().await.context("RJZ: issuer metadata")?;
+    let key = sdjwt::issuer_key_of_jwk(&meta["jwks"]["keys"][0])
+        .ok_or_else(|| anyhow!("RJZ's issuer metadata has no Ed25519 key"))?;
+    let received = hr::received(host, &moved.consent).await?;
+    let staff: staffpass_protocol::StaffRef = received["subject"].as_str().unwrap_or_default().parse()?;
+    let sd = ExportRequest { format: ExportFormat::SdJwtVc, claims: None };
+    let wallet = home.client.export_credential(&staff, &sd).await.context("RJZ: SD-JWT VC export")?;
+    let now = staffpass_node::node::now();
+    let v = sdjwt::verify(&wallet.token, &key, now).map_err(|e| anyhow!("the wallet copy does not verify: {e}"))?;
+    let (idx, uri) =
+        statuslist::entry_of(&v.payload).ok_or_else(|| anyhow!("the wallet copy names no status entry"))?;
+    let (idx, uri) = (idx, uri.to_string());
+    let bit = |list: staffpass_api::credentials::StatusListView| -> Result<bool> {
+        let l = statuslist::verify(&list.token, &key, &uri, now).map_err(|e| anyhow!("the status list: {e}"))?;
+        Ok(l.get(idx))
+    };
+    let before = bit(home.client.status_list().await?)?;
+    r.line(format!(
+        "{:<18} RJZ exports the wallet copy: {} claims, verified with the published key; status bit {idx} = {}",
+        "sd-jwt-vc",
+        v.claims.len(),
+        u8::from(before)
+    ));
+    r.check("the wallet copy verifies against the issuer metadata and its status bit is clear", !before);
+
+    hr::revoke(home, &wallet.credential.to_string(), "leaving-organisation").await?;
+    let after = bit(home.client.status_list().await?)?;
+    r.check("a revocation at the home sets the credential's status bit", after);
+    wait_for("RJ1 to hear of the revocation", STEP, || async {
+        Ok(hr::received(host, &moved.consent).await?["status"] == "revoked")
+    })
+    .await?;
+    let refused = host.client.export_received(&consent, &fhir).await.is_err();
+    r.line(format!("{:<18} RJZ revokes: status bit {idx} = 1; RJ1 no longer exports the passport", "revocation"));
+    r.check("the host refuses to export a revoked passport", refused);
+    Ok(())
+}
+
 /// Runs scenario `name` on `w`.
 pub async fn run(name: &str, w: &mut World, r: &mut Report) -> Result<()> {
     match name {
@@ -755,6 +839,7 @@ pub async fn run(name: &str, w: &mut World, r: &mut Report) -> Result<()> {
         "partition" => partition(w, r).await,
         "outsider" => outsider(w, r).await,
         "equivocation" => equivocation(w, r).await,
+        "standards" => standards(w, r).await,
         other => Err(anyhow!("no scenario {other:?}; the scenarios are {}", NAMES.join(", "))),
     }
 }

@@ -208,3 +208,15 @@ fn the_signed_bytes_can_never_be_a_native_signed_message() {
     assert!(jwt.starts_with("eyJ"));
     assert!(!jwt.as_bytes().starts_with(b"staffpass\0"));
 }
+
+#[test]
+fn an_issuer_key_comes_back_from_its_published_jwk_and_nothing_else_does() {
+    let key = issuer();
+    let jwk = serde_json::Value::Object(sdjwt::issuer_jwk(&key));
+    assert_eq!(sdjwt::issuer_key_of_jwk(&jwk), Some(key));
+    for (member, value) in [("kty", json!("EC")), ("crv", json!("X25519")), ("x", json!("AAAA")), ("x", json!(7))] {
+        let mut bad = jwk.clone();
+        bad[member] = value;
+        assert_eq!(sdjwt::issuer_key_of_jwk(&bad), None, "{member}");
+    }
+}

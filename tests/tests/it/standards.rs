@@ -4,7 +4,6 @@
 //! verifies against the published key, and its status bit flips when it
 //! is revoked; a host exports a received passport as a FHIR Bundle.
 
-use base64::Engine as _;
 use staffpass_api::consents::ConsentRequest;
 use staffpass_api::credentials::{ExportFormat, ExportRequest, RevokeRequest};
 use staffpass_api::data_dir as paths;
@@ -29,8 +28,7 @@ fn anonymous(node: &TestNode) -> reqwest::Client {
 }
 
 fn key_of(jwk: &serde_json::Value) -> IssuerPublicKey {
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
-    IssuerPublicKey::from_bytes(&x.try_into().unwrap()).unwrap()
+    sdjwt::issuer_key_of_jwk(jwk).expect("an Ed25519 JWK")
 }
 
 #[tokio::test]
