@@ -320,8 +320,9 @@ pub fn parse_csv(bytes: &[u8], today: Date) -> Result<Parsed, FileError> {
     let mut assignments: HashSet<String> = HashSet::new();
     let mut record = csv::ByteRecord::new();
     let mut rows = 0usize;
+    let mut lines = Lines { bytes, at: 0, line: 1 };
     loop {
-        let line = rdr.position().line() + 1;
+        let line = lines.of(rdr.position().byte());
         match rdr.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
@@ -337,7 +338,7 @@ pub fn parse_csv(bytes: &[u8], today: Date) -> Result<Parsed, FileError> {
         if rows > MAX_ROWS {
             return Err(FileError::TooManyRows { max: MAX_ROWS });
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        let line = record.position().map_or(line, |p| lines.of(p.byte()));
         match check_row(&names, &record, line, today) {
             Ok(input) => {
                 if !assignments.insert(input.assignment_number.clone()) {
@@ -355,6 +356,34 @@ pub fn parse_csv(bytes: &[u8], today: Date) -> Result<Parsed, FileError> {
         }
     }
     Ok((good, errors))
+}
+
+/// The line (from 1) of byte offsets of a file, asked for in increasing
+/// order, with `\r\n`, `\n` and a lone `\r` each ending a line, as an
+/// editor counts them. (The csv reader's own line count sees only `\n`
+/// and is one short after a CRLF header: every row of a file with lone CRs
+/// was line 1, found by fuzzing.)
+struct Lines<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl Lines<'_> {
+    /// The line of the first byte at or after `offset` that ends no line
+    /// (a record's position can be the end of the line before it).
+    fn of(&mut self, offset: u64) -> u64 {
+        let end = usize::try_from(offset).unwrap_or(usize::MAX).min(self.bytes.len());
+        while self.at < self.bytes.len() && (self.at < end || matches!(self.bytes[self.at], b'\r' | b'\n')) {
+            match self.bytes[self.at] {
+                b'\n' => self.line += 1,
+                b'\r' if self.bytes.get(self.at + 1) != Some(&b'\n') => self.line += 1,
+                _ => {}
+            }
+            self.at += 1;
+        }
+        self.line
+    }
 }
 
 fn csv_error_kind(e: &csv::Error) -> &'static str {

@@ -1290,6 +1290,16 @@ fn each_bad_import_row_and_file_gets_its_code() {
         ]
     );
 
+    // The same file with other line endings, CRLF and a lone CR (as old Mac
+    // spreadsheets write), reports the same lines (found by fuzzing: with a
+    // lone CR every row was reported as line 1).
+    for eol in ["\r\n", "\r"] {
+        let other = csv.replace('\n', eol);
+        let (g, e) = staff::parse_csv(other.as_bytes(), today).expect("the file is readable");
+        assert_eq!(g.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [2], "{eol:?}");
+        assert_eq!(e.iter().map(|e| (e.line, e.code.as_str())).collect::<Vec<_>>(), got, "{eol:?}");
+    }
+
     // The header: a column twice, a required column missing, an empty file.
     for bad in [format!("{header},dbs_level\n"), "assignment_number,full_name\n".to_string(), String::new()] {
         assert!(matches!(staff::parse_csv(bad.as_bytes(), today), Err(staff::FileError::Header(_))), "{bad:?}");
