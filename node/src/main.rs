@@ -11,6 +11,14 @@ use staffpass_node::node::{self, Node};
 use staffpass_node::tls::{Pki, RevokeTarget};
 use staffpass_protocol::OrgId;
 
+/// The node's allocator is jemalloc, which hands freed memory back to the
+/// system within seconds. Under glibc's malloc, memory freed in one of its
+/// per-thread arenas stayed there: a 60-minute soak ended at 232 MiB per
+/// node under glibc and 133 MiB under jemalloc (BENCHMARKS.md, "Soak"; what
+/// still grows is issue 17's).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// staffpass-node: runs a trust's staffpass node.
 ///
 /// Every configuration value can be set in the config file, by an
