@@ -71,7 +71,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Run a scenario (moves, node-loss, partition, outsider, equivocation) or all of them.
+    /// Run a scenario (moves, node-loss, partition, outsider, equivocation, standards) or all of them.
     Scenario {
         /// The scenario, or `all`.
         name: String,
@@ -428,6 +428,6 @@ mod tests {
 
     #[test]
     fn every_scenario_name_is_known() {
-        assert_eq!(scenarios::NAMES, ["moves", "node-loss", "partition", "outsider", "equivocation"]);
+        assert_eq!(scenarios::NAMES, ["moves", "node-loss", "partition", "outsider", "equivocation", "standards"]);
     }
 }
