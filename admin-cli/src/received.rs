@@ -3,7 +3,7 @@
 //! workforce systems.
 
 use clap::Subcommand;
-use staffpass_api::credentials::{ExportFormat, ExportRequest};
+use staffpass_api::credentials::{ReceivedExportFormat, ReceivedExportRequest};
 use staffpass_api::received::{ClaimView, ReceivedView};
 use staffpass_protocol::ConsentId;
 use staffpass_protocol::claims::Validity;
@@ -71,7 +71,7 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
         Command::Export { id, format: ReceivedForm::Fhir, out, node } => {
             let client = node.client()?;
-            let request = ExportRequest { format: ExportFormat::Fhir, claims: None };
+            let request = ReceivedExportRequest { format: ReceivedExportFormat::Fhir };
             crate::credential::write_export(
                 out.as_deref(),
                 format,

@@ -430,7 +430,7 @@ impl Client {
     pub async fn export_received(
         &self,
         id: &ConsentId,
-        request: &crate::credentials::ExportRequest,
+        request: &crate::credentials::ReceivedExportRequest,
     ) -> Result<crate::credentials::ExportView, ClientError> {
         self.post_json(&path(route::RECEIVED_EXPORT, id), request).await
     }

@@ -61,9 +61,7 @@ impl ExportFormat {
     }
 }
 
-/// The body of `POST /v1/staff/{ref}/export` and
-/// `POST /v1/received/{id}/export` (`fhir` only, there; `claims` not
-/// allowed: the consented claims are exported).
+/// The body of `POST /v1/staff/{ref}/export`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
@@ -86,6 +84,25 @@ pub struct StatusListView {
     /// is one bit per exported credential (set: revoked, superseded by a
     /// re-issue, or erased), zlib-compressed, base64url.
     pub token: String,
+}
+
+/// The standard forms a received passport leaves in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReceivedExportFormat {
+    /// A FHIR R4 Bundle (as [`ExportFormat::Fhir`]). A received passport is
+    /// not yet exported as an SD-JWT VC: that needs the home's consent-scoped
+    /// presentation in the bundle.
+    Fhir,
+}
+
+/// The body of `POST /v1/received/{id}/export`: the form only, since a
+/// received passport is exported with the claims it was shared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivedExportRequest {
+    /// The form.
+    pub format: ReceivedExportFormat,
 }
 
 /// An exported passport.

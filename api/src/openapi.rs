@@ -22,7 +22,10 @@ use utoipa::{Modify, OpenApi};
 use crate::agreements::{AgreementView, EntriesQuery, OverrideRequest, Submission, Submitted};
 use crate::audit::{self, AuditQuery, Head, Verification, VerifyReport};
 use crate::consents::{ConsentRequest, ConsentState, ConsentView, StaffSignature};
-use crate::credentials::{CredentialView, ExportFormat, ExportRequest, ExportView, RevokeRequest, StatusListView};
+use crate::credentials::{
+    CredentialView, ExportFormat, ExportRequest, ExportView, ReceivedExportFormat, ReceivedExportRequest,
+    RevokeRequest, StatusListView,
+};
 use crate::error::{ErrorBody, ErrorInfo};
 use crate::outbox::OutboxItemView;
 use crate::received::{ClaimView, ReceivedView};
@@ -68,7 +71,7 @@ pub fn json() -> String {
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffKeyRequest, StaffKeyChangeRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
-        ExportFormat, ExportRequest, ExportView, StatusListView, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
+        ExportFormat, ExportRequest, ExportView, StatusListView, ReceivedExportFormat, ReceivedExportRequest, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
         audit::Entry, audit::Event, Head, audit::Checkpoint, VerifyReport, audit::Fault, Verification,
     )),
     tags(
@@ -404,7 +407,7 @@ fn received() {}
     ))]
 fn received_one() {}
 
-#[utoipa::path(post, path = route::RECEIVED_EXPORT, tag = "hr", request_body = ExportRequest,
+#[utoipa::path(post, path = route::RECEIVED_EXPORT, tag = "hr", request_body = ReceivedExportRequest,
     params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
     responses(
         (status = 200, description = "The received passport as a FHIR Bundle (format `fhir`; audited as an export)", body = ExportView),

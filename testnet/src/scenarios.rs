@@ -754,7 +754,7 @@ pub async fn equivocation(w: &mut World, r: &mut Report) -> Result<()> {
 /// list; a revocation at the home flips that bit, and the host, told of it,
 /// no longer exports the passport.
 pub async fn standards(w: &mut World, r: &mut Report) -> Result<()> {
-    use staffpass_api::credentials::{ExportFormat, ExportRequest};
+    use staffpass_api::credentials::{ExportFormat, ExportRequest, ReceivedExportFormat, ReceivedExportRequest};
     use staffpass_protocol::{sdjwt, statuslist};
 
     let mut taken = Vec::new();
@@ -775,7 +775,7 @@ pub async fn standards(w: &mut World, r: &mut Report) -> Result<()> {
     .await?;
     let (home, host) = (w.net.node("RJZ")?, w.net.node("RJ1")?);
     let consent: staffpass_protocol::ConsentId = moved.consent.parse()?;
-    let fhir = ExportRequest { format: ExportFormat::Fhir, claims: None };
+    let fhir = ReceivedExportRequest { format: ReceivedExportFormat::Fhir };
     let out = host.client.export_received(&consent, &fhir).await.context("RJ1: FHIR export")?;
     let bundle: serde_json::Value = serde_json::from_str(&out.token).context("the FHIR export is not JSON")?;
     let kinds: Vec<&str> = bundle["entry"]

@@ -5,7 +5,9 @@
 //! is revoked; a host exports a received passport as a FHIR Bundle.
 
 use staffpass_api::consents::ConsentRequest;
-use staffpass_api::credentials::{ExportFormat, ExportRequest, RevokeRequest};
+use staffpass_api::credentials::{
+    ExportFormat, ExportRequest, ReceivedExportFormat, ReceivedExportRequest, RevokeRequest,
+};
 use staffpass_api::data_dir as paths;
 use staffpass_api::staff::{ImportFormat, ImportQuery, PageQuery};
 use staffpass_node::tls::Pki;
@@ -121,7 +123,7 @@ async fn the_host_exports_a_received_passport_as_fhir_over_the_api() {
     })
     .await;
 
-    let fhir = ExportRequest { format: ExportFormat::Fhir, claims: None };
+    let fhir = ReceivedExportRequest { format: ReceivedExportFormat::Fhir };
     let out = hr.export_received(&consent, &fhir).await.unwrap();
     let b: serde_json::Value = serde_json::from_str(&out.token).unwrap();
     assert_eq!(b["resourceType"], "Bundle");
@@ -129,12 +131,15 @@ async fn the_host_exports_a_received_passport_as_fhir_over_the_api() {
     assert!(!out.token.contains("ZZ123456A"), "the NI number was exported");
     assert!(out.token.contains("Alex Testperson"), "the consented identity claim gives the name");
 
-    // Not as an SD-JWT VC (not carried in bundles yet), not a claim subset.
-    let sd = ExportRequest { format: ExportFormat::SdJwtVc, claims: None };
-    let e = hr.export_received(&consent, &sd).await.unwrap_err();
-    assert_eq!(e.status().map(|s| s.as_u16()), Some(422), "{e}");
-    let some = ExportRequest { format: ExportFormat::Fhir, claims: Some([ClaimKind::Dbs].into()) };
-    assert_eq!(hr.export_received(&consent, &some).await.unwrap_err().status().map(|s| s.as_u16()), Some(422));
+    // Not as an SD-JWT VC (not carried in bundles yet), not a claim subset:
+    // requests the document does not allow, refused with the JSON error.
+    let path = format!("/v1/received/{consent}/export");
+    for body in
+        [serde_json::json!({ "format": "sd-jwt-vc" }), serde_json::json!({ "format": "fhir", "claims": ["dbs"] })]
+    {
+        let e = hr.post_json::<_, serde_json::Value>(&path, &body).await.unwrap_err();
+        assert_eq!(e.status().map(|s| s.as_u16()), Some(422), "{body}: {e}");
+    }
     // The home trust holds no received passport under that consent.
     assert_eq!(admin.export_received(&consent, &fhir).await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
 }
