@@ -287,20 +287,25 @@ fn split(token: &str) -> Result<(&str, Vec<&str>), Error> {
     Ok((jwt, parts))
 }
 
-/// Verifies an SD-JWT VC issued by `issuer` at `now` (an SD-JWT without
-/// key binding: it ends with `~`). Strict: see the module documentation.
-pub fn verify(token: &str, issuer: &IssuerPublicKey, now: Timestamp) -> Result<Verified, Error> {
-    if token.len() > MAX_TOKEN {
-        return Err(Error::Malformed("larger than the bound"));
-    }
-    let (jwt, parts) = split(token)?;
+/// A JSON object (a JWT header or payload).
+pub(crate) type JsonObject = Map<String, Value>;
+
+/// Verifies a compact JWS signed by `issuer`: three base64url parts, JSON
+/// header and payload, header `typ` = `typ` (else `typ_problem`), `alg`
+/// `EdDSA` (or `Ed25519`), `kid` the issuer key's thumbprint, and the
+/// signature (strict Ed25519). Returns the header and payload.
+pub(crate) fn verify_jws(
+    jwt: &str,
+    typ: &str,
+    typ_problem: &'static str,
+    issuer: &IssuerPublicKey,
+) -> Result<(JsonObject, JsonObject), Error> {
     let segments: Vec<&str> = jwt.split('.').collect();
     let [h, p, s] = segments[..] else { return Err(Error::Malformed("the JWT is not three parts")) };
     let header = object(&unb64(h, "JWT header")?, "JWT header")?;
     let payload = object(&unb64(p, "JWT payload")?, "JWT payload")?;
-
-    if need_str(&header, "typ")? != TYP {
-        return Err(Error::Claim { member: "typ", problem: "not dc+sd-jwt" });
+    if need_str(&header, "typ")? != typ {
+        return Err(Error::Claim { member: "typ", problem: typ_problem });
     }
     if !matches!(need_str(&header, "alg")?, "EdDSA" | "Ed25519") {
         return Err(Error::Claim { member: "alg", problem: "not EdDSA" });
@@ -312,6 +317,17 @@ pub fn verify(token: &str, issuer: &IssuerPublicKey, now: Timestamp) -> Result<V
     let key = issuer.dalek().map_err(|_| Error::Signature)?;
     key.verify_strict(format!("{h}.{p}").as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
         .map_err(|_| Error::Signature)?;
+    Ok((header, payload))
+}
+
+/// Verifies an SD-JWT VC issued by `issuer` at `now` (an SD-JWT without
+/// key binding: it ends with `~`). Strict: see the module documentation.
+pub fn verify(token: &str, issuer: &IssuerPublicKey, now: Timestamp) -> Result<Verified, Error> {
+    if token.len() > MAX_TOKEN {
+        return Err(Error::Malformed("larger than the bound"));
+    }
+    let (jwt, parts) = split(token)?;
+    let (header, payload) = verify_jws(jwt, TYP, "not dc+sd-jwt", issuer)?;
 
     if need_str(&payload, "_sd_alg")? != SD_ALG {
         return Err(Error::Claim { member: "_sd_alg", problem: "not sha-256" });

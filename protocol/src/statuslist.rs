@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::datetime::Timestamp;
 use crate::keys::{IssuerPublicKey, IssuerSecretKey};
-use crate::sdjwt::{ALG, Error, b64, need, need_str, need_time, object, thumbprint, unb64};
+use crate::sdjwt::{self, ALG, Error, b64, need, need_str, need_time, thumbprint, unb64};
 
 /// The media type in the JWT header.
 pub const TYP: &str = "statuslist+jwt";
@@ -127,23 +127,7 @@ pub fn verify(token: &str, issuer: &IssuerPublicKey, uri: &str, now: Timestamp) 
     if token.len() > MAX_TOKEN {
         return Err(Error::Malformed("larger than the bound"));
     }
-    let segments: Vec<&str> = token.trim().split('.').collect();
-    let [h, p, s] = segments[..] else { return Err(Error::Malformed("the JWT is not three parts")) };
-    let header = object(&unb64(h, "JWT header")?, "JWT header")?;
-    let payload = object(&unb64(p, "JWT payload")?, "JWT payload")?;
-    if need_str(&header, "typ")? != TYP {
-        return Err(Error::Claim { member: "typ", problem: "not statuslist+jwt" });
-    }
-    if !matches!(need_str(&header, "alg")?, "EdDSA" | "Ed25519") {
-        return Err(Error::Claim { member: "alg", problem: "not EdDSA" });
-    }
-    if need_str(&header, "kid")? != thumbprint(issuer) {
-        return Err(Error::Claim { member: "kid", problem: "not the issuer key's thumbprint" });
-    }
-    let sig: [u8; 64] = unb64(s, "JWT signature")?.try_into().map_err(|_| Error::Decode("JWT signature"))?;
-    let key = issuer.dalek().map_err(|_| Error::Signature)?;
-    key.verify_strict(format!("{h}.{p}").as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
-        .map_err(|_| Error::Signature)?;
+    let (_, payload) = sdjwt::verify_jws(token.trim(), TYP, "not statuslist+jwt", issuer)?;
     if need_str(&payload, "sub")? != uri {
         return Err(Error::Claim { member: "sub", problem: "not the list's URL" });
     }
