@@ -554,11 +554,20 @@ impl Exchange {
         let at = self.now();
         let mut batch = Batch::default();
         let mut events = Vec::new();
+        let waiting = self.outbox_items()?;
         for mut c in self.consents_of(r)? {
             let live = matches!(c.state, ConsentState::Delivered { .. } | ConsentState::Pending)
                 && c.signed.consent().not_after > at;
             if !live {
                 continue;
+            }
+            // Its offers still waiting carry a superseded credential: only
+            // the newest goes out (one already in flight is refused or
+            // ignored by the receiver, which keeps the newest).
+            for due in
+                waiting.iter().filter(|d| d.item.consent == c.signed.consent().id && d.item.kind == OutKind::Offer)
+            {
+                batch.delete(Tree::Outbox, due.key.clone());
             }
             let bundle = self.bundle(&cred, &c.signed)?;
             let id = message_id();

@@ -144,7 +144,8 @@ impl Exchange {
     }
 
     /// Refuses an offer whose credential is revoked and marks the older
-    /// passport held under its consent revoked, in one commit.
+    /// passport held under its consent revoked, in one commit (with
+    /// `batch`: the supersession marker).
     fn reject_superseded(
         &self,
         id: MessageId,
@@ -152,11 +153,11 @@ impl Exchange {
         reason: RevocationReason,
         sender: &NodeId,
         at: Timestamp,
+        mut batch: Batch,
     ) -> Result<Response, Error> {
         let consent = held.passport.consent;
         let key = received_key(&consent);
         held.state = ReceivedState::Revoked { reason, at };
-        let mut batch = Batch::default();
         batch.put(Tree::Received, key.clone(), self.seal_received(&key, &held)?);
         let mut marked = event(&format!("peer:{sender}"), Action::Revocation);
         marked.staff = Some(held.passport.subject.clone());
@@ -181,13 +182,26 @@ impl Exchange {
         object: String,
         at: Timestamp,
     ) -> Result<Response, Error> {
+        self.reject_with(Batch::default(), id, reason, from, object, at)
+    }
+
+    /// [`Exchange::reject`], committing `batch` with the rejection.
+    fn reject_with(
+        &self,
+        batch: Batch,
+        id: MessageId,
+        reason: Rejection,
+        from: Option<OrgId>,
+        object: String,
+        at: Timestamp,
+    ) -> Result<Response, Error> {
         info!(message = %id, reason = reason.code(), "exchange message rejected");
         let mut ev = event("peer", Action::Rejection);
         ev.org = from;
         ev.object = Some(object);
         ev.reason = Some(reason.code().to_string());
         let resp = self.receipt(id, Outcome::Rejected { reason }, at);
-        self.commit_with_receipt(Batch::default(), vec![ev], resp, at)
+        self.commit_with_receipt(batch, vec![ev], resp, at)
     }
 
     fn on_offer(
@@ -206,6 +220,11 @@ impl Exchange {
         if self.0.store.get(Tree::Received, &withdrawn_key(&consent.home, &consent.id))?.is_some() {
             status.consents.insert(consent.id);
         }
+        let superseded = superseded_key(&consent.home, &consent.id);
+        let refused_after = match self.0.store.get(Tree::Received, &superseded)? {
+            Some(v) => Some(decode::<Timestamp>(&v, "supersession marker")?),
+            None => None,
+        };
         let current = self.passport(&consent.id)?;
         let held = self.held_from(&consent.id, current.as_ref())?;
         let verdict = {
@@ -217,15 +236,25 @@ impl Exchange {
         };
         let passport = match verdict {
             Ok(p) => p,
-            Err(Rejection::CredentialRevoked)
-                if let Some(held) = current.filter(|h| superseded_by(h, &bundle.credential.body)) =>
-            {
-                // The issuer's own newer credential for this consent (its
+            Err(Rejection::CredentialRevoked) => {
+                // The issuer's own credential for this consent (its
                 // signatures checked) is revoked: the revocation overtook
-                // the offer that carried it, and the older credential held
-                // is superseded by a revoked one, so it is revoked too.
-                let reason = status.credentials.get(&cred_id).copied().unwrap_or(RevocationReason::ProvidedInError);
-                return self.reject_superseded(id, held, reason, sender, at);
+                // the offer that carried it. Every credential issued before
+                // it under this consent is superseded by a revoked one: the
+                // marker refuses a late offer of one, and an older passport
+                // held is revoked too.
+                let issued = bundle.credential.body.issued_at;
+                let mut batch = Batch::default();
+                if refused_after.is_none_or(|t| t < issued) {
+                    batch.put(Tree::Received, superseded, encoding::to_bytes(&issued));
+                }
+                if let Some(held) = current.filter(|h| superseded_by(h, &bundle.credential.body)) {
+                    let reason = status.credentials.get(&cred_id).copied().unwrap_or(RevocationReason::ProvidedInError);
+                    return self.reject_superseded(id, held, reason, sender, at, batch);
+                }
+                let object = format!("{}/{}", consent.id, id);
+                let from = Some(bundle.credential.body.issuer.clone());
+                return self.reject_with(batch, id, Rejection::CredentialRevoked, from, object, at);
             }
             Err(reason) => {
                 return self.reject(
@@ -252,6 +281,13 @@ impl Exchange {
             ev.reason = Some("older-than-held".into());
             let resp = self.receipt(id, Outcome::Received { consent: consent.id, credential: cred_id, claims }, at);
             return self.commit_with_receipt(Batch::default(), vec![ev], resp, at);
+        }
+        // Issued no later than a credential of this consent refused as
+        // revoked: superseded by a revoked credential, refused as such.
+        if refused_after.is_some_and(|t| passport.issued_at <= t) {
+            let object = format!("{}/{}", consent.id, id);
+            let from = Some(bundle.credential.body.issuer.clone());
+            return self.reject(id, Rejection::CredentialRevoked, from, object, at);
         }
         let record = ReceivedRecord {
             passport,
@@ -413,6 +449,9 @@ impl Exchange {
         }
         let mut batch = Batch::default();
         batch.put(Tree::Received, withdrawn_key(&b.home, &b.consent), b.withdrawn_at.unix().to_be_bytes().to_vec());
+        // The withdrawal marker refuses every later offer: the supersession
+        // marker has nothing left to do.
+        batch.delete(Tree::Received, superseded_key(&b.home, &b.consent));
         self.erase_into(&mut batch, &b.consent, "withdrawn", at)?;
         let mut ev = event(&format!("peer:{sender}"), Action::Erasure);
         ev.staff = Some(b.subject.clone());
@@ -451,6 +490,7 @@ impl Exchange {
             why: why.to_string(),
         };
         batch.delete(Tree::Received, received_key(consent));
+        batch.delete(Tree::Received, superseded_key(&rec.passport.issuer, consent));
         batch.put(Tree::Received, erased_key(consent), encoding::to_bytes(&tomb));
         Ok(true)
     }

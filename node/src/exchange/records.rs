@@ -278,6 +278,15 @@ pub fn revoked_key(issuer: &OrgId, id: &CredentialId) -> Vec<u8> {
     marker_key(b"r/", issuer, id.as_bytes())
 }
 
+/// Key of a supersession marker: by home trust and consent, the
+/// `issued_at` of the newest credential offered under
+/// it and refused as revoked. An offer of a credential issued no later is
+/// superseded by a revoked one and is refused too, so a late retry of an
+/// older offer never brings back an active passport.
+pub fn superseded_key(home: &OrgId, id: &ConsentId) -> Vec<u8> {
+    marker_key(b"s/", home, id.as_bytes())
+}
+
 fn marker_key(prefix: &[u8], org: &OrgId, id: &[u8]) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(org.to_string().as_bytes());

@@ -327,6 +327,90 @@ async fn a_revocation_overtaking_the_reissued_offer_still_revokes_the_held_passp
     assert_eq!(view.reason.as_deref(), Some("provided-in-error"));
 }
 
+/// Records a new claim value twice (two re-issues) and returns the offer
+/// each queued, oldest first.
+fn reissue_twice(home: &Trust, staff: &StaffRef) -> Vec<Request> {
+    let mut offers = Vec::new();
+    for months in [12, 24] {
+        let claim = Claim::Training(
+            CstfSubject::FireSafety,
+            Training { level: 1, completed_on: home.exchange.now().date(), refresher_months: months },
+        );
+        let before: Vec<_> = home.exchange.outbox().expect("outbox").into_iter().map(|i| i.id).collect();
+        home.exchange.record_claim(staff, claim, "hr").expect("recorded");
+        let item =
+            home.exchange.outbox().expect("outbox").into_iter().find(|i| !before.contains(&i.id)).expect("queued");
+        offers.push(home.exchange.outbox_request(&item).expect("request"));
+    }
+    offers
+}
+
+fn is_revoked_refusal(resp: &staffpass_protocol::wire::exchange::Response) -> bool {
+    matches!(resp.receipt.body.outcome, Outcome::Rejected { reason: Rejection::CredentialRevoked })
+}
+
+/// Found by the crash torture: two re-issues, then the staff member's
+/// credentials revoked. The revocation and the newest offer reach the host
+/// first (the older offer waited out a kill of the host), so the host marks
+/// the passport it holds revoked, superseded by a revoked credential. The
+/// older offer, arriving last, is newer than the passport held and named
+/// by no revocation: it must still not bring back an active passport.
+#[tokio::test]
+async fn a_late_offer_older_than_a_revoked_update_does_not_revive_the_passport() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    home.deliver().await;
+    let mut offers = reissue_twice(home, &staff);
+    home.exchange.revoke_staff(&staff, RevocationReason::Deceased, "hr").expect("revoked");
+    let revoke = queued(home, OutKind::Revoke);
+    let (older, newer) = (offers.remove(0), offers.remove(0));
+    host.exchange.receive(&home.node, revoke).expect("answered");
+    assert!(is_revoked_refusal(&host.exchange.receive(&home.node, newer).expect("answered")));
+    assert_eq!(received_status(host, &id), "revoked");
+    let resp = host.exchange.receive(&home.node, older).expect("answered");
+    assert_eq!(received_status(host, &id), "revoked", "the older offer revived the passport");
+    assert!(is_revoked_refusal(&resp), "{:?}", resp.receipt.body.outcome);
+}
+
+/// The same race before anything was held: the first offer and the older
+/// update both arrive after the revoked newest one was refused. Neither
+/// may leave an active passport.
+#[tokio::test]
+async fn offers_older_than_a_refused_revoked_one_are_refused_too() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    let first = only_request(home);
+    let mut offers = reissue_twice(home, &staff);
+    home.exchange.revoke_staff(&staff, RevocationReason::Deceased, "hr").expect("revoked");
+    let revoke = queued(home, OutKind::Revoke);
+    let (older, newer) = (offers.remove(0), offers.remove(0));
+    host.exchange.receive(&home.node, revoke).expect("answered");
+    assert!(is_revoked_refusal(&host.exchange.receive(&home.node, newer).expect("answered")));
+    for late in [older, first] {
+        let resp = host.exchange.receive(&home.node, late).expect("answered");
+        assert!(is_revoked_refusal(&resp), "{:?}", resp.receipt.body.outcome);
+        assert!(host.exchange.received_one(&id).is_err(), "an offer older than a revoked one was stored");
+    }
+}
+
+/// A re-issue cancels the consent's offers still waiting in the outbox:
+/// they carry a superseded credential, and only the newest goes out.
+#[tokio::test]
+async fn a_reissue_cancels_the_consents_waiting_offers() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let (staff, id) = granted(&net);
+    reissue_twice(home, &staff);
+    let Request::Offer { bundle, .. } = only_request(home) else { panic!("an offer") };
+    let current = home.exchange.consent(&id).expect("consent").credential;
+    assert_eq!(bundle.credential.body.id, current, "the waiting offer is not the newest");
+    assert_eq!(home.deliver().await, 1);
+    assert_eq!(host.exchange.received_one(&id).expect("held").credential, current);
+    assert!(matches!(state(home, &id), ConsentState::Delivered { .. }));
+}
+
 /// Revoking every credential of a member of staff at once (`--staff`).
 #[tokio::test]
 async fn revoking_by_staff_member_covers_every_credential() {
