@@ -22,7 +22,8 @@ pub enum Command {
         node: NodeArgs,
     },
     /// Show one received passport: each claim and whether it is in date,
-    /// expires soon, or has expired.
+    /// expires soon, or has expired, and the copies exported of it (listed
+    /// after erasure too: they are outside the node's reach).
     Show {
         /// The consent it was shared under (consent-...).
         #[arg(value_name = "ID")]
@@ -132,7 +133,21 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             for c in &r.claims {
                 t.row([c.claim.clone(), validity_text(&c.validity)]);
             }
-            t.print_or("No claims (erased).")
+            t.print_or("No claims (erased).")?;
+            if !r.exports.is_empty() {
+                output::line("")?;
+                output::line(if r.status == "erased" {
+                    "Copies exported before it was erased (outside the node: remove them):"
+                } else {
+                    "Copies exported (outside the node: remove them when it is withdrawn or erased):"
+                })?;
+                let mut t = Table::new(&["format", "exported at"]);
+                for x in &r.exports {
+                    t.row([x.format.clone(), x.at.to_string()]);
+                }
+                t.print_or("")?;
+            }
+            Ok(())
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::credentials::{
 };
 use crate::error::{ErrorBody, ErrorInfo};
 use crate::outbox::OutboxItemView;
-use crate::received::{ClaimView, ReceivedView};
+use crate::received::{ClaimView, ReceivedExport, ReceivedView};
 use crate::route;
 use crate::staff::{
     ImportQuery, ImportReport, PageQuery, RowError, StaffInput, StaffKeyChangeRequest, StaffKeyRequest, StaffRecord,
@@ -71,7 +71,7 @@ pub fn json() -> String {
     components(schemas(
         ErrorBody, ErrorInfo, Status, AgreementSummary, Alarm, Peer, AgreementView, Submission, Submitted, OverrideRequest,
         StaffRecord, StaffKeyRequest, StaffKeyChangeRequest, StaffInput, StaffSummary, ImportReport, RowError, CredentialView, RevokeRequest,
-        ExportFormat, ExportRequest, ExportView, StatusListView, ReceivedExportFormat, ReceivedExportRequest, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, OutboxItemView,
+        ExportFormat, ExportRequest, ExportView, StatusListView, ReceivedExportFormat, ReceivedExportRequest, ConsentRequest, ConsentView, ConsentState, StaffSignature, ReceivedView, ClaimView, ReceivedExport, OutboxItemView,
         audit::Entry, audit::Event, Head, audit::Checkpoint, VerifyReport, audit::Fault, Verification,
     )),
     tags(

@@ -42,6 +42,21 @@ pub struct ReceivedView {
     pub expires_at: Option<Timestamp>,
     /// The claims.
     pub claims: Vec<ClaimView>,
+    /// Copies of it this trust exported (oldest first). Listed after
+    /// erasure too: they are outside the node's reach, and the host must
+    /// remove them itself when the passport is withdrawn or erased.
+    #[serde(default)]
+    pub exports: Vec<ReceivedExport>,
+}
+
+/// One export of a received passport: its form and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReceivedExport {
+    /// The form (`fhir`).
+    pub format: String,
+    /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
 }
 
 /// One claim as shown to the host trust.

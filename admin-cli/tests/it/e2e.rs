@@ -372,6 +372,12 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     let text = received.ok();
     assert!(text.contains("training:fire-safety") && text.contains("dbs"), "{text}");
     assert!(text.contains("in date") || text.contains("EXPIRED") || text.contains("expires in"), "{text}");
+    assert!(!text.contains("Copies exported"), "{text}");
+    // A FHIR copy for the host's workforce systems: listed with the passport.
+    on(dir, &rj1, &["received", "export", &consent, "--format", "fhir", "--out", "alex-fhir.json"]).await.ok();
+    let shown = on(dir, &rj1, &["received", "show", &consent]).await;
+    let text = shown.ok();
+    assert!(text.contains("Copies exported") && text.contains("fhir"), "{text}");
     on(dir, &rj1, &["received", "list"]).await.ok();
     on(dir, &rjz, &["consent", "list"]).await.ok();
     on(dir, &rjz, &["consent", "show", &consent]).await.ok();

@@ -14,7 +14,7 @@ use staffpass_protocol::{ConsentId, OrgId, StaffRef, Timestamp, fhir};
 
 use super::{Error, Exchange, event};
 use crate::audit::Action;
-use crate::exchange::records::{CredentialRecord, ReceivedState, erased_key, received_key};
+use crate::exchange::records::{CredentialRecord, ExportMark, ReceivedState, erased_key, exports_key, received_key};
 use crate::store::{Batch, Tree};
 
 /// The format name of an SD-JWT VC export (as in the API and the audit).
@@ -221,11 +221,23 @@ impl Exchange {
             erase_after: Some(p.not_after),
             recorded: now,
         });
-        self.audit_export(Batch::default(), actor, &p.subject, consent.to_string(), FHIR, now)?;
+        let mut marks = self.export_marks(consent)?;
+        marks.push(ExportMark { format: FHIR.into(), at: now });
+        let mut batch = Batch::default();
+        batch.put(Tree::Received, exports_key(consent), staffpass_protocol::encoding::to_bytes(&marks));
+        self.audit_export(batch, actor, &p.subject, consent.to_string(), FHIR, now)?;
         Ok(Exported {
             credential: p.credential,
             claims: p.claims.iter().map(Claim::kind).collect(),
             token: bundle.to_string(),
         })
+    }
+
+    /// The exports made of a received passport, oldest first.
+    pub(super) fn export_marks(&self, consent: &ConsentId) -> Result<Vec<ExportMark>, Error> {
+        match self.0.store.get(Tree::Received, &exports_key(consent))? {
+            Some(v) => super::decode(&v, "export marks"),
+            None => Ok(Vec::new()),
+        }
     }
 }

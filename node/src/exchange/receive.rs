@@ -463,6 +463,7 @@ impl Exchange {
         let resp = self.commit_with_receipt(batch, vec![ev], resp, at)?;
         self.shred(&b.consent);
         info!(message = %id, consent = %b.consent, "consent withdrawn; passport erased");
+        self.warn_of_copies(&b.consent);
         Ok(resp)
     }
 
@@ -594,6 +595,7 @@ impl Exchange {
                 self.shred(&rec.passport.consent);
                 n += 1;
                 info!(consent = %rec.passport.consent, "consent window ended; passport erased");
+                self.warn_of_copies(&rec.passport.consent);
             }
         }
         Ok(n)
@@ -604,11 +606,12 @@ impl Exchange {
         let today = self.now().date();
         let mut out = Vec::new();
         for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
-            out.push(view_of(&self.open_received(&k, &v)?, today, false));
+            let r = self.open_received(&k, &v)?;
+            out.push(view_of(&r, today, false, self.export_views(&r.passport.consent)?));
         }
         for (_, v) in self.0.store.scan_prefix(Tree::Received, b"e/")? {
             let e: ErasedRecord = decode(&v, "erasure record")?;
-            out.push(erased_view(&e));
+            out.push(erased_view(&e, self.export_views(&e.consent)?));
         }
         Ok(out)
     }
@@ -617,19 +620,42 @@ impl Exchange {
     pub fn received_one(&self, consent: &ConsentId) -> Result<ReceivedView, Error> {
         let key = received_key(consent);
         if let Some(v) = self.0.store.get(Tree::Received, &key)? {
-            return Ok(view_of(&self.open_received(&key, &v)?, self.now().date(), true));
+            return Ok(view_of(&self.open_received(&key, &v)?, self.now().date(), true, self.export_views(consent)?));
         }
         if let Some(v) = self.0.store.get(Tree::Received, &erased_key(consent))? {
-            return Ok(erased_view(&decode(&v, "erasure record")?));
+            return Ok(erased_view(&decode(&v, "erasure record")?, self.export_views(consent)?));
         }
         Err(Error::NoReceived(*consent))
     }
+
+    /// After an erasure: warns if copies of the passport were exported
+    /// (they are outside the node's reach; the host must remove them).
+    fn warn_of_copies(&self, consent: &ConsentId) {
+        match self.export_marks(consent) {
+            Ok(marks) if !marks.is_empty() => {
+                let formats: Vec<&str> = marks.iter().map(|m| m.format.as_str()).collect();
+                warn!(consent = %consent, copies = marks.len(), formats = %formats.join(","), "an erased passport had been exported: remove those copies (staffpass-admin received show)");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(consent = %consent, error = %e, "cannot read the exports of an erased passport"),
+        }
+    }
+
+    /// The exports made of a received passport, as the API shows them.
+    fn export_views(&self, consent: &ConsentId) -> Result<Vec<ReceivedExport>, Error> {
+        Ok(self.export_marks(consent)?.into_iter().map(|m| ReceivedExport { format: m.format, at: m.at }).collect())
+    }
 }
 
-pub use staffpass_api::received::{ClaimView, ReceivedView};
+pub use staffpass_api::received::{ClaimView, ReceivedExport, ReceivedView};
 
 /// A received passport as the API shows it; claim values only if `values`.
-fn view_of(r: &ReceivedRecord, today: staffpass_protocol::Date, values: bool) -> ReceivedView {
+fn view_of(
+    r: &ReceivedRecord,
+    today: staffpass_protocol::Date,
+    values: bool,
+    exports: Vec<ReceivedExport>,
+) -> ReceivedView {
     let (status, reason) = match &r.state {
         ReceivedState::Active => ("active".to_string(), None),
         ReceivedState::Revoked { reason, .. } => ("revoked".to_string(), Some(reason.to_string())),
@@ -656,11 +682,12 @@ fn view_of(r: &ReceivedRecord, today: staffpass_protocol::Date, values: bool) ->
                 value: values.then(|| c.clone()),
             })
             .collect(),
+        exports,
     }
 }
 
 /// What the API shows of an erased passport: ids and the cause.
-fn erased_view(e: &ErasedRecord) -> ReceivedView {
+fn erased_view(e: &ErasedRecord, exports: Vec<ReceivedExport>) -> ReceivedView {
     ReceivedView {
         consent: e.consent,
         credential: e.credential,
@@ -674,6 +701,7 @@ fn erased_view(e: &ErasedRecord) -> ReceivedView {
         not_after: None,
         expires_at: None,
         claims: Vec::new(),
+        exports,
     }
 }
 

@@ -202,6 +202,25 @@ pub struct ErasedRecord {
     pub why: String,
 }
 
+/// A copy of a received passport made outside the node: its form and
+/// when (ids and times only, kept after erasure so the host knows which
+/// copies to remove).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportMark {
+    /// `fhir`.
+    pub format: String,
+    /// When it was made.
+    pub at: Timestamp,
+}
+
+/// Key of the exports made of a received passport (by consent): a
+/// `Vec<ExportMark>`.
+pub fn exports_key(id: &ConsentId) -> Vec<u8> {
+    let mut k = b"x/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// Key of a consent record.
 pub fn consent_key(id: &ConsentId) -> Vec<u8> {
     id.as_bytes().to_vec()

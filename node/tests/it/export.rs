@@ -235,9 +235,20 @@ async fn the_host_exports_a_received_passport_as_fhir_until_it_is_erased() {
         .collect();
     assert_eq!(audited.len(), 1);
 
-    // Withdrawn and erased at the host: nothing left to export.
+    let exported_at = host.exchange.now();
+    let held = host.exchange.received_one(&id).unwrap();
+    assert_eq!(held.exports.len(), 1, "the export is listed with the passport");
+    assert_eq!((held.exports[0].format.as_str(), held.exports[0].at), ("fhir", exported_at));
+
+    // Withdrawn and erased at the host: nothing left to export, and the
+    // copy made is still listed, for the host to remove.
     home.exchange.withdraw_consent(&id, "hr").unwrap();
     home.deliver().await;
+    let erased = host.exchange.received_one(&id).unwrap();
+    assert_eq!(erased.status, "erased");
+    assert_eq!(erased.exports, held.exports, "the erased passport's exports are still listed");
+    let listed = host.exchange.received().unwrap();
+    assert_eq!(listed.iter().find(|r| r.consent == id).unwrap().exports, held.exports);
     let e = host.exchange.export_received_fhir(&id, "hr").unwrap_err();
     assert_eq!(e.code(), "conflict", "{e}");
     assert!(e.to_string().contains("erased"), "{e}");

@@ -142,4 +142,15 @@ async fn the_host_exports_a_received_passport_as_fhir_over_the_api() {
     }
     // The home trust holds no received passport under that consent.
     assert_eq!(admin.export_received(&consent, &fhir).await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
+
+    // The copy is listed with the passport, and still after erasure.
+    let exports = hr.received_one(&consent).await.unwrap().exports;
+    assert_eq!(exports.iter().map(|x| x.format.as_str()).collect::<Vec<_>>(), ["fhir"]);
+    admin.withdraw_consent(&consent).await.unwrap();
+    wait_until("the passport is erased", || {
+        let hr = hr.clone();
+        async move { hr.received_one(&consent).await.is_ok_and(|r| r.status == "erased") }
+    })
+    .await;
+    assert_eq!(hr.received_one(&consent).await.unwrap().exports, exports, "the erased passport's copies");
 }
