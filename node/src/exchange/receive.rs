@@ -35,14 +35,18 @@ impl Exchange {
         // One message at a time per consent and per credential: an offer
         // racing a withdrawal or revocation of the same record ends the
         // same way in every interleaving (checked and committed under it).
-        let ids: Vec<&[u8]> = match &request {
+        // A revocation rewrites every passport of its credential, whatever
+        // its consent (found by a scan), so it holds every stripe: it is
+        // rare, and an offer of a successor under one of those consents
+        // must not be overwritten by the record it read before (found by
+        // the docker crash torture).
+        let _held = match &request {
             Request::Offer { bundle, .. } => {
-                vec![bundle.consent.consent().id.as_bytes(), bundle.credential.body.id.as_bytes()]
+                self.lock_records(&[bundle.consent.consent().id.as_bytes(), bundle.credential.body.id.as_bytes()])
             }
-            Request::Withdraw { withdrawal, .. } => vec![withdrawal.body.consent.as_bytes()],
-            Request::Revoke { revocation, .. } => vec![revocation.body.credential.as_bytes()],
+            Request::Withdraw { withdrawal, .. } => self.lock_records(&[withdrawal.body.consent.as_bytes()]),
+            Request::Revoke { .. } => self.lock_all_records(),
         };
-        let _held = self.lock_records(&ids);
         // Replay: answer with the stored receipt.
         match self.0.store.get(Tree::Inbox, id.as_bytes()) {
             Ok(Some(bytes)) => {
@@ -94,6 +98,11 @@ impl Exchange {
             .into_iter()
             .map(|i| self.0.receive_locks[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner))
             .collect()
+    }
+
+    /// Locks every stripe, in order.
+    fn lock_all_records(&self) -> Vec<std::sync::MutexGuard<'_, ()>> {
+        self.0.receive_locks.iter().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).collect()
     }
 
     fn receipt(&self, message: MessageId, outcome: Outcome, at: Timestamp) -> Response {

@@ -411,6 +411,44 @@ async fn a_reissue_cancels_the_consents_waiting_offers() {
     assert!(matches!(state(home, &id), ConsentState::Delivered { .. }));
 }
 
+/// Found by the docker crash torture: a revocation of the credential a
+/// receiver holds and the offer of its successor, handled at the same
+/// moment, lost the update: the revocation wrote back the record it had
+/// read (the old credential, now revoked) over the newer passport the offer
+/// had just stored. Each round races the two on two threads; the newer,
+/// unrevoked credential must be what is held.
+#[tokio::test]
+async fn a_revocation_racing_the_successors_offer_does_not_overwrite_it() {
+    let net = pair();
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    for round in 0..40 {
+        let id = home.grant(&staff, &org("RJ1")).expect("granted").signed.consent().id;
+        home.deliver().await;
+        home.exchange.revoke_staff(&staff, RevocationReason::Deceased, "hr").expect("revoked");
+        let revoke = queued(home, OutKind::Revoke);
+        let offer = reissue_twice(home, &staff).pop().expect("an offer");
+        let newest = home.exchange.consent(&id).expect("consent").credential;
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for request in [revoke, offer] {
+                let (ex, node, barrier) = (&host.exchange, &home.node, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    ex.receive(node, request).expect("answered");
+                });
+            }
+        });
+        let held = host.exchange.received_one(&id).expect("held");
+        assert_eq!((held.credential, held.status.as_str()), (newest, "active"), "round {round}");
+        // The captured messages again (answered from the stored receipts),
+        // and a withdrawal, so the next round starts from an empty outbox.
+        home.exchange.withdraw_consent(&id, "hr").expect("withdrawn");
+        home.deliver().await;
+        assert!(home.exchange.outbox().expect("outbox").is_empty());
+    }
+}
+
 /// Revoking every credential of a member of staff at once (`--staff`).
 #[tokio::test]
 async fn revoking_by_staff_member_covers_every_credential() {
