@@ -338,10 +338,31 @@ pub(crate) async fn settle(w: &World) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(anyhow!("not settled after {} s: {}", SETTLE.as_secs(), busy.join("; ")));
+            return Err(anyhow!("not settled after {} s: {}{}", SETTLE.as_secs(), busy.join("; "), stuck(w).await));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Why the outboxes did not drain, for the error: per member, its waiting
+/// messages grouped by receiver, kind and last error, with their attempts.
+async fn stuck(w: &World) -> String {
+    let mut out = String::new();
+    for org in MEMBERS {
+        let Ok(node) = w.net.node(org) else { continue };
+        let Ok(items) = node.client.outbox().await else { continue };
+        let mut groups: BTreeMap<(String, String, String), (usize, u32)> = BTreeMap::new();
+        for i in items {
+            let key = (i.to.to_string(), i.kind.to_string(), i.last_error.unwrap_or_else(|| "none yet".into()));
+            let g = groups.entry(key).or_default();
+            g.0 += 1;
+            g.1 = g.1.max(i.attempts);
+        }
+        for ((to, kind, error), (n, attempts)) in groups {
+            out.push_str(&format!("\n  {org} -> {to}: {n} {kind}, up to {attempts} attempts, last error: {error}"));
+        }
+    }
+    out
 }
 
 /// Checks the invariants from what the nodes hold.
