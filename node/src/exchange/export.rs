@@ -195,6 +195,9 @@ impl Exchange {
     /// end, and that end as the erase-after date. Audited as an export
     /// (`fhir`, the consent as its object).
     pub fn export_received_fhir(&self, consent: &ConsentId, actor: &str) -> Result<Exported, Error> {
+        // Under the consent's lock: read from the passport as it stands,
+        // and the list of exports changed by one export at a time.
+        let _held = self.lock_records(&[consent.as_bytes()]);
         let key = received_key(consent);
         let Some(v) = self.0.store.get(Tree::Received, &key)? else {
             return Err(if self.0.store.get(Tree::Received, &erased_key(consent))?.is_some() {

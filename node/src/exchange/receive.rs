@@ -83,7 +83,7 @@ impl Exchange {
 
     /// Locks the stripes of `ids`, in stripe order (so two messages never
     /// wait on each other).
-    fn lock_records(&self, ids: &[&[u8]]) -> Vec<std::sync::MutexGuard<'_, ()>> {
+    pub(super) fn lock_records(&self, ids: &[&[u8]]) -> Vec<std::sync::MutexGuard<'_, ()>> {
         let n = self.0.receive_locks.len();
         let mut stripes: Vec<usize> = ids
             .iter()
@@ -585,7 +585,13 @@ impl Exchange {
         let at = self.now();
         let mut n = 0;
         for (k, v) in self.0.store.scan_prefix(Tree::Received, b"p/")? {
-            let rec = self.open_received(&k, &v)?;
+            let consent = self.open_received(&k, &v)?.passport.consent;
+            // Judged, erased and shredded under the consent's lock, from the
+            // record as it is now: an offer may have replaced the one the
+            // scan read by a newer passport, which must be neither erased
+            // nor left without its key.
+            let _held = self.lock_records(&[consent.as_bytes()]);
+            let Some(rec) = self.passport(&consent)? else { continue };
             let kept_until = rec.received_at.plus_days(i64::from(self.0.settings.max_keep_days));
             let why = if rec.passport.not_after <= at {
                 "expired"

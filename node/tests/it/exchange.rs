@@ -629,6 +629,44 @@ async fn a_receiver_erases_a_passport_kept_longer_than_its_own_limit() {
     assert_eq!((view.status.as_str(), view.reason.as_deref()), ("erased", Some("kept-too-long")));
 }
 
+/// The retention sweep racing an offer of a successor under the same
+/// consent: the sweep erased (and shredded the key of) what it re-read,
+/// the newer passport the offer had just stored. Each round races the two
+/// on two threads; the newer passport must be held, active, whichever
+/// went first.
+#[tokio::test]
+async fn the_retention_sweep_racing_a_newer_offer_does_not_erase_it() {
+    // Kept one day: each round is a day and an hour (the roster stays in date).
+    let settings = staffpass_node::exchange::Settings { max_keep_days: 1, ..Default::default() };
+    let net = Net::with_settings(&["RJZ", "RJ1"], &settings);
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    for round in 0..25 {
+        let id = home.grant(&staff, &org("RJ1")).expect("granted").signed.consent().id;
+        home.deliver().await;
+        net.clock.advance_secs(25 * 3600);
+        let offer = reissue_twice(home, &staff).pop().expect("an offer");
+        let newest = home.exchange.consent(&id).expect("consent").credential;
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let (ex, node, barrier) = (&host.exchange, &home.node, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                ex.sweep_expired().expect("swept");
+            });
+            s.spawn(move || {
+                barrier.wait();
+                ex.receive(node, offer).expect("answered");
+            });
+        });
+        let held = host.exchange.received_one(&id).expect("held");
+        assert_eq!((held.credential, held.status.as_str()), (newest, "active"), "round {round}");
+        home.deliver().await;
+        home.exchange.withdraw_consent(&id, "hr").expect("withdrawn");
+        home.deliver().await;
+    }
+}
+
 /// F14: the receipts kept to answer replays do not pile up for ever: past
 /// `inbox_keep_days` they are forgotten; a replay within it still gets the
 /// stored receipt.
