@@ -31,16 +31,18 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// A received passport as a FHIR R4 Bundle for this trust's workforce systems (e-rostering,
-    /// HR): the consented claims (never the NI number), the home trust and this one, the host
-    /// role until the consent ends, and that end as the erase-after date. Audited as an export:
-    /// the copy is out of the node's reach, so erase it when the consent ends. Holds personal
-    /// data: with --out it is written to a new file, mode 0600; without, printed.
+    /// A received passport for this trust's workforce systems (e-rostering, HR): as a FHIR R4
+    /// Bundle (the consented claims, never the NI number; the home trust and this one; the host
+    /// role until the consent ends, and that end as the erase-after date), or as the SD-JWT VC
+    /// presentation of the consented claims the home trust signed and sent with it. Audited as
+    /// an export and listed by `received show`: the copy is out of the node's reach, so erase it
+    /// when the consent ends. Holds personal data: with --out it is written to a new file, mode
+    /// 0600; without, printed.
     Export {
         /// The consent it was shared under (consent-...).
         #[arg(value_name = "ID")]
         id: ConsentId,
-        /// The form: fhir.
+        /// The form: fhir or sd-jwt-vc.
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: ReceivedForm,
         /// Write it to this new file (0600) instead of printing it.
@@ -56,6 +58,9 @@ pub enum Command {
 pub enum ReceivedForm {
     /// FHIR R4 Bundle (UK Core shaped).
     Fhir,
+    /// The home trust's SD-JWT VC presentation of the consented claims (verify it with the home's
+    /// published issuer key).
+    SdJwtVc,
 }
 
 fn expired(c: &ClaimView) -> bool {
@@ -70,16 +75,20 @@ fn status_text(r: &ReceivedView) -> String {
 /// Runs a received command.
 pub fn run(cmd: Command, format: Format) -> Result<()> {
     match cmd {
-        Command::Export { id, format: ReceivedForm::Fhir, out, node } => {
+        Command::Export { id, format: form, out, node } => {
             let client = node.client()?;
-            let request = ReceivedExportRequest { format: ReceivedExportFormat::Fhir };
+            let (wire, what) = match form {
+                ReceivedForm::Fhir => (ReceivedExportFormat::Fhir, "FHIR Bundle"),
+                ReceivedForm::SdJwtVc => (ReceivedExportFormat::SdJwtVc, "SD-JWT VC"),
+            };
+            let request = ReceivedExportRequest { format: wire };
             crate::credential::write_export(
                 out.as_deref(),
                 format,
                 || block_on(async { Ok(client.export_received(&id, &request).await?) }),
                 |v, path| {
                     format!(
-                        "Wrote the FHIR Bundle of the passport of {id} to {} ({} claims: {}).",
+                        "Wrote the {what} of the passport of {id} to {} ({} claims: {}).",
                         path.display(),
                         v.claims.len(),
                         crate::parse::join(&v.claims)

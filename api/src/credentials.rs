@@ -90,10 +90,13 @@ pub struct StatusListView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReceivedExportFormat {
-    /// A FHIR R4 Bundle (as [`ExportFormat::Fhir`]). A received passport is
-    /// not yet exported as an SD-JWT VC: that needs the home's consent-scoped
-    /// presentation in the bundle.
+    /// A FHIR R4 Bundle (as [`ExportFormat::Fhir`]).
     Fhir,
+    /// The SD-JWT VC presentation the home trust sent with the passport:
+    /// exactly the consented claims, signed by the home (verify it with the
+    /// home's published issuer key). A passport sent by an older node,
+    /// without it, is a conflict (409).
+    SdJwtVc,
 }
 
 /// The body of `POST /v1/received/{id}/export`: the form only, since a

@@ -410,7 +410,7 @@ fn received_one() {}
 #[utoipa::path(post, path = route::RECEIVED_EXPORT, tag = "hr", request_body = ReceivedExportRequest,
     params(("id" = crate::schema::ConsentId, Path, description = "Consent id")),
     responses(
-        (status = 200, description = "The received passport as a FHIR Bundle (format `fhir`; audited as an export)", body = ExportView),
+        (status = 200, description = "The received passport as a FHIR Bundle (format `fhir`) or as the home's SD-JWT VC presentation of the consented claims (format `sd-jwt-vc`); audited as an export and listed with the passport", body = ExportView),
     ))]
 fn export_received() {}
 

@@ -1,4 +1,5 @@
-//! `/staffpass/exchange/1` requests (offer, withdrawal, revocation) from
+//! `/staffpass/exchange/1` requests (offer, presented offer, withdrawal,
+//! revocation) from
 //! arbitrary bytes, as a peer sends them. What decodes must be the one
 //! canonical encoding of its value, and is then judged by the receiver's
 //! rule for its kind against the fixture roster: no panic either way.
@@ -18,6 +19,11 @@ fuzz_target!(|data: &[u8]| {
     match &req {
         Request::Offer { bundle, .. } => {
             let _ = verify_bundle(bundle, &f.sender, &f.receiver, &f.rosters, &f.status, f.now);
+        }
+        Request::PresentedOffer { bundle, presentation, .. } => {
+            if let Ok(p) = verify_bundle(bundle, &f.sender, &f.receiver, &f.rosters, &f.status, f.now) {
+                let _ = staffpass_protocol::bundle::check_presentation(presentation, &p, &f.rosters, f.now);
+            }
         }
         Request::Withdraw { withdrawal, .. } => {
             let _ = verify_withdrawal(withdrawal, &f.sender, &f.receiver, None, &f.rosters, f.now);

@@ -122,6 +122,10 @@ rejections! {
     InvalidClaim => "invalid-claim",
     /// Too many disclosures or digests.
     TooManyClaims => "too-many-claims",
+    /// The standard-form copy (SD-JWT VC presentation) does not verify.
+    BadPresentation => "bad-presentation",
+    /// The standard-form copy says something the bundle does not.
+    PresentationMismatch => "presentation-mismatch",
 }
 
 impl Rejection {
@@ -165,6 +169,12 @@ impl Rejection {
             DuplicateDisclosure => "the same claim is disclosed more than once",
             InvalidClaim => "a disclosed claim is not well formed",
             TooManyClaims => "the credential or bundle has more claims than allowed",
+            BadPresentation => {
+                "the passport's SD-JWT VC copy does not verify (malformed, expired, or not signed by the issuer)"
+            }
+            PresentationMismatch => {
+                "the passport's SD-JWT VC copy disagrees with the bundle (staff member, expiry or claims)"
+            }
         }
     }
 }
@@ -216,6 +226,46 @@ pub struct VerifiedPassport {
     pub not_after: Timestamp,
     /// The disclosed claims.
     pub claims: Vec<Claim>,
+}
+
+/// Checks the standard-form copy an offer carries with its bundle (an
+/// SD-JWT VC presentation of exactly the consented claims, see
+/// [`crate::sdjwt`]) against `passport`, the bundle as [`verify_bundle`]
+/// accepted it: signed by an issuer key of the home trust (found by its
+/// `kid` among the keys the agreement's roster lists for it) that was
+/// valid when the copy was issued, strictly valid now (RFC 9901 §7.1, `typ`,
+/// `vct`, `exp`), for the same staff member, expiring when the shared
+/// passport does (the earlier of the credential's expiry and the consent's
+/// end), and disclosing exactly the bundle's claims with the same values.
+/// Its `iss` (the home's issuer URL, its own configuration) and `status`
+/// are the home's to say and are not compared.
+pub fn check_presentation(
+    presentation: &str,
+    passport: &VerifiedPassport,
+    rosters: &impl Rosters,
+    now: Timestamp,
+) -> Result<(), Rejection> {
+    use crate::sdjwt;
+    let named = rosters.roster(&passport.agreement).ok_or(Rejection::UnknownAgreement)?;
+    let state = named.state();
+    let kid = sdjwt::kid(presentation).ok_or(Rejection::BadPresentation)?;
+    let key = state
+        .members
+        .get(&passport.issuer)
+        .and_then(|m| m.keys.iter().map(|k| k.key).find(|k| sdjwt::thumbprint(k) == kid))
+        .ok_or(Rejection::UnknownIssuerKey)?;
+    let v = sdjwt::verify(presentation, &key, now).map_err(|_| Rejection::BadPresentation)?;
+    let iat = v.payload.get("iat").and_then(serde_json::Value::as_i64).and_then(Timestamp::from_unix);
+    check_key(state, &passport.issuer, &key, iat.ok_or(Rejection::BadPresentation)?)?;
+    let claims: std::collections::BTreeMap<String, serde_json::Value> =
+        passport.claims.iter().map(|c| (sdjwt::claim_name(c), sdjwt::claim_value(c))).collect();
+    if v.sub() != Some(passport.subject.as_str())
+        || v.exp() != Some(passport.expires_at.min(passport.not_after))
+        || v.claims != claims
+    {
+        return Err(Rejection::PresentationMismatch);
+    }
+    Ok(())
 }
 
 fn check_key(state: &State, org: &OrgId, key: &IssuerPublicKey, signed_at: Timestamp) -> Result<(), Rejection> {

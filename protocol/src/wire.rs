@@ -51,6 +51,21 @@ pub mod exchange {
             /// The signed revocation.
             revocation: Signed<Revocation>,
         },
+        /// A consented bundle with its standard-form copy: an SD-JWT VC
+        /// presentation of exactly the consented claims (`exp` the earlier
+        /// of the credential's expiry and the consent's end), which the
+        /// receiver checks against the bundle
+        /// ([`crate::bundle::check_presentation`]) and can hand to its HR
+        /// system. What a node of this version sends; [`Request::Offer`]
+        /// (without the copy) is still accepted from older nodes.
+        PresentedOffer {
+            /// Message id.
+            id: MessageId,
+            /// The bundle.
+            bundle: Box<Bundle>,
+            /// The SD-JWT VC presentation (compact, ending with `~`).
+            presentation: String,
+        },
     }
 
     /// What kind of message a request is.
@@ -86,7 +101,7 @@ pub mod exchange {
         /// Its kind.
         pub fn kind(&self) -> Kind {
             match self {
-                Request::Offer { .. } => Kind::Offer,
+                Request::Offer { .. } | Request::PresentedOffer { .. } => Kind::Offer,
                 Request::Withdraw { .. } => Kind::Withdraw,
                 Request::Revoke { .. } => Kind::Revoke,
             }
@@ -94,7 +109,17 @@ pub mod exchange {
         /// The message id.
         pub fn id(&self) -> MessageId {
             match self {
-                Request::Offer { id, .. } | Request::Withdraw { id, .. } | Request::Revoke { id, .. } => *id,
+                Request::Offer { id, .. }
+                | Request::Withdraw { id, .. }
+                | Request::Revoke { id, .. }
+                | Request::PresentedOffer { id, .. } => *id,
+            }
+        }
+        /// An offer's bundle.
+        pub fn bundle(&self) -> Option<&Bundle> {
+            match self {
+                Request::Offer { bundle, .. } | Request::PresentedOffer { bundle, .. } => Some(bundle),
+                Request::Withdraw { .. } | Request::Revoke { .. } => None,
             }
         }
         /// Canonical bytes.

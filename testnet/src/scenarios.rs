@@ -818,6 +818,25 @@ pub async fn standards(w: &mut World, r: &mut Report) -> Result<()> {
     ));
     r.check("the wallet copy verifies against the issuer metadata and its status bit is clear", !before);
 
+    // The copy the home sent with the bundle, as the host's HR system gets it.
+    let sdr = ReceivedExportRequest { format: ReceivedExportFormat::SdJwtVc };
+    let copy = host.client.export_received(&consent, &sdr).await.context("RJ1: SD-JWT VC export")?;
+    let hv = sdjwt::verify(&copy.token, &key, now).map_err(|e| anyhow!("the host's copy does not verify: {e}"))?;
+    let shared: std::collections::BTreeSet<&str> =
+        received["claims"].as_array().into_iter().flatten().filter_map(|c| c["claim"].as_str()).collect();
+    let disclosed: std::collections::BTreeSet<&str> = hv.claims.keys().map(String::as_str).collect();
+    r.line(format!(
+        "{:<18} RJ1 exports the copy RJZ sent with the bundle: {} claims, verified with RJZ's published key",
+        "sd-jwt-vc (host)",
+        hv.claims.len()
+    ));
+    r.check(
+        "the host's SD-JWT VC verifies against the home's metadata, discloses exactly the shared claims and names the credential's status entry",
+        !shared.is_empty()
+            && shared == disclosed
+            && statuslist::entry_of(&hv.payload).is_some_and(|(i, u)| i == idx && u == uri),
+    );
+
     hr::revoke(home, &wallet.credential.to_string(), "leaving-organisation").await?;
     let after = bit(home.client.status_list().await?)?;
     r.check("a revocation at the home sets the credential's status bit", after);

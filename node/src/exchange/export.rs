@@ -193,23 +193,12 @@ impl Exchange {
     /// Bundle for this trust's workforce systems: the consented claims, the
     /// home trust and this one, the host role from receipt to the consent's
     /// end, and that end as the erase-after date. Audited as an export
-    /// (`fhir`, the consent as its object).
+    /// (`fhir`, the consent as its object) and listed with the passport.
     pub fn export_received_fhir(&self, consent: &ConsentId, actor: &str) -> Result<Exported, Error> {
         // Under the consent's lock: read from the passport as it stands,
         // and the list of exports changed by one export at a time.
         let _held = self.lock_records(&[consent.as_bytes()]);
-        let key = received_key(consent);
-        let Some(v) = self.0.store.get(Tree::Received, &key)? else {
-            return Err(if self.0.store.get(Tree::Received, &erased_key(consent))?.is_some() {
-                Error::Conflict(format!("the passport of consent {consent} was erased"))
-            } else {
-                Error::NoReceived(*consent)
-            });
-        };
-        let rec = self.open_received(&key, &v)?;
-        if !matches!(rec.state, ReceivedState::Active) {
-            return Err(Error::Conflict(format!("the passport of consent {consent} was revoked by its home trust")));
-        }
+        let rec = self.exportable_received(consent)?;
         let p = &rec.passport;
         let now = self.now();
         let (home_name, host_name) = (self.org_name(&p.issuer), self.org_name(&self.0.org));
@@ -224,16 +213,66 @@ impl Exchange {
             erase_after: Some(p.not_after),
             recorded: now,
         });
-        let mut marks = self.export_marks(consent)?;
-        marks.push(ExportMark { format: FHIR.into(), at: now });
-        let mut batch = Batch::default();
-        batch.put(Tree::Received, exports_key(consent), staffpass_protocol::encoding::to_bytes(&marks));
-        self.audit_export(batch, actor, &p.subject, consent.to_string(), FHIR, now)?;
+        self.record_received_export(&rec, FHIR, actor, now)?;
         Ok(Exported {
             credential: p.credential,
             claims: p.claims.iter().map(Claim::kind).collect(),
             token: bundle.to_string(),
         })
+    }
+
+    /// A passport received here (active) as the SD-JWT VC presentation its
+    /// home trust sent with it: exactly the consented claims, signed by the
+    /// home, checked against the bundle on arrival, verifiable by the
+    /// host's HR system with the home's published key and no staffpass.
+    /// Audited as an export (`sd-jwt-vc`) and listed with the passport. A
+    /// passport sent by an older node, without that copy, is a conflict.
+    pub fn export_received_sd_jwt_vc(&self, consent: &ConsentId, actor: &str) -> Result<Exported, Error> {
+        let _held = self.lock_records(&[consent.as_bytes()]);
+        let rec = self.exportable_received(consent)?;
+        let Some(token) = rec.presentation.clone() else {
+            return Err(Error::Conflict(format!(
+                "the passport of consent {consent} came without an SD-JWT VC copy (sent by an older staffpass node); \
+                 export it as fhir, or ask the home trust to send it again"
+            )));
+        };
+        self.record_received_export(&rec, SD_JWT_VC, actor, self.now())?;
+        let p = &rec.passport;
+        Ok(Exported { credential: p.credential, claims: p.claims.iter().map(Claim::kind).collect(), token })
+    }
+
+    /// A received passport that may be exported: held, not revoked.
+    fn exportable_received(&self, consent: &ConsentId) -> Result<super::records::ReceivedRecord, Error> {
+        let key = received_key(consent);
+        let Some(v) = self.0.store.get(Tree::Received, &key)? else {
+            return Err(if self.0.store.get(Tree::Received, &erased_key(consent))?.is_some() {
+                Error::Conflict(format!("the passport of consent {consent} was erased"))
+            } else {
+                Error::NoReceived(*consent)
+            });
+        };
+        let rec = self.open_received(&key, &v)?;
+        if !matches!(rec.state, ReceivedState::Active) {
+            return Err(Error::Conflict(format!("the passport of consent {consent} was revoked by its home trust")));
+        }
+        Ok(rec)
+    }
+
+    /// Lists an export with the received passport and audits it, in one
+    /// commit (call under the consent's lock).
+    fn record_received_export(
+        &self,
+        rec: &super::records::ReceivedRecord,
+        format: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let consent = &rec.passport.consent;
+        let mut marks = self.export_marks(consent)?;
+        marks.push(ExportMark { format: format.into(), at: now });
+        let mut batch = Batch::default();
+        batch.put(Tree::Received, exports_key(consent), staffpass_protocol::encoding::to_bytes(&marks));
+        self.audit_export(batch, actor, &rec.passport.subject, consent.to_string(), format, now)
     }
 
     /// The exports made of a received passport, oldest first.
@@ -242,5 +281,40 @@ impl Exchange {
             Some(v) => super::decode(&v, "export marks"),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The standard-form copy an offer carries beside its bundle: an
+    /// SD-JWT VC presentation of exactly the consented claims of `cred`,
+    /// for the staff member's key if the consent names one, expiring when
+    /// the shared passport does (the earlier of the credential's expiry
+    /// and the consent's end), with the credential's status list entry
+    /// (allocated into `batch` if it has none: call with the home lock
+    /// held, and commit before letting it go). Signed with the current
+    /// issuer key and fresh salts.
+    pub(super) fn presentation_into(
+        &self,
+        cred: &CredentialRecord,
+        consent: &staffpass_protocol::consent::Consent,
+        batch: &mut Batch,
+    ) -> Result<String, Error> {
+        let claims: Vec<Claim> =
+            cred.disclosures.iter().map(|d| d.claim.clone()).filter(|c| consent.claims.contains(&c.kind())).collect();
+        let status = self.status_entry_into(&cred.signed.body.id, batch)?;
+        let iss = self.issuer_url();
+        let vc = Vc {
+            iss: &iss,
+            iat: self.now(),
+            exp: cred.signed.body.expires_at.min(consent.not_after),
+            sub: &cred.staff_ref,
+            cnf: consent.staff_key.as_ref(),
+            status: Some(status),
+            claims: &claims,
+        };
+        let mut rng = rand::rng();
+        Ok(sdjwt::issue(&self.0.issuer, &vc, &mut || {
+            let mut salt = [0u8; 16];
+            rand::Rng::fill_bytes(&mut rng, &mut salt);
+            salt
+        }))
     }
 }

@@ -569,14 +569,9 @@ impl Exchange {
             {
                 batch.delete(Tree::Outbox, due.key.clone());
             }
-            let bundle = self.bundle(&cred, &c.signed)?;
             let id = message_id();
-            let item = self.outbox_item(
-                id,
-                c.signed.consent(),
-                OutKind::Offer,
-                exchange::Request::Offer { id, bundle: Box::new(bundle) },
-            )?;
+            let request = self.offer_into(id, &cred, &c.signed, &mut batch)?;
+            let item = self.outbox_item(id, c.signed.consent(), OutKind::Offer, request)?;
             c.credential = cred.signed.body.id;
             c.messages.push(id);
             put_consent(&mut batch, &c);
@@ -657,6 +652,21 @@ impl Exchange {
         ev.object = Some(record.signed.body.id.to_string());
         self.0.audit.commit(batch, vec![ev], now)?;
         Ok(record)
+    }
+
+    /// The offer of `cred` under `consent`: its bundle and the
+    /// standard-form copy ([`Exchange::presentation_into`]; call with the
+    /// home lock held, and commit `batch` before letting it go).
+    fn offer_into(
+        &self,
+        id: MessageId,
+        cred: &CredentialRecord,
+        consent: &SignedConsent,
+        batch: &mut Batch,
+    ) -> Result<exchange::Request, Error> {
+        let bundle = self.bundle(cred, consent)?;
+        let presentation = self.presentation_into(cred, consent.consent(), batch)?;
+        Ok(exchange::Request::PresentedOffer { id, bundle: Box::new(bundle), presentation })
     }
 
     fn bundle(&self, cred: &CredentialRecord, consent: &SignedConsent) -> Result<Bundle, Error> {
@@ -843,6 +853,9 @@ impl Exchange {
             ));
         }
         let staff_key = req.staff_key.or(rec.staff_key);
+        // Held to the commit: the offer's standard-form copy allocates the
+        // credential's status list entry.
+        let _home = self.lock_home();
         let consent = Consent {
             id: ConsentId::random(&mut rand::rng()),
             subject: req.staff.clone(),
@@ -911,11 +924,10 @@ impl Exchange {
         events: &mut Vec<audit::Event>,
         actor: &str,
     ) -> Result<(), Error> {
-        let bundle = self.bundle(cred, &record.signed)?;
         let id = message_id();
+        let request = self.offer_into(id, cred, &record.signed, batch)?;
         let consent = record.signed.consent();
-        let item =
-            self.outbox_item(id, consent, OutKind::Offer, exchange::Request::Offer { id, bundle: Box::new(bundle) })?;
+        let item = self.outbox_item(id, consent, OutKind::Offer, request)?;
         item.put(batch);
         let mut ev = event(actor, Action::Offer);
         ev.staff = Some(consent.subject.clone());

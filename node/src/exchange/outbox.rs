@@ -147,7 +147,7 @@ impl Exchange {
                 return None;
             }
         };
-        if let Request::Offer { bundle, .. } = &request
+        if let Some(bundle) = request.bundle()
             && let Err(reason) = self.offer_allowed(bundle)
         {
             self.refuse_locally(&due.key, &due.item, reason);
@@ -195,7 +195,9 @@ impl Exchange {
                 r.issuer_key = self.0.issuer.public();
                 Request::Revoke { id: mid, revocation: Signed::new(r, |b| self.0.issuer.sign(b)) }
             }
-            Request::Offer { .. } => return Err(super::Error::Invalid("an offer is not re-signed".into())),
+            Request::Offer { .. } | Request::PresentedOffer { .. } => {
+                return Err(super::Error::Invalid("an offer is not re-signed".into()));
+            }
         };
         let mut next = item.clone();
         next.id = mid;

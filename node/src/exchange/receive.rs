@@ -2,7 +2,7 @@
 //! message id: a replayed message gets the stored receipt back and changes
 //! nothing. A refused bundle leaves only an audit entry (reason, ids).
 
-use staffpass_protocol::bundle::{Held, Rejection, check_held_by, verify_bundle};
+use staffpass_protocol::bundle::{Held, Rejection, check_held_by, check_presentation, verify_bundle};
 use staffpass_protocol::claims::Claim;
 use staffpass_protocol::consent::{Withdrawal, verify_withdrawal};
 use staffpass_protocol::receipt::{Outcome, Receipt};
@@ -41,7 +41,7 @@ impl Exchange {
         // must not be overwritten by the record it read before (found by
         // the docker crash torture).
         let _held = match &request {
-            Request::Offer { bundle, .. } => {
+            Request::Offer { bundle, .. } | Request::PresentedOffer { bundle, .. } => {
                 self.lock_records(&[bundle.consent.consent().id.as_bytes(), bundle.credential.body.id.as_bytes()])
             }
             Request::Withdraw { withdrawal, .. } => self.lock_records(&[withdrawal.body.consent.as_bytes()]),
@@ -60,7 +60,10 @@ impl Exchange {
         }
         let at = self.now();
         let result = match request {
-            Request::Offer { id, bundle } => self.on_offer(id, &bundle, sender, at),
+            Request::Offer { id, bundle } => self.on_offer(id, &bundle, None, sender, at),
+            Request::PresentedOffer { id, bundle, presentation } => {
+                self.on_offer(id, &bundle, Some(presentation), sender, at)
+            }
             Request::Withdraw { id, withdrawal } => self.on_withdraw(id, &withdrawal, sender, at),
             Request::Revoke { id, revocation } => self.on_revoke(id, &revocation, sender, at),
         };
@@ -217,6 +220,7 @@ impl Exchange {
         &self,
         id: MessageId,
         bundle: &staffpass_protocol::Bundle,
+        presentation: Option<String>,
         sender: &NodeId,
         at: Timestamp,
     ) -> Result<Response, Error> {
@@ -238,10 +242,16 @@ impl Exchange {
         let held = self.held_from(&consent.id, current.as_ref())?;
         let verdict = {
             let chains = self.0.rosters.read();
-            verify_bundle(bundle, sender, &self.0.org, &*chains, &status, at).and_then(|p| {
-                // Never replace another member's passport under the same consent id.
-                check_held_by(held.as_ref().map(HeldRecord::as_held), &p.issuer).map(|()| p)
-            })
+            verify_bundle(bundle, sender, &self.0.org, &*chains, &status, at)
+                .and_then(|p| {
+                    // Never replace another member's passport under the same consent id.
+                    check_held_by(held.as_ref().map(HeldRecord::as_held), &p.issuer).map(|()| p)
+                })
+                .and_then(|p| match &presentation {
+                    // Its standard-form copy must say what the bundle says.
+                    Some(vc) => check_presentation(vc, &p, &*chains, at).map(|()| p),
+                    None => Ok(p),
+                })
         };
         let passport = match verdict {
             Ok(p) => p,
@@ -304,6 +314,7 @@ impl Exchange {
             received_at: at,
             message: id,
             state: ReceivedState::Active,
+            presentation,
         };
         let mut batch = Batch::default();
         batch.put(Tree::Received, key.clone(), self.seal_received(&key, &record)?);
@@ -325,7 +336,9 @@ impl Exchange {
     /// A received passport, opened with its own key.
     pub(super) fn open_received(&self, key: &[u8], v: &[u8]) -> Result<ReceivedRecord, Error> {
         let plain = record_keys::open_record(&self.0.record_keys, Tree::Received, key, v)?;
-        decode(&plain, "received passport")
+        // Stored by an earlier version (no standard-form copy), or now.
+        decode::<ReceivedRecord>(&plain, "received passport")
+            .or_else(|e| decode::<ReceivedRecordV1>(&plain, "received passport").map(Into::into).map_err(|_| e))
     }
 
     /// Destroys an erased passport's key, once its erasure is committed:

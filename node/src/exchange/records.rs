@@ -185,6 +185,39 @@ pub struct ReceivedRecord {
     pub message: MessageId,
     /// Where it stands.
     pub state: ReceivedState,
+    /// Its standard-form copy (an SD-JWT VC presentation of the consented
+    /// claims, checked against the bundle), when the sender sent one: what
+    /// `received export --format sd-jwt-vc` hands to the host's HR system.
+    pub presentation: Option<String>,
+}
+
+/// A received passport as stored before offers carried a standard-form
+/// copy: read, and shown, as one without it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceivedRecordV1 {
+    /// What was verified.
+    pub passport: VerifiedPassport,
+    /// The sending node.
+    pub sender: NodeId,
+    /// When it arrived (or was last updated).
+    pub received_at: Timestamp,
+    /// The message that brought it.
+    pub message: MessageId,
+    /// Where it stands.
+    pub state: ReceivedState,
+}
+
+impl From<ReceivedRecordV1> for ReceivedRecord {
+    fn from(r: ReceivedRecordV1) -> Self {
+        ReceivedRecord {
+            passport: r.passport,
+            sender: r.sender,
+            received_at: r.received_at,
+            message: r.message,
+            state: r.state,
+            presentation: None,
+        }
+    }
 }
 
 /// What remains after erasure: ids and times only.

@@ -203,7 +203,7 @@ async fn withdrawing_cancels_the_offer_still_waiting() {
     let net = pair();
     let (home, host) = (net.get("RJZ"), net.get("RJ1"));
     let (_, id) = granted(&net);
-    assert!(matches!(only_request(home), Request::Offer { .. }), "the offer waits");
+    assert!(matches!(only_request(home), Request::PresentedOffer { .. }), "the offer waits");
     home.exchange.withdraw_consent(&id, "staff").expect("withdrawn");
     let kinds: Vec<OutKind> = home.exchange.outbox().expect("outbox").iter().map(|i| i.kind).collect();
     assert_eq!(kinds, vec![OutKind::Withdraw], "the waiting offer is cancelled");
@@ -403,7 +403,7 @@ async fn a_reissue_cancels_the_consents_waiting_offers() {
     let (home, host) = (net.get("RJZ"), net.get("RJ1"));
     let (staff, id) = granted(&net);
     reissue_twice(home, &staff);
-    let Request::Offer { bundle, .. } = only_request(home) else { panic!("an offer") };
+    let Request::PresentedOffer { bundle, .. } = only_request(home) else { panic!("an offer") };
     let current = home.exchange.consent(&id).expect("consent").credential;
     assert_eq!(bundle.credential.body.id, current, "the waiting offer is not the newest");
     assert_eq!(home.deliver().await, 1);
@@ -516,7 +516,7 @@ async fn renewed_training_is_resent_to_live_consents() {
         Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
     );
     home.exchange.record_claim(&staff, renewed, "hr").expect("recorded");
-    assert!(matches!(only_request(home), Request::Offer { .. }), "the update goes out as an offer");
+    assert!(matches!(only_request(home), Request::PresentedOffer { .. }), "the update goes out as an offer");
     assert_eq!(home.deliver().await, 1);
     let after = host.exchange.received_one(&id).expect("held");
     assert_ne!(after.credential, before, "the re-issued credential replaced the old one");
@@ -543,8 +543,9 @@ async fn a_late_older_offer_does_not_replace_a_newer_update() {
     let newer = host.exchange.received_one(&id).expect("held").credential;
     // The first offer again, under a new message id (as a retry by a
     // restored backup would send it).
-    let Request::Offer { bundle, .. } = first else { panic!("an offer") };
-    let again = Request::Offer { id: staffpass_protocol::MessageId::from_bytes([9; 16]), bundle };
+    let Request::PresentedOffer { bundle, presentation, .. } = first else { panic!("an offer") };
+    let again =
+        Request::PresentedOffer { id: staffpass_protocol::MessageId::from_bytes([9; 16]), bundle, presentation };
     let resp = host.exchange.receive(&home.node, again).expect("answered");
     assert!(!matches!(resp.receipt.body.outcome, Outcome::Rejected { .. }), "{:?}", resp.receipt.body.outcome);
     assert_eq!(host.exchange.received_one(&id).expect("held").credential, newer, "rolled back to the older credential");
@@ -566,7 +567,7 @@ async fn a_change_to_an_unshared_claim_resends_only_the_consented_claims() {
         Training { level: 2, completed_on: home.exchange.now().date(), refresher_months: 12 },
     );
     home.exchange.record_claim(&staff, other, "hr").expect("recorded");
-    let Request::Offer { bundle, .. } = only_request(home) else { panic!("an offer") };
+    let Request::PresentedOffer { bundle, .. } = only_request(home) else { panic!("an offer") };
     let sent: std::collections::BTreeSet<ClaimKind> = bundle.disclosures.iter().map(|d| d.claim.kind()).collect();
     assert!(sent.is_subset(&consented), "{sent:?} is more than {consented:?}");
     assert!(!sent.contains(&ClaimKind::Training(CstfSubject::Resuscitation)));

@@ -255,3 +255,86 @@ async fn the_host_exports_a_received_passport_as_fhir_until_it_is_erased() {
     let unknown = staffpass_protocol::ConsentId::from_bytes([1; 16]);
     assert_eq!(host.exchange.export_received_fhir(&unknown, "hr").unwrap_err().code(), "not-found");
 }
+
+/// Issue 16: every offer carries an SD-JWT VC presentation of exactly the
+/// consented claims; the host checks it against the bundle, keeps it
+/// sealed with the passport, hands it to its HR system, and erases it with
+/// the passport.
+#[tokio::test]
+async fn the_host_exports_the_presentation_the_home_sent_with_the_bundle() {
+    use staffpass_protocol::wire::exchange::Request;
+    let net = Net::new(&["RJZ", "RJ1"]);
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    let consent = home.grant(&staff, &host.org).unwrap();
+    let id = consent.signed.consent().id;
+    let items = home.exchange.outbox().unwrap();
+    let Request::PresentedOffer { presentation, .. } = home.exchange.outbox_request(&items[0]).unwrap() else {
+        panic!("the offer carries no presentation")
+    };
+    assert_eq!(home.deliver().await, 1);
+
+    let out = host.exchange.export_received_sd_jwt_vc(&id, "cert:host-hr").unwrap();
+    assert_eq!(out.token, presentation, "what was checked on arrival is what is handed over");
+    // Verifiable with the home's published key alone.
+    let v = sdjwt::verify(&out.token, &home.exchange.issuer_key(), host.exchange.now()).unwrap();
+    let consented: BTreeSet<String> = consent.signed.consent().claims.iter().map(ToString::to_string).collect();
+    assert_eq!(v.claims.keys().cloned().collect::<BTreeSet<_>>(), consented, "exactly the consented claims");
+    let cred = home.exchange.credential(&home.exchange.consent(&id).unwrap().credential).unwrap();
+    let ends = cred.signed.body.expires_at.min(consent.signed.consent().not_after);
+    assert_eq!(v.exp(), Some(ends), "expires when the shared passport does");
+    assert!(v.payload["status"]["status_list"]["idx"].is_u64(), "the credential's status list entry");
+    let listed = host.exchange.received_one(&id).unwrap().exports;
+    assert_eq!(listed.iter().map(|x| x.format.as_str()).collect::<Vec<_>>(), ["sd-jwt-vc"]);
+
+    // Withdrawn: erased with the passport.
+    home.exchange.withdraw_consent(&id, "hr").unwrap();
+    home.deliver().await;
+    let e = host.exchange.export_received_sd_jwt_vc(&id, "hr").unwrap_err();
+    assert_eq!(e.code(), "conflict", "{e}");
+}
+
+/// A bundle whose standard-form copy disagrees with it is refused with a
+/// typed rejection, and nothing of it is kept; a legacy offer (an older
+/// node, no copy) is accepted, and its SD-JWT VC export is a conflict.
+#[tokio::test]
+async fn a_bundle_whose_presentation_disagrees_is_refused() {
+    use staffpass_protocol::bundle::Rejection;
+    use staffpass_protocol::receipt::Outcome;
+    use staffpass_protocol::wire::exchange::Request;
+    let net = Net::new(&["RJZ", "RJ1"]);
+    let (home, host) = (net.get("RJZ"), net.get("RJ1"));
+    let staff = home.import_staff("12345678-1");
+    let id = home.grant(&staff, &host.org).unwrap().signed.consent().id;
+    let items = home.exchange.outbox().unwrap();
+    let Request::PresentedOffer { id: mid, bundle, presentation } = home.exchange.outbox_request(&items[0]).unwrap()
+    else {
+        panic!("the offer carries no presentation")
+    };
+    // The home's wallet copy of every claim: signed by the right key, but
+    // more than the consent shares.
+    let all = home.exchange.export_sd_jwt_vc(&staff, None, "hr").unwrap().token;
+    let wrong = Request::PresentedOffer { id: mid, bundle: bundle.clone(), presentation: all };
+    let resp = host.exchange.receive(&home.node, wrong).unwrap();
+    assert!(
+        matches!(resp.receipt.body.outcome, Outcome::Rejected { reason: Rejection::PresentationMismatch }),
+        "{:?}",
+        resp.receipt.body.outcome
+    );
+    assert!(host.exchange.received_one(&id).is_err(), "nothing of a refused offer is kept");
+    let garbled = Request::PresentedOffer {
+        id: staffpass_protocol::MessageId::from_bytes([3; 16]),
+        bundle: bundle.clone(),
+        presentation: presentation.replace('.', "!"),
+    };
+    let resp = host.exchange.receive(&home.node, garbled).unwrap();
+    assert!(matches!(resp.receipt.body.outcome, Outcome::Rejected { reason: Rejection::BadPresentation }));
+
+    let legacy = Request::Offer { id: staffpass_protocol::MessageId::from_bytes([4; 16]), bundle };
+    let resp = host.exchange.receive(&home.node, legacy).unwrap();
+    assert!(matches!(resp.receipt.body.outcome, Outcome::Received { .. }), "{:?}", resp.receipt.body.outcome);
+    assert_eq!(host.exchange.received_one(&id).unwrap().status, "active");
+    let e = host.exchange.export_received_sd_jwt_vc(&id, "hr").unwrap_err();
+    assert_eq!(e.code(), "conflict", "{e}");
+    assert!(host.exchange.export_received_fhir(&id, "hr").is_ok(), "the FHIR form needs no copy");
+}

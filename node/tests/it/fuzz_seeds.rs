@@ -90,6 +90,25 @@ fn fuzz_seeds() {
     let now = testkit::now();
     let offer = exchange::Request::Offer { id, bundle: Box::new(bundle.clone()) };
     put("wire_exchange_request", "fixture-offer", offer.encode());
+    // With the standard-form copy its home sends (so the fuzzer starts
+    // from one that passes `check_presentation`).
+    let claims: Vec<_> = bundle.disclosures.iter().map(|d| d.claim.clone()).collect();
+    let vc = staffpass_protocol::sdjwt::Vc {
+        iss: "https://staffpass.rjz.invalid",
+        iat: now,
+        exp: bundle.credential.body.expires_at.min(parts.consent.not_after),
+        sub: &bundle.credential.body.subject,
+        cnf: parts.consent.staff_key.as_ref(),
+        status: None,
+        claims: &claims,
+    };
+    let mut n = 0u8;
+    let presentation = staffpass_protocol::sdjwt::issue(&rjz, &vc, &mut || {
+        n += 1;
+        [n; 16]
+    });
+    let presented = exchange::Request::PresentedOffer { id, bundle: Box::new(bundle.clone()), presentation };
+    put("wire_exchange_request", "fixture-presented-offer", presented.encode());
     let w = Withdrawal {
         consent: parts.consent.id,
         subject: parts.consent.subject.clone(),

@@ -496,6 +496,31 @@ fn fixed_bundle() -> Bundle {
     fixed_parts().build(&issuer("RJZ", 0))
 }
 
+/// The SD-JWT VC presentation of [`fixed_bundle`] its home would send
+/// with it (salts 1, 2, 3, ... so the token is fixed).
+fn fixed_presentation() -> String {
+    let b = fixed_bundle();
+    let (cred, consent) = (&b.credential.body, b.consent.consent());
+    let claims: Vec<Claim> = b.disclosures.iter().map(|d| d.claim.clone()).collect();
+    let vc = staffpass_protocol::sdjwt::Vc {
+        iss: "https://staffpass.rjz.example",
+        iat: testkit::now(),
+        exp: cred.expires_at.min(consent.not_after),
+        sub: &cred.subject,
+        cnf: consent.staff_key.as_ref(),
+        status: Some(staffpass_protocol::sdjwt::StatusRef {
+            idx: 7,
+            uri: "https://staffpass.rjz.example/statuslists/1".into(),
+        }),
+        claims: &claims,
+    };
+    let mut n = 0u8;
+    staffpass_protocol::sdjwt::issue(&issuer("RJZ", 0), &vc, &mut || {
+        n += 1;
+        [n; 16]
+    })
+}
+
 fn wire_cases() -> Vec<WireCase> {
     use wire::exchange::{self, Request as XReq, Response as XRes};
     use wire::roster::{self as wr, Head, Request as RReq, Response as RRes};
@@ -527,6 +552,13 @@ fn wire_cases() -> Vec<WireCase> {
                 id,
                 revocation: Signed::new(revocation_body(RevocationReason::LeavingOrganisation), |r| rjz.sign(r)),
             },
+            XReq::encode,
+            XReq::decode,
+        ),
+        wire_case(
+            "exchange-request-presented-offer",
+            exchange::PROTOCOL,
+            XReq::PresentedOffer { id, bundle: Box::new(fixed_bundle()), presentation: fixed_presentation() },
             XReq::encode,
             XReq::decode,
         ),
@@ -596,4 +628,12 @@ fn the_offer_vector_carries_a_bundle_that_verifies() {
     .unwrap();
     let kinds: BTreeSet<ClaimKind> = v.claims.iter().map(Claim::kind).collect();
     assert_eq!(kinds, fixed_parts().disclose);
+    // And the presented offer's copy says what the bundle says.
+    staffpass_protocol::bundle::check_presentation(
+        &fixed_presentation(),
+        &v,
+        &testkit::rosters(&r.chain),
+        testkit::now(),
+    )
+    .unwrap();
 }

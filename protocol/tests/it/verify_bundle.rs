@@ -412,6 +412,109 @@ mod cases {
         e.parts.all.push(Disclosure { salt: Salt([0xaa; 16]), claim });
         e.run()
     }
+
+    // The standard-form copy an offer carries (`check_presentation`).
+    pub fn presentation_missing_a_claim() -> Verdict {
+        with_presentation(|p| {
+            p.claims.pop();
+        })
+    }
+    pub fn presentation_with_another_value() -> Verdict {
+        with_presentation(|p| {
+            p.claims[1] = super::invalid_training();
+        })
+    }
+    pub fn presentation_with_an_extra_claim() -> Verdict {
+        with_presentation(|p| p.claims.push(super::invalid_training()))
+    }
+    pub fn presentation_expiring_later() -> Verdict {
+        with_presentation(|p| p.exp = p.exp.plus_secs(1))
+    }
+    pub fn presentation_for_another_subject() -> Verdict {
+        with_presentation(|p| p.sub = "12345678-9".parse().unwrap())
+    }
+    pub fn presentation_tampered() -> Verdict {
+        let e = Env::new();
+        let v = e.run()?;
+        let mut vc = PresentationParts::of(&v).issue(&e.key);
+        // A disclosure changed in transit: its digest is in no `_sd`.
+        let at = vc.rfind('~').unwrap() - 3;
+        vc.replace_range(at..at + 1, if &vc[at..at + 1] == "A" { "B" } else { "A" });
+        e.check(&vc, v)
+    }
+    pub fn presentation_signed_by_another_trust() -> Verdict {
+        let e = Env::new();
+        let v = e.run()?;
+        let vc = PresentationParts::of(&v).issue(&issuer("RJ1", 0));
+        e.check(&vc, v)
+    }
+    pub fn presentation_expired() -> Verdict {
+        with_presentation(|p| {
+            p.iat = p.iat.plus_days(-400);
+            p.exp = p.iat.plus_days(1);
+        })
+    }
+
+    /// The valid bundle, with a presentation of it changed by `f`.
+    fn with_presentation(f: impl FnOnce(&mut PresentationParts)) -> Verdict {
+        let e = Env::new();
+        let v = e.run()?;
+        let mut p = PresentationParts::of(&v);
+        f(&mut p);
+        let vc = p.issue(&e.key);
+        e.check(&vc, v)
+    }
+}
+
+/// What a presentation says, as a home trust would make it of `v`.
+struct PresentationParts {
+    iat: Timestamp,
+    exp: Timestamp,
+    sub: staffpass_protocol::StaffRef,
+    claims: Vec<Claim>,
+}
+
+impl PresentationParts {
+    fn of(v: &VerifiedPassport) -> Self {
+        PresentationParts {
+            iat: testkit::now(),
+            exp: v.expires_at.min(v.not_after),
+            sub: v.subject.clone(),
+            claims: v.claims.clone(),
+        }
+    }
+
+    fn issue(&self, key: &IssuerSecretKey) -> String {
+        let vc = staffpass_protocol::sdjwt::Vc {
+            iss: "https://staffpass.rjz.invalid",
+            iat: self.iat,
+            exp: self.exp,
+            sub: &self.sub,
+            cnf: None,
+            status: None,
+            claims: &self.claims,
+        };
+        let mut n = 0u8;
+        staffpass_protocol::sdjwt::issue(key, &vc, &mut || {
+            n += 1;
+            [n; 16]
+        })
+    }
+}
+
+impl Env {
+    fn check(&self, vc: &str, v: VerifiedPassport) -> Verdict {
+        let rosters = testkit::rosters(&self.roster.chain);
+        staffpass_protocol::bundle::check_presentation(vc, &v, &rosters, self.now).map(|()| v)
+    }
+}
+
+#[test]
+fn a_presentation_of_exactly_the_bundle_is_accepted() {
+    let e = Env::new();
+    let v = e.run().unwrap();
+    let vc = PresentationParts::of(&v).issue(&e.key);
+    assert_eq!(e.check(&vc, v.clone()), Ok(v));
 }
 
 macro_rules! rejection_cases {
@@ -480,6 +583,14 @@ rejection_cases! {
     duplicate_disclosure => DuplicateDisclosure,
     same_claim_disclosed_twice_with_two_salts => DuplicateDisclosure,
     invalid_claim => InvalidClaim,
+    presentation_missing_a_claim => PresentationMismatch,
+    presentation_with_another_value => PresentationMismatch,
+    presentation_with_an_extra_claim => PresentationMismatch,
+    presentation_expiring_later => PresentationMismatch,
+    presentation_for_another_subject => PresentationMismatch,
+    presentation_tampered => BadPresentation,
+    presentation_signed_by_another_trust => UnknownIssuerKey,
+    presentation_expired => BadPresentation,
 }
 
 #[test]

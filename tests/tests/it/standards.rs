@@ -99,7 +99,7 @@ async fn the_public_listener_is_off_by_default() {
 }
 
 #[tokio::test]
-async fn the_host_exports_a_received_passport_as_fhir_over_the_api() {
+async fn the_host_exports_a_received_passport_as_fhir_and_sd_jwt_vc_over_the_api() {
     let (home, host, _roster) = staffpass_tests::connected_pair("RJZ", "RJ1").await;
     let admin = home.admin();
     let csv = staff_csv(&[("12345678-1", "Alex Testperson", "ZZ123456A")]);
@@ -131,21 +131,29 @@ async fn the_host_exports_a_received_passport_as_fhir_over_the_api() {
     assert!(!out.token.contains("ZZ123456A"), "the NI number was exported");
     assert!(out.token.contains("Alex Testperson"), "the consented identity claim gives the name");
 
-    // Not as an SD-JWT VC (not carried in bundles yet), not a claim subset:
-    // requests the document does not allow, refused with the JSON error.
+    // As the SD-JWT VC the home sent with the bundle: exactly the
+    // consented claims, verified with the key the home publishes in its
+    // issuer metadata.
+    let vc = hr.export_received(&consent, &ReceivedExportRequest { format: ReceivedExportFormat::SdJwtVc }).await;
+    let vc = vc.unwrap();
+    let meta = admin.issuer_metadata().await.unwrap();
+    let key = sdjwt::issuer_key_of_jwk(&meta["jwks"]["keys"][0]).expect("an Ed25519 JWK");
+    let v = sdjwt::verify(&vc.token, &key, now()).expect("verifies with the home's published key");
+    assert_eq!(v.claims.keys().map(String::as_str).collect::<Vec<_>>(), ["dbs", "identity"]);
+    assert_eq!(v.payload["iss"], meta["issuer"]);
+
+    // Not a claim subset: a request the document does not allow, refused
+    // with the JSON error.
     let path = format!("/v1/received/{consent}/export");
-    for body in
-        [serde_json::json!({ "format": "sd-jwt-vc" }), serde_json::json!({ "format": "fhir", "claims": ["dbs"] })]
-    {
-        let e = hr.post_json::<_, serde_json::Value>(&path, &body).await.unwrap_err();
-        assert_eq!(e.status().map(|s| s.as_u16()), Some(422), "{body}: {e}");
-    }
+    let body = serde_json::json!({ "format": "fhir", "claims": ["dbs"] });
+    let e = hr.post_json::<_, serde_json::Value>(&path, &body).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(422), "{body}: {e}");
     // The home trust holds no received passport under that consent.
     assert_eq!(admin.export_received(&consent, &fhir).await.unwrap_err().status().map(|s| s.as_u16()), Some(404));
 
     // The copy is listed with the passport, and still after erasure.
     let exports = hr.received_one(&consent).await.unwrap().exports;
-    assert_eq!(exports.iter().map(|x| x.format.as_str()).collect::<Vec<_>>(), ["fhir"]);
+    assert_eq!(exports.iter().map(|x| x.format.as_str()).collect::<Vec<_>>(), ["fhir", "sd-jwt-vc"]);
     admin.withdraw_consent(&consent).await.unwrap();
     wait_until("the passport is erased", || {
         let hr = hr.clone();

@@ -11,7 +11,7 @@ use crate::api::auth::Caller;
 use crate::api::error::Json;
 
 /// A received passport in a standard form: a FHIR Bundle of what was
-/// consented, audited.
+/// consented, or the home's SD-JWT VC presentation of it; audited.
 pub(super) async fn export(
     State(app): State<AppState>,
     caller: Caller,
@@ -19,11 +19,17 @@ pub(super) async fn export(
     Json(b): Json<ReceivedExportRequest>,
 ) -> ApiResult<Json<ExportView>> {
     let actor = actor(&caller);
-    let out = match b.format {
-        ReceivedExportFormat::Fhir => committing(&app.exchange, move |ex| ex.export_received_fhir(&id, &actor)).await?,
+    let (format, out) = match b.format {
+        ReceivedExportFormat::Fhir => {
+            (ExportFormat::Fhir, committing(&app.exchange, move |ex| ex.export_received_fhir(&id, &actor)).await?)
+        }
+        ReceivedExportFormat::SdJwtVc => (
+            ExportFormat::SdJwtVc,
+            committing(&app.exchange, move |ex| ex.export_received_sd_jwt_vc(&id, &actor)).await?,
+        ),
     };
     Ok(Json(ExportView {
-        format: ExportFormat::Fhir,
+        format,
         credential: out.credential,
         claims: out.claims.iter().map(ToString::to_string).collect(),
         issuer: String::new(),
