@@ -28,7 +28,7 @@ use staffpass_protocol::wire::exchange::Request;
 use staffpass_protocol::{Bundle, MessageId, Signed, testkit, verify_bundle};
 use staffpass_tests::{now, roster};
 
-use super::exchange::{fixture_member, offers};
+use super::exchange::{fixture_member, offers_without_copy};
 use super::{Row, Sizes, percentile, sorted_ms};
 
 /// A durable record log on the same store a node uses (sled, sealed
@@ -195,7 +195,7 @@ pub async fn run(sizes: &Sizes, staffpass_p50: Option<f64>) -> anyhow::Result<Ve
     for i in 0..sizes.moves + warmup {
         // Signing the bundle is part of the move on both sides.
         let t = Instant::now();
-        let Some(Request::Offer { id, bundle }) = offers("RJZ", "RJ1", 1).pop() else {
+        let Some(Request::Offer { id, bundle }) = offers_without_copy("RJZ", "RJ1", 1).pop() else {
             bail!("fixture is not an offer")
         };
         let f = Forward { id, to: "RJ1".into(), from_node: testkit::node("RJZ"), bundle: *bundle };
