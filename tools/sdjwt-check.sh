@@ -11,7 +11,9 @@
 # staff member's Ed25519 key; tampered tokens (a changed, added or repeated
 # disclosure, a wrong typ, expired, another issuer's key) must all fail.
 # Then the trust's Token Status List (`staffpass-admin node status-list`):
-# the tokens' bit is 0, and 1 once the credential is revoked.
+# the tokens' bit is 0, and 1 once the credential is revoked. Last, the
+# SD-JWT VC a home sends in every bundle, as a host exports it after a real
+# move (written by the API test), through the same checks.
 #
 #   tools/sdjwt-check.sh
 #
@@ -71,4 +73,13 @@ adm node status-list --out "$work/status.jwt" >/dev/null
 "$py" tools/sdjwt_check.py --metadata "$work/issuer-metadata.json" --status-list "$work/status.jwt" \
     --expect-status invalid "$work/all.sdjwt" "$work/two.sdjwt"
 kill -0 "$NODE_PID" || { echo "the node died during the run" >&2; exit 1; }
+# The copy a home sends with every bundle, as the host hands it to its HR
+# system: a real move between two nodes (the API test writes the host's
+# export and the home's issuer metadata), checked the same way.
+STAFFPASS_SDJWT_OUT="$work" cargo test -q -p staffpass-tests --test it -- --exact \
+    standards::the_host_exports_a_received_passport_as_fhir_and_sd_jwt_vc_over_the_api >/dev/null
+test -s "$work/host-copy.sdjwt" || { echo "sdjwt-check: the API test wrote no host copy" >&2; exit 1; }
+"$py" tools/sdjwt_check.py --metadata "$work/home-issuer-metadata.json" "$work/host-copy.sdjwt"
+"$py" tools/sdjwt_check.py --metadata "$work/home-issuer-metadata.json" --tamper \
+    --other-issuer-key "$work/other-issuer.key" "$work/host-copy.sdjwt"
 echo "sdjwt-check: every SD-JWT VC verified by the reference implementation and the strict checks; tampering refused"

@@ -141,6 +141,13 @@ async fn the_host_exports_a_received_passport_as_fhir_and_sd_jwt_vc_over_the_api
     let v = sdjwt::verify(&vc.token, &key, now()).expect("verifies with the home's published key");
     assert_eq!(v.claims.keys().map(String::as_str).collect::<Vec<_>>(), ["dbs", "identity"]);
     assert_eq!(v.payload["iss"], meta["issuer"]);
+    // For the check by the SD-JWT reference implementation
+    // (tools/sdjwt-check.sh runs this test with the variable set).
+    if let Some(dir) = std::env::var_os("STAFFPASS_SDJWT_OUT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::write(dir.join("host-copy.sdjwt"), &vc.token).unwrap();
+        std::fs::write(dir.join("home-issuer-metadata.json"), meta.to_string()).unwrap();
+    }
 
     // Not a claim subset: a request the document does not allow, refused
     // with the JSON error.
