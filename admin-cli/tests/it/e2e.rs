@@ -375,9 +375,15 @@ async fn hr_imports_staff_shares_a_passport_and_the_host_reads_what_is_in_date()
     assert!(!text.contains("Copies exported"), "{text}");
     // A FHIR copy for the host's workforce systems: listed with the passport.
     on(dir, &rj1, &["received", "export", &consent, "--format", "fhir", "--out", "alex-fhir.json"]).await.ok();
+    // And the SD-JWT VC copy RJZ sent with the bundle, as it came.
+    let vc =
+        on(dir, &rj1, &["received", "export", &consent, "--format", "sd-jwt-vc", "--out", "alex-host.sdjwt"]).await;
+    assert!(vc.ok().contains("Wrote the SD-JWT VC"), "{}", vc.stdout);
+    let token = std::fs::read_to_string(dir.join("alex-host.sdjwt")).unwrap();
+    assert!(token.starts_with("eyJ") && token.trim_end().ends_with('~'), "{token}");
     let shown = on(dir, &rj1, &["received", "show", &consent]).await;
     let text = shown.ok();
-    assert!(text.contains("Copies exported") && text.contains("fhir"), "{text}");
+    assert!(text.contains("Copies exported") && text.contains("fhir") && text.contains("sd-jwt-vc"), "{text}");
     on(dir, &rj1, &["received", "list"]).await.ok();
     on(dir, &rjz, &["consent", "list"]).await.ok();
     on(dir, &rjz, &["consent", "show", &consent]).await.ok();
