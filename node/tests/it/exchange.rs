@@ -1501,18 +1501,7 @@ async fn reissues_within_one_second_keep_their_order_at_the_receiver() {
     let (home, host) = (net.get("RJZ"), net.get("RJ1"));
     let (staff, id) = granted(&net);
     home.deliver().await;
-    let mut offers = Vec::new();
-    for months in [12, 24] {
-        let claim = Claim::Training(
-            CstfSubject::FireSafety,
-            Training { level: 1, completed_on: home.exchange.now().date(), refresher_months: months },
-        );
-        let before: Vec<_> = home.exchange.outbox().expect("outbox").into_iter().map(|i| i.id).collect();
-        home.exchange.record_claim(&staff, claim, "hr").expect("recorded");
-        let item =
-            home.exchange.outbox().expect("outbox").into_iter().find(|i| !before.contains(&i.id)).expect("queued");
-        offers.push(home.exchange.outbox_request(&item).expect("request"));
-    }
+    let mut offers = reissue_twice(home, &staff);
     let newest = home.exchange.consent(&id).expect("consent").credential;
     let (older, newer) = (offers.remove(0), offers.remove(0));
     host.exchange.receive(&home.node, newer).expect("answered");
