@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use imbl::OrdMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::claims::{ClaimKind, named_enum};
 use crate::datetime::Timestamp;
@@ -42,8 +43,11 @@ pub mod limits {
     pub const MAX_PER_MEMBER: usize = 16;
     /// Longest address hint.
     pub const MAX_ADDRESS: usize = 256;
-    /// Most members.
-    pub const MAX_MEMBERS: usize = 2_000;
+    /// Most members (a national agreement: every NHS trust, board and
+    /// practice that moves staff). The state holds them in persistent maps,
+    /// so an entry costs O(log members); nothing on the wire grows with
+    /// the count (entries are sent one by one, never the state).
+    pub const MAX_MEMBERS: usize = 25_000;
 }
 
 /// An agreement's terms.
@@ -551,6 +555,192 @@ pub enum KeyValidity {
     Retired,
 }
 
+/// A state's members, by organisation, with the member of every node and
+/// of every issuer key (current, retired or revoked) beside them.
+///
+/// Persistent maps: a copy shares everything with the original, and a
+/// change copies only the path to what changed, so applying an entry to a
+/// roster of 25,000 members copies and looks up O(log members), never the
+/// whole roster. Read-only outside this module, so the indexes always
+/// agree with the members: they follow every change, are not encoded
+/// (the encoding is exactly that of a `BTreeMap<OrgId, Member>`), and are
+/// rebuilt when a state is decoded.
+///
+/// A node or a key belongs to at most one member, of any standing (the
+/// rules refuse a change that would give it a second); should a decoded
+/// state break that, the index names one of them (when read back, the
+/// first in organisation order, as a scan would).
+#[derive(Clone, Default)]
+pub struct Members {
+    map: OrdMap<OrgId, Member>,
+    by_node: OrdMap<NodeId, OrgId>,
+    by_key: OrdMap<IssuerPublicKey, OrgId>,
+}
+
+impl Members {
+    /// The member `org`.
+    pub fn get(&self, org: &OrgId) -> Option<&Member> {
+        self.map.get(org)
+    }
+
+    /// True if `org` is (or was: removed members stay) a member.
+    pub fn contains_key(&self, org: &OrgId) -> bool {
+        self.map.contains_key(org)
+    }
+
+    /// How many members, of any standing.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every member with its organisation, in organisation order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&OrgId, &Member)> + ExactSizeIterator {
+        self.map.iter()
+    }
+
+    /// Every organisation, in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &OrgId> + ExactSizeIterator {
+        self.map.keys()
+    }
+
+    /// Every member, in organisation order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Member> + ExactSizeIterator {
+        self.map.values()
+    }
+
+    /// The member `node` belongs to (in O(log members)).
+    pub fn of_node(&self, node: &NodeId) -> Option<&Member> {
+        self.by_node.get(node).and_then(|org| self.map.get(org))
+    }
+
+    /// The member that has (or had) the issuer key `key` (in O(log members)).
+    pub fn of_key(&self, key: &IssuerPublicKey) -> Option<&Member> {
+        self.by_key.get(key).and_then(|org| self.map.get(org))
+    }
+
+    /// Adds `m`, or replaces the member of its organisation.
+    fn insert(&mut self, m: Member) {
+        if let Some(old) = self.map.get(&m.org) {
+            let (nodes, keys) = (old.nodes.clone(), key_list(old));
+            self.unindex(&m.org, &nodes, &keys);
+        }
+        self.index(&m.org, &m);
+        self.map.insert(m.org.clone(), m);
+    }
+
+    /// Changes the member `org` with `f` (which may fail: the state is then
+    /// thrown away, but its indexes still agree with it).
+    fn update<R>(
+        &mut self,
+        org: &OrgId,
+        f: impl FnOnce(&mut Member) -> Result<R, ChangeError>,
+    ) -> Result<R, ChangeError> {
+        let Some(m) = self.map.get_mut(org) else { return Err(ChangeError::NotMember { org: org.clone() }) };
+        let (nodes, keys) = (m.nodes.clone(), key_list(m));
+        let result = f(m);
+        if m.nodes != nodes || !m.keys.iter().map(|k| &k.key).eq(keys.iter()) {
+            let m = m.clone();
+            self.unindex(org, &nodes, &keys);
+            self.index(org, &m);
+        }
+        result
+    }
+
+    /// Files `m`'s nodes and keys under `org`, unless taken.
+    fn index(&mut self, org: &OrgId, m: &Member) {
+        for n in &m.nodes {
+            self.by_node.entry(n.clone()).or_insert_with(|| org.clone());
+        }
+        for k in &m.keys {
+            self.by_key.entry(k.key).or_insert_with(|| org.clone());
+        }
+    }
+
+    /// The members of `map`, indexed.
+    fn from_map(map: OrdMap<OrgId, Member>) -> Self {
+        let mut out = Members { map, ..Members::default() };
+        for (org, m) in out.map.clone().iter() {
+            out.index(org, m);
+        }
+        out
+    }
+
+    fn unindex(&mut self, org: &OrgId, nodes: &[NodeId], keys: &[IssuerPublicKey]) {
+        for n in nodes {
+            if self.by_node.get(n) == Some(org) {
+                self.by_node.remove(n);
+            }
+        }
+        for k in keys {
+            if self.by_key.get(k) == Some(org) {
+                self.by_key.remove(k);
+            }
+        }
+    }
+}
+
+/// A member's keys, current or not.
+fn key_list(m: &Member) -> Vec<IssuerPublicKey> {
+    m.keys.iter().map(|k| k.key).collect()
+}
+
+impl FromIterator<Member> for Members {
+    fn from_iter<I: IntoIterator<Item = Member>>(iter: I) -> Self {
+        Members::from_map(iter.into_iter().map(|m| (m.org.clone(), m)).collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a Members {
+    type Item = (&'a OrgId, &'a Member);
+    type IntoIter = imbl::ordmap::Iter<'a, OrgId, Member, imbl::shared_ptr::DefaultSharedPtr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
+
+impl std::ops::Index<&OrgId> for Members {
+    type Output = Member;
+    fn index(&self, org: &OrgId) -> &Member {
+        &self.map[org]
+    }
+}
+
+impl PartialEq for Members {
+    fn eq(&self, other: &Self) -> bool {
+        // The indexes follow from the members.
+        self.map == other.map
+    }
+}
+
+impl Eq for Members {}
+
+impl std::fmt::Debug for Members {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.map.iter()).finish()
+    }
+}
+
+impl Serialize for Members {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // As `BTreeMap` serialises itself: a map in key order.
+        s.collect_map(self.map.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Read as a `BTreeMap` is (the same map, the same errors), then
+        // indexed.
+        let map = BTreeMap::<OrgId, Member>::deserialize(d)?;
+        Ok(Members::from_map(map.into_iter().collect()))
+    }
+}
+
 /// The roster state after applying entries 0..=seq.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -573,7 +763,7 @@ pub struct State {
     /// Time of the last applied entry.
     pub issued_at: Timestamp,
     /// Members, by organisation.
-    pub members: BTreeMap<OrgId, Member>,
+    pub members: Members,
 }
 
 impl State {
@@ -630,7 +820,7 @@ impl State {
 
     /// The member a node belongs to.
     pub fn org_of_node(&self, node: &NodeId) -> Option<&Member> {
-        self.members.values().find(|m| m.nodes.contains(node))
+        self.members.of_node(node)
     }
 
     /// True if the roster is fresh at `t` (not past `valid_until`).
@@ -771,12 +961,8 @@ fn genesis(entry: &Entry) -> Result<State, Error> {
         seq: 0,
         head: entry.hash(),
         issued_at: body.issued_at,
-        members: BTreeMap::new(),
+        members: Members::default(),
     })
-}
-
-fn member_mut<'a>(s: &'a mut State, org: &OrgId) -> Result<&'a mut Member, ChangeError> {
-    s.members.get_mut(org).ok_or_else(|| ChangeError::NotMember { org: org.clone() })
 }
 
 fn check_nodes_free(s: &State, org: &OrgId, nodes: &[NodeId]) -> Result<(), ChangeError> {
@@ -790,7 +976,7 @@ fn check_nodes_free(s: &State, org: &OrgId, nodes: &[NodeId]) -> Result<(), Chan
 }
 
 fn key_in_use(s: &State, key: &IssuerPublicKey) -> bool {
-    s.members.values().any(|m| m.keys.iter().any(|k| k.key == *key))
+    s.members.of_key(key).is_some()
 }
 
 fn set_status(
@@ -843,19 +1029,16 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             }
             let mut history = rejoining.map(|m| m.history).unwrap_or_default();
             history.push((at, Active));
-            s.members.insert(
-                spec.org.clone(),
-                Member {
-                    org: spec.org.clone(),
-                    name: spec.name.clone(),
-                    keys,
-                    nodes: spec.nodes.clone(),
-                    addresses: spec.addresses.clone(),
-                    status: Active,
-                    history,
-                    status_seq: seq,
-                },
-            );
+            s.members.insert(Member {
+                org: spec.org.clone(),
+                name: spec.name.clone(),
+                keys,
+                nodes: spec.nodes.clone(),
+                addresses: spec.addresses.clone(),
+                status: Active,
+                history,
+                status_seq: seq,
+            });
         }
         Change::UpdateMember { org, name, nodes, addresses } => {
             if let Some(n) = name {
@@ -867,58 +1050,62 @@ fn change(s: &mut State, change: &Change, at: Timestamp) -> Result<(), ChangeErr
             if let Some(n) = nodes {
                 check_nodes_free(s, org, n)?;
             }
-            let m = member_mut(s, org)?;
-            if m.status == Removed {
-                return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
-            }
-            if let Some(n) = name {
-                m.name = n.clone();
-            }
-            if let Some(n) = nodes {
-                m.nodes = n.clone();
-            }
-            if let Some(a) = addresses {
-                m.addresses = a.clone();
-            }
+            s.members.update(org, |m| {
+                if m.status == Removed {
+                    return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
+                }
+                if let Some(n) = name {
+                    m.name = n.clone();
+                }
+                if let Some(n) = nodes {
+                    m.nodes = n.clone();
+                }
+                if let Some(a) = addresses {
+                    m.addresses = a.clone();
+                }
+                Ok(())
+            })?;
         }
         Change::RotateKey { org, add, retire } => {
             if key_in_use(s, add) {
                 return Err(ChangeError::DuplicateKey { key: *add });
             }
-            let m = member_mut(s, org)?;
-            if m.status == Removed {
-                return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
-            }
-            // Count the current keys after the change: a rotation that
-            // retires one key as it adds another keeps the count.
-            let current = m.keys.iter().filter(|k| k.retired_at.is_none()).count();
-            let after = current + 1 - usize::from(retire.is_some());
-            check_count("issuer_keys", after, 1, limits::MAX_PER_MEMBER)?;
-            if let Some(old) = retire {
-                let rec = m
-                    .keys
-                    .iter_mut()
-                    .find(|k| k.key == *old && k.retired_at.is_none())
-                    .ok_or_else(|| ChangeError::UnknownKey { org: org.clone(), key: *old })?;
-                rec.retired_at = Some(at);
-            }
-            m.keys.push(KeyRecord { key: *add, added_at: at, retired_at: None });
+            s.members.update(org, |m| {
+                if m.status == Removed {
+                    return Err(ChangeError::WrongStatus { org: org.clone(), status: m.status });
+                }
+                // Count the current keys after the change: a rotation that
+                // retires one key as it adds another keeps the count.
+                let current = m.keys.iter().filter(|k| k.retired_at.is_none()).count();
+                let after = current + 1 - usize::from(retire.is_some());
+                check_count("issuer_keys", after, 1, limits::MAX_PER_MEMBER)?;
+                if let Some(old) = retire {
+                    let rec = m
+                        .keys
+                        .iter_mut()
+                        .find(|k| k.key == *old && k.retired_at.is_none())
+                        .ok_or_else(|| ChangeError::UnknownKey { org: org.clone(), key: *old })?;
+                    rec.retired_at = Some(at);
+                }
+                m.keys.push(KeyRecord { key: *add, added_at: at, retired_at: None });
+                Ok(())
+            })?;
         }
         Change::Suspend { org, reason } => {
             check_text("reason", reason)?;
-            set_status(member_mut(s, org)?, &[Active], Suspended, at, seq)?;
+            s.members.update(org, |m| set_status(m, &[Active], Suspended, at, seq))?;
         }
-        Change::Reinstate { org } => set_status(member_mut(s, org)?, &[Suspended], Active, at, seq)?,
-        Change::Remove { org } => set_status(member_mut(s, org)?, &[Active, Suspended], Removed, at, seq)?,
-        Change::RevokeKey { org, key, compromised_since } => {
-            let m = member_mut(s, org)?;
+        Change::Reinstate { org } => s.members.update(org, |m| set_status(m, &[Suspended], Active, at, seq))?,
+        Change::Remove { org } => s.members.update(org, |m| set_status(m, &[Active, Suspended], Removed, at, seq))?,
+        Change::RevokeKey { org, key, compromised_since } => s.members.update(org, |m| {
             let rec = m
                 .keys
                 .iter_mut()
                 .find(|k| k.key == *key)
                 .ok_or_else(|| ChangeError::UnknownKey { org: org.clone(), key: *key })?;
             rec.retired_at = Some(rec.retired_at.map_or(*compromised_since, |r| r.min(*compromised_since)));
-        }
+            Ok(())
+        })?,
         Change::SetStewards { stewards, threshold } => {
             check_stewards(stewards, *threshold)?;
             s.stewards = stewards.clone();
@@ -1372,5 +1559,203 @@ impl Rosters for Chain {
     }
     fn each(&self) -> Box<dyn Iterator<Item = &Chain> + '_> {
         Box::new(std::iter::once(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding;
+    use crate::testkit::{self, RosterBuilder, issuer, node, org};
+
+    /// The node and key indexes as a scan of the members finds them.
+    fn assert_indexed(st: &State) {
+        let (mut nodes, mut keys) = (BTreeMap::new(), BTreeMap::new());
+        for (o, m) in st.members.iter() {
+            for n in &m.nodes {
+                nodes.entry(n.clone()).or_insert_with(|| o.clone());
+            }
+            for k in &m.keys {
+                keys.entry(k.key).or_insert_with(|| o.clone());
+            }
+        }
+        fn pairs<K: Ord + Clone>(m: &OrdMap<K, OrgId>) -> BTreeMap<K, OrgId> {
+            m.iter().map(|(a, b)| (a.clone(), b.clone())).collect()
+        }
+        assert_eq!(pairs(&st.members.by_node), nodes);
+        assert_eq!(pairs(&st.members.by_key), keys);
+    }
+
+    fn refused(r: &RosterBuilder, change: Change) -> ChangeError {
+        match r.chain.prepare(r.entry(change, 2)) {
+            Err(Error::Invalid(e)) => e,
+            other => panic!("expected a refused change, got {other:?}"),
+        }
+    }
+
+    fn spec(code: &str, node_label: &str, key_generation: u32) -> MemberSpec {
+        MemberSpec {
+            org: org(code),
+            name: format!("{code} NHS Trust"),
+            issuer_keys: vec![issuer(code, key_generation).public()],
+            nodes: vec![node(node_label)],
+            addresses: vec![],
+        }
+    }
+
+    #[test]
+    fn the_node_and_key_indexes_follow_every_change() {
+        let (rjz, rj1, rv5) = (org("RJZ"), org("RJ1"), org("RV5"));
+        let mut r = testkit::roster();
+        assert_indexed(r.chain.state());
+        assert_eq!(r.chain.state().org_of_node(&node("RJZ")).map(|m| &m.org), Some(&rjz));
+        assert!(r.chain.state().org_of_node(&node("RV5")).is_none());
+
+        r.push(Change::AddMember(spec("RV5", "RV5", 0)));
+        assert_indexed(r.chain.state());
+        assert_eq!(r.chain.state().org_of_node(&node("RV5")).map(|m| &m.org), Some(&rv5));
+        assert_eq!(r.chain.state().members.of_key(&issuer("RV5", 0).public()).map(|m| &m.org), Some(&rv5));
+
+        // A node change: the old node is free, the new one taken.
+        r.push(Change::UpdateMember {
+            org: rjz.clone(),
+            name: None,
+            nodes: Some(vec![node("RJZ-2")]),
+            addresses: None,
+        });
+        assert_indexed(r.chain.state());
+        assert!(r.chain.state().org_of_node(&node("RJZ")).is_none());
+        assert_eq!(r.chain.state().org_of_node(&node("RJZ-2")).map(|m| &m.org), Some(&rjz));
+        let taken = refused(
+            &r,
+            Change::UpdateMember { org: rj1.clone(), name: None, nodes: Some(vec![node("RJZ-2")]), addresses: None },
+        );
+        assert_eq!(taken, ChangeError::NodeTaken { node: node("RJZ-2"), org: rjz.clone() });
+        r.push(Change::UpdateMember { org: rj1.clone(), name: None, nodes: Some(vec![node("RJZ")]), addresses: None });
+        assert_indexed(r.chain.state());
+        assert_eq!(r.chain.state().org_of_node(&node("RJZ")).map(|m| &m.org), Some(&rj1));
+
+        // A key rotation: the new key is RJZ's, and so is the retired one
+        // (still in use: no one else may register it).
+        let (old, new) = (issuer("RJZ", 0).public(), issuer("RJZ", 1).public());
+        r.push(Change::RotateKey { org: rjz.clone(), add: new, retire: Some(old) });
+        assert_indexed(r.chain.state());
+        assert_eq!(r.chain.state().members.of_key(&new).map(|m| &m.org), Some(&rjz));
+        assert_eq!(r.chain.state().members.of_key(&old).map(|m| &m.org), Some(&rjz));
+        assert_eq!(
+            refused(&r, Change::RotateKey { org: rj1.clone(), add: old, retire: None }),
+            ChangeError::DuplicateKey { key: old }
+        );
+        r.push(Change::RevokeKey { org: rjz.clone(), key: old, compromised_since: r.clock });
+        assert_indexed(r.chain.state());
+
+        // A removed member keeps its node and keys; re-added with others,
+        // its old node is free and its old key still its own.
+        r.push(Change::Suspend { org: rv5.clone(), reason: "audit".into() });
+        r.push(Change::Reinstate { org: rv5.clone() });
+        r.push(Change::Remove { org: rv5.clone() });
+        assert_indexed(r.chain.state());
+        assert_eq!(r.chain.state().org_of_node(&node("RV5")).map(|m| &m.org), Some(&rv5));
+        assert_eq!(
+            refused(&r, Change::AddMember(spec("RAX", "RV5", 0))),
+            ChangeError::NodeTaken { node: node("RV5"), org: rv5.clone() }
+        );
+        assert_eq!(
+            refused(&r, Change::AddMember(spec("RV5", "RV5-2", 0))),
+            ChangeError::DuplicateKey { key: issuer("RV5", 0).public() }
+        );
+        r.push(Change::AddMember(spec("RV5", "RV5-2", 1)));
+        assert_indexed(r.chain.state());
+        assert!(r.chain.state().org_of_node(&node("RV5")).is_none());
+        assert_eq!(r.chain.state().org_of_node(&node("RV5-2")).map(|m| &m.org), Some(&rv5));
+        for generation in [0, 1] {
+            let key = issuer("RV5", generation).public();
+            assert_eq!(r.chain.state().members.of_key(&key).map(|m| &m.org), Some(&rv5));
+        }
+        r.push(Change::AddMember(spec("RAX", "RV5", 0)));
+        assert_indexed(r.chain.state());
+        assert_eq!(r.chain.state().org_of_node(&node("RV5")).map(|m| &m.org), Some(&org("RAX")));
+
+        // A refused change leaves the state as it was.
+        let before = r.chain.state().clone();
+        let e = r.entry(Change::RotateKey { org: rjz.clone(), add: new, retire: None }, 2);
+        assert!(r.chain.append(e).is_err());
+        assert_eq!(r.chain.state(), &before);
+        assert_indexed(r.chain.state());
+
+        // Replayed, and read back from either encoding, the indexes are the same.
+        let replayed = Chain::from_entries(r.chain.entries().to_vec()).unwrap();
+        assert_eq!(replayed.state(), r.chain.state());
+        assert_indexed(replayed.state());
+        let bytes = encoding::to_bytes(r.chain.state());
+        let decoded: State = encoding::from_canonical_bytes(&bytes, usize::MAX, "state").unwrap();
+        assert_eq!(&decoded, r.chain.state());
+        assert_indexed(&decoded);
+        let json: State = serde_json::from_value(serde_json::to_value(r.chain.state()).unwrap()).unwrap();
+        assert_eq!(&json, r.chain.state());
+        assert_indexed(&json);
+    }
+
+    #[test]
+    fn members_encode_exactly_as_a_btreemap_does() {
+        let mut r = testkit::roster();
+        r.add_member("RV5").add_member("RAX");
+        let st = r.chain.state();
+        let plain: BTreeMap<OrgId, Member> = st.members.iter().map(|(o, m)| (o.clone(), m.clone())).collect();
+        assert_eq!(encoding::to_bytes(&st.members), encoding::to_bytes(&plain));
+        assert_eq!(serde_json::to_string(&st.members).unwrap(), serde_json::to_string(&plain).unwrap());
+        assert_eq!(format!("{:?}", st.members), format!("{plain:?}"));
+        let back: Members = encoding::from_bytes(&encoding::to_bytes(&plain), usize::MAX, "members").unwrap();
+        assert_eq!(back, st.members);
+    }
+
+    #[test]
+    fn the_25000th_member_is_accepted_and_the_25001st_refused() {
+        let r = testkit::roster();
+        // Filled to one short of the limit directly (signing and checking
+        // 25,000 entries is the benchmark's job, not a unit test's); the
+        // last two come as entries, through the rules.
+        let mut st = r.chain.state().clone();
+        let at = st.issued_at;
+        for i in st.members.len()..limits::MAX_MEMBERS - 1 {
+            let code = format!("M{i:05}");
+            st.members.insert(Member {
+                org: org(&code),
+                name: code.clone(),
+                keys: vec![KeyRecord { key: issuer(&code, 0).public(), added_at: at, retired_at: None }],
+                nodes: vec![NodeId::from_ed25519_public(&testkit::seed(&code))],
+                addresses: vec![],
+                status: MemberStatus::Active,
+                history: vec![(at, MemberStatus::Active)],
+                status_seq: 0,
+            });
+        }
+        assert_eq!(st.members.len(), limits::MAX_MEMBERS - 1);
+        let next = |st: &State, change: Change| {
+            let mut e = Entry::unsigned(EntryBody {
+                agreement: st.agreement.clone(),
+                seq: st.seq + 1,
+                prev: st.head,
+                issued_at: st.issued_at.plus_secs(60),
+                change,
+            });
+            for s in &r.stewards[..2] {
+                e.sign(s);
+            }
+            e
+        };
+        let st = apply(Some(&st), &next(&st, Change::AddMember(spec("RV5", "RV5", 0)))).unwrap();
+        assert_eq!(st.members.len(), limits::MAX_MEMBERS);
+        assert_eq!(st.org_of_node(&node("RV5")).map(|m| m.org.to_string()), Some("RV5".into()));
+        assert_eq!(
+            apply(Some(&st), &next(&st, Change::AddMember(spec("RAX", "RAX", 0)))),
+            Err(Error::Invalid(ChangeError::BadCount { field: "members", min: 0, max: limits::MAX_MEMBERS }))
+        );
+        // A removed member may come back when the roster is full: it is
+        // counted already.
+        let st = apply(Some(&st), &next(&st, Change::Remove { org: org("M00100") })).unwrap();
+        let st = apply(Some(&st), &next(&st, Change::AddMember(spec("M00100", "M00100-2", 1)))).unwrap();
+        assert_eq!(st.members.len(), limits::MAX_MEMBERS);
+        assert_eq!(st.status(&org("M00100")), Some(MemberStatus::Active));
     }
 }
