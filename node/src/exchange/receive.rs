@@ -2,6 +2,8 @@
 //! message id: a replayed message gets the stored receipt back and changes
 //! nothing. A refused bundle leaves only an audit entry (reason, ids).
 
+use std::path::Path;
+
 use staffpass_protocol::bundle::{Held, Rejection, check_held_by, check_presentation, verify_bundle};
 use staffpass_protocol::claims::Claim;
 use staffpass_protocol::consent::{Withdrawal, verify_withdrawal};
@@ -412,7 +414,10 @@ impl Exchange {
     }
 
     /// Destroys every record key whose passport is no longer held (erased
-    /// just before a crash). Returns how many.
+    /// just before a crash). Returns how many. Refuses (the key file is
+    /// damaged) when a record still held has no key: the file was cut
+    /// short or replaced by an older copy, and starting would leave those
+    /// records unreadable, as if erased.
     pub fn shred_orphaned_keys(&self) -> Result<usize, Error> {
         let mut live: std::collections::HashSet<Vec<u8>> =
             self.0.store.scan_prefix(Tree::Received, b"p/")?.into_iter().map(|(k, _)| k).collect();
@@ -421,6 +426,17 @@ impl Exchange {
             if let Some(r) = staff_ref_of_key(&k) {
                 live.insert(staff_key_id(&r));
             }
+        }
+        let missing = live.iter().filter(|id| !self.0.record_keys.holds(id)).count();
+        if missing > 0 {
+            let path = self.0.record_keys.path().map(Path::to_path_buf).unwrap_or_else(|| record_keys::FILE.into());
+            return Err(crate::store::Error::Corrupt {
+                path,
+                detail: format!(
+                    "the record-keys file lacks the keys of {missing} records the store holds (cut short, or an older copy): restore it from the key backup"
+                ),
+            }
+            .into());
         }
         Ok(self.0.record_keys.retain(|id| live.contains(id))?)
     }
