@@ -314,6 +314,44 @@ async fn an_erased_passport_cannot_be_recovered_with_any_key_the_node_still_hold
     assert!(plain.windows(PERSONAL[0].len()).any(|w| w == PERSONAL[0]), "the record holds the name");
 }
 
+/// The record-key file is a journal, appended to per key: a copy of it
+/// from before a passport arrived (an older backup put back, or the file
+/// cut at a frame boundary) opens by itself, but lacks the key of a
+/// passport the store holds, so the node refuses to start (naming the
+/// file) instead of treating that passport as erased; the current file
+/// put back, it starts and shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_key_file_missing_a_held_passports_key_refuses_to_start() {
+    use staffpass_node::store::record_keys;
+    let (a, mut b, _r) = pair().await;
+    let sam = ("12345679-1", "Sam Otherperson", "ZZ123457B");
+    import(&a, &staff_csv(&[ALEX, sam])).await;
+    let staff = staff_refs(&a).await;
+    let first = consent_id(&grant(&a, &staff[0], "RJ1", &["identity"], now().plus_days(30)).await);
+    wait_state(&a, &first, "delivered").await;
+    b.stop().await;
+    let keys_file = b.config.data_dir.join(record_keys::FILE);
+    let older = std::fs::read(&keys_file).unwrap();
+    b.restart().await.unwrap();
+    let second = consent_id(&grant(&a, &staff[1], "RJ1", &["identity"], now().plus_days(30)).await);
+    wait_state(&a, &second, "delivered").await;
+    b.stop().await;
+    let current = std::fs::read(&keys_file).unwrap();
+    assert!(current.starts_with(&older), "the second key was appended to the file");
+
+    std::fs::write(&keys_file, &older).unwrap();
+    let err = match staffpass_node::node::Node::start(b.config.clone()).await {
+        Ok(_) => panic!("a node whose key file lacks a held passport's key started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("record-keys") && err.contains("lacks the keys of 1 records"), "{err}");
+    std::fs::write(&keys_file, &current).unwrap();
+    b.restart().await.unwrap();
+    for id in [&first, &second] {
+        assert_eq!(b.admin().received_one(id).await.unwrap().status, "active");
+    }
+}
+
 /// Erasure at the home trust (`DELETE /v1/staff/{ref}`): the receiver is
 /// told and erases; the home's own copy of the staff record, as sled may
 /// keep it in its log, opens with nothing the home still holds. Control:
