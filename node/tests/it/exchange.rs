@@ -1508,3 +1508,54 @@ async fn reissues_within_one_second_keep_their_order_at_the_receiver() {
     host.exchange.receive(&home.node, older).expect("answered");
     assert_eq!(host.exchange.received_one(&id).expect("held").credential, newest, "rolled back within one second");
 }
+
+/// A large import is stored in chunks, each its own commit and audit entry
+/// (what an import holds in memory is bounded), and a row that would
+/// replace a registered staff key refuses the whole file before any chunk
+/// is written, wherever that row is.
+#[tokio::test]
+async fn a_large_import_is_stored_in_chunks_and_refused_whole_before_any() {
+    let net = pair();
+    let home = net.get("RJZ");
+    let row = |i: usize, key| {
+        let input = StaffInput {
+            assignment_number: format!("{:08}-1", 10_000_000 + i),
+            claims: fixture::sample_claims(),
+            staff_key: key,
+        };
+        (i as u64 + 2, input)
+    };
+    let registered = home.import_staff("12345678-1");
+    let theirs = fixture::staff("alex").public();
+    let mut input = StaffInput {
+        assignment_number: "12345678-1".into(),
+        claims: fixture::sample_claims(),
+        staff_key: Some(theirs),
+    };
+    home.exchange.put_staff(&registered, input.clone(), "hr").expect("key registered");
+    let before = home.audit.head().seq;
+    // 4,500 new rows, the last one replacing the registered key.
+    let mut rows: Vec<_> = (0..4_500).map(|i| row(i, None)).collect();
+    input.staff_key = Some(fixture::staff("mallory").public());
+    rows.push((9_999, input));
+    let refused = home.exchange.import_staff(rows, Vec::new(), false, "hr");
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    assert_eq!(home.audit.head().seq, before, "nothing of the refused file was committed");
+    assert_eq!(home.exchange.staff_list(None, 10_000).expect("list").len(), 1);
+
+    let rows: Vec<_> = (0..4_500).map(|i| row(i, None)).collect();
+    let report = home.exchange.import_staff(rows, Vec::new(), false, "hr").expect("import");
+    assert_eq!((report.imported, report.created), (4_500, 4_500));
+    assert_eq!(home.exchange.staff_list(None, 10_000).expect("list").len(), 4_501);
+    let parts: Vec<String> = home
+        .audit
+        .since(before + 1, 100)
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.event.action == staffpass_node::audit::Action::Import)
+        .filter_map(|e| e.event.object)
+        .collect();
+    assert_eq!(parts.len(), 3, "three chunks of at most 2,000 rows: {parts:?}");
+    assert!(parts[0].contains("created=2000") && parts[0].ends_with("part=1/3"), "{parts:?}");
+    assert!(parts[2].contains("created=500") && parts[2].ends_with("part=3/3"), "{parts:?}");
+}
