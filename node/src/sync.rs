@@ -121,15 +121,50 @@ impl RosterSync {
     /// Submits a roster entry from the API: applies it durably, then
     /// spreads it by gossip and updates who may connect.
     pub async fn submit(&self, entry: proto::Entry, actor: &str) -> Result<Appended, Error> {
+        let (r, changed) = self.submit_one(entry, actor).await;
+        if changed {
+            self.refresh_members().await;
+        }
+        r
+    }
+
+    /// Submits roster entries from the API in order, each as
+    /// [`RosterSync::submit`] does, up to the first refused; who may
+    /// connect is updated once, at the end (installing a chain that adds n
+    /// members is one member-set update, not n, and no member is dialled
+    /// for a roster state that the next entry already changes). Returns
+    /// the outcome of each entry applied, and the error that stopped it.
+    pub async fn submit_all(&self, entries: Vec<proto::Entry>, actor: &str) -> (Vec<Appended>, Result<(), Error>) {
+        let (mut outcomes, mut changed, mut result) = (Vec::with_capacity(entries.len()), false, Ok(()));
+        for entry in entries {
+            let (r, c) = self.submit_one(entry, actor).await;
+            changed |= c;
+            match r {
+                Ok(a) => outcomes.push(a),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if changed {
+            self.refresh_members().await;
+        }
+        (outcomes, result)
+    }
+
+    /// Applies and gossips one entry from the API; true if the member set
+    /// may have changed.
+    async fn submit_one(&self, entry: proto::Entry, actor: &str) -> (Result<Appended, Error>, bool) {
         let agreement = entry.body.agreement.clone();
         let bytes = staffpass_protocol::encoding::to_bytes(&entry);
         let r = self.apply(entry, Origin::Admin(actor.to_string())).await;
-        match &r {
+        let changed = match &r {
             Ok(Appended::Applied) => {
                 if let Err(e) = self.publish(&agreement, bytes).await {
                     warn!(error = %e, "roster entry applied but not gossiped; anti-entropy will carry it");
                 }
-                self.refresh_members().await;
+                true
             }
             Err(Error::Refused(proto::Error::Equivocation { .. })) => {
                 // Spread the conflicting entry: every node holding the
@@ -137,11 +172,11 @@ impl RosterSync {
                 if let Err(e) = self.publish(&agreement, bytes).await {
                     warn!(error = %e, "equivocation evidence not gossiped; anti-entropy will carry it");
                 }
-                self.refresh_members().await;
+                true
             }
-            _ => {}
-        }
-        r
+            _ => false,
+        };
+        (r, changed)
     }
 
     /// Applies one roster entry durably, on the blocking pool.

@@ -57,8 +57,11 @@ async fn submit(app: &AppState, caller: &Caller, list: Vec<Entry>) -> ApiResult<
         return Err(ApiError::bad_request("all entries must be for one agreement"));
     }
     let mut out = Submitted { agreement: agreement.clone(), applied: 0, already_held: 0, seq: 0 };
-    for e in list {
-        match app.sync.submit(e, &actor(caller)).await? {
+    // Who may connect is updated once, after the last entry.
+    let (outcomes, result) = app.sync.submit_all(list, &actor(caller)).await;
+    result?;
+    for o in outcomes {
+        match o {
             Appended::Applied => out.applied += 1,
             Appended::AlreadyHave => out.already_held += 1,
         }
