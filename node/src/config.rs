@@ -107,6 +107,15 @@ pub struct Network {
     /// Longest wait between redials of a member that cannot be reached, in seconds. Default: 60.
     #[serde(default = "defaults::redial_max_secs")]
     pub redial_max_secs: u64,
+    /// In each agreement, how many of the other members' nodes this node
+    /// dials and keeps connected (its standing peers), chosen by
+    /// rendezvous hashing of the two node ids; every other member's node
+    /// may still connect, and is dialled when there is something to send
+    /// it (the connection closes after `idle_timeout_secs`). An agreement
+    /// with no more other nodes than this has them all dialled. 4 to 1000.
+    /// Default: 24.
+    #[serde(default = "defaults::standing_peers")]
+    pub standing_peers: usize,
     /// Most concurrent inbound streams per protocol, per connection. Default: 64.
     #[serde(default = "defaults::max_concurrent_streams")]
     pub max_concurrent_streams: usize,
@@ -316,6 +325,9 @@ mod defaults {
     pub fn redial_max_secs() -> u64 {
         60
     }
+    pub fn standing_peers() -> usize {
+        24
+    }
     pub fn max_concurrent_streams() -> usize {
         64
     }
@@ -406,6 +418,7 @@ impl Default for Network {
             request_timeout_secs: defaults::request_timeout_secs(),
             anti_entropy_secs: defaults::anti_entropy_secs(),
             redial_max_secs: defaults::redial_max_secs(),
+            standing_peers: defaults::standing_peers(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
             max_pending_incoming: defaults::max_pending_incoming(),
             max_pending_incoming_per_ip: defaults::max_pending_incoming_per_ip(),
@@ -543,6 +556,10 @@ impl Config {
             return invalid("network.max_concurrent_streams", "must be 1 to 1024");
         }
         let n = &self.network;
+        // Fewer than 4 standing peers leaves a real chance that an
+        // agreement's standing connections split into parts that gossip
+        // cannot cross (anti-entropy then waits for an on-demand dial).
+        in_range("network.standing_peers", n.standing_peers, 4, 1000)?;
         in_range("network.max_pending_incoming", n.max_pending_incoming, 1, 65_536)?;
         // At most the total (the message then names its value).
         in_range("network.max_pending_incoming_per_ip", n.max_pending_incoming_per_ip, 1, n.max_pending_incoming)?;
@@ -645,6 +662,11 @@ request_timeout_secs = {req}
 anti_entropy_secs = {ae}
 # Longest wait between redials of an unreachable member, in seconds. Default: 60.
 redial_max_secs = {redial}
+# In each agreement, how many other members' nodes this node dials and keeps
+# connected, chosen by rendezvous hashing of the node ids; the others may
+# still connect and are dialled when there is something to send them (that
+# connection closes after idle_timeout_secs). 4 to 1000. Default: 24.
+standing_peers = {standing}
 # Most concurrent inbound streams per protocol, per connection. Default: 64.
 max_concurrent_streams = {streams}
 # Most incoming connections still in their handshake; more are refused at once. Default: 128.
@@ -741,6 +763,7 @@ format = {format}
             req = self.network.request_timeout_secs,
             ae = self.network.anti_entropy_secs,
             redial = self.network.redial_max_secs,
+            standing = self.network.standing_peers,
             streams = self.network.max_concurrent_streams,
             pending = self.network.max_pending_incoming,
             pending_ip = self.network.max_pending_incoming_per_ip,
@@ -840,6 +863,7 @@ mod tests {
         c.network.max_memory_percent = 50;
         c.network.roster_requests_per_sec = 5;
         c.network.exchange_request_burst = 10;
+        c.network.standing_peers = 6;
         c.api.max_connections_per_ip = 8;
         c.api.handshake_timeout_secs = 1;
         c.api.http2_keep_alive_secs = 10;
@@ -884,6 +908,8 @@ mod tests {
         assert!(matches!(err, Error::Parse { .. }), "{err}");
         assert!(matches!(Config::load(None, base.clone(), &["nonsense".into()]), Err(Error::BadOverride { .. })));
         for (set, key) in [
+            ("network.standing_peers=3", "network.standing_peers"),
+            ("network.standing_peers=1001", "network.standing_peers"),
             ("network.max_pending_incoming=0", "network.max_pending_incoming"),
             ("network.max_pending_incoming_per_ip=129", "network.max_pending_incoming_per_ip"),
             ("network.max_connections_per_peer=0", "network.max_connections_per_peer"),

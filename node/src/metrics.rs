@@ -59,6 +59,12 @@ pub struct Metrics {
     registry: Registry,
     /// Peers with at least one connection.
     pub connected_peers: Gauge,
+    /// Member peers this node dials and keeps connected: its standing
+    /// peers in each agreement (`network.standing_peers`) and the nodes it
+    /// owes an erasure or revocation.
+    pub standing_peers: Gauge,
+    /// Member peers allowed to connect (the gate's allow-list).
+    pub allowed_peers: Gauge,
     /// Peer-to-peer connections refused, for any reason (not a
     /// signatory, or over a connection limit).
     pub denied_connections: Counter,
@@ -105,6 +111,8 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             connected_peers: Gauge::default(),
+            standing_peers: Gauge::default(),
+            allowed_peers: Gauge::default(),
             denied_connections: Counter::default(),
             connections_denied: Family::default(),
             api_connections_refused: Family::default(),
@@ -121,6 +129,16 @@ impl Metrics {
             peer_misbehaviour: Family::default(),
         };
         registry.register("connected_peers", "Peers with at least one open connection", m.connected_peers.clone());
+        registry.register(
+            "standing_peers",
+            "Member peers dialled and kept connected (network.standing_peers per agreement, and nodes owed an erasure or revocation)",
+            m.standing_peers.clone(),
+        );
+        registry.register(
+            "allowed_peers",
+            "Member peers allowed to connect; those not standing are dialled only when there is a request for them",
+            m.allowed_peers.clone(),
+        );
         registry.register(
             "denied_connections",
             "Peer-to-peer connections refused: not an active signatory, or over a connection limit",

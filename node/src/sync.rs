@@ -12,6 +12,7 @@
 //! agreements it is a member of, and a peer caught sending what no honest
 //! node sends is counted and disconnected ([`RosterSync::misbehaved`]).
 
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,25 +65,42 @@ impl RosterSync {
 
     /// The member nodes that may connect: every node of every active member
     /// of each agreement in which this node's organisation is active, with
-    /// the address hints that parse (dialled); and, where this node's
-    /// organisation is suspended or removed, the active members' nodes,
-    /// admitted but not dialled, so that a home can still tell it to erase
-    /// or mark a revocation (nothing else it sends is accepted: an offer
-    /// to a member not active is refused).
+    /// the address hints that parse, of which the standing peers of each
+    /// agreement (at most `network.standing_peers`, chosen by
+    /// [`network::standing::choose`]) are dialled and the others dialled
+    /// only for a request; and, where this node's organisation is
+    /// suspended or removed, the active members' nodes, admitted but not
+    /// dialled, so that a home can still tell it to erase or mark a
+    /// revocation (nothing else it sends is accepted: an offer to a member
+    /// not active is refused). Never this node itself.
     pub fn members(&self) -> Vec<network::Member> {
-        self.0
-            .rosters
-            .member_nodes()
-            .into_iter()
-            .filter_map(|(n, hints)| {
-                let mut addresses: Vec<Multiaddr> = hints.iter().filter_map(|a| Multiaddr::from_str(a).ok()).collect();
-                addresses.dedup();
-                network::peer_of(&n).map(|peer| network::Member { peer, addresses, dial: true })
-            })
-            .chain(self.0.rosters.answer_only_nodes().iter().filter_map(|n| {
-                network::peer_of(n).map(|peer| network::Member { peer, addresses: Vec::new(), dial: false })
-            }))
-            .collect()
+        let me = self.0.network.peer_id();
+        let k = self.0.network.standing_peers();
+        let mut out: BTreeMap<PeerId, network::Member> = BTreeMap::new();
+        for nodes in self.0.rosters.member_nodes_by_agreement().into_values() {
+            let peers: Vec<(PeerId, Vec<String>)> = nodes
+                .into_iter()
+                .filter_map(|(n, hints)| network::peer_of(&n).map(|p| (p, hints)))
+                .filter(|(p, _)| *p != me)
+                .collect();
+            let standing: HashSet<PeerId> =
+                network::standing::choose(&me, peers.iter().map(|(p, _)| *p), k).into_iter().collect();
+            for (peer, hints) in peers {
+                let m = out.entry(peer).or_insert_with(|| network::Member { peer, addresses: Vec::new(), dial: false });
+                m.dial |= standing.contains(&peer);
+                for a in hints.iter().filter_map(|a| Multiaddr::from_str(a).ok()) {
+                    if !m.addresses.contains(&a) {
+                        m.addresses.push(a);
+                    }
+                }
+            }
+        }
+        for n in self.0.rosters.answer_only_nodes() {
+            if let Some(peer) = network::peer_of(&n).filter(|p| *p != me) {
+                out.entry(peer).or_insert_with(|| network::Member { peer, addresses: Vec::new(), dial: false });
+            }
+        }
+        out.into_values().collect()
     }
 
     /// The roster gossip topics, with the peers allowed on each.
@@ -188,10 +206,22 @@ impl RosterSync {
 
     /// Answers a peer's roster request: heads and entries only of the
     /// agreements the peer is a member of.
+    ///
+    /// Heads that show the peer ahead on a chain this node holds start
+    /// anti-entropy with it from this side too: the timer runs only
+    /// towards standing peers, so over a standing connection that only
+    /// the peer dials, its heads requests are how this node learns it is
+    /// behind. (Only "ahead" starts it, never "different": the peer's
+    /// answer to this node's request, in turn, starts nothing, so two
+    /// nodes cannot set each other off.)
     pub fn answer(&self, peer: &PeerId, request: wire_roster::Request) -> wire_roster::Response {
         let Some(node) = network::node_of(peer) else { return wire_roster::Response::Unknown };
         match request {
             wire_roster::Request::Heads(theirs) => {
+                let held = self.0.rosters.heads();
+                if theirs.iter().any(|t| held.iter().any(|h| h.agreement == t.agreement && t.seq > h.seq)) {
+                    tokio::spawn(self.clone().sync_with(*peer));
+                }
                 let mine: Vec<Head> = self
                     .0
                     .rosters
@@ -332,13 +362,21 @@ impl RosterSync {
 }
 
 /// Anti-entropy on a timer: every `period`, sync with every connected
-/// peer, until `stop`.
+/// standing peer (see [`network::standing`]), until `stop`.
+///
+/// Only standing peers: a connection dialled for one request then carries
+/// nothing on a timer, so it closes after `network.idle_timeout_secs`
+/// (a timer towards every connected peer would keep every such connection
+/// open for good). A peer that keeps a standing connection to this node
+/// that this node did not choose still syncs over it: its heads requests
+/// start a sync from this side when it is ahead ([`RosterSync::answer`]).
 pub async fn run(sync: RosterSync, period: Duration, stop: watch::Receiver<bool>) {
     every(period, stop, || async {
         sync.0.rosters.update_metrics(sync.0.clock.now());
         // A stopped network ends the loop.
         let Ok(info) = sync.0.network.info().await else { return false };
-        for (peer, _) in info.connected {
+        let standing: HashSet<PeerId> = info.standing.into_iter().collect();
+        for (peer, _) in info.connected.into_iter().filter(|(p, _)| standing.contains(p)) {
             tokio::spawn(sync.clone().sync_with(peer));
         }
         true

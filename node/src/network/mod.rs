@@ -5,9 +5,22 @@
 //! does, with the protocol crate's rules.
 //!
 //! Transports: TCP with TLS or Noise (negotiated) and yamux, and QUIC.
-//! Only signatories connect: the set of allowed PeerIds is replaced by the
-//! node whenever a roster changes; anyone else is denied right after the
-//! handshake, and peers removed from the set are disconnected.
+//! Only signatories connect: the node hands in the member set whenever a
+//! roster changes, and the gate and the dial list are updated by the
+//! difference from the set held (peers added, removed or changed); anyone
+//! else is denied right after the handshake, and peers removed from the
+//! set are disconnected.
+//!
+//! Connections: the node keeps standing connections (dialled, redialled
+//! with backoff) only to the members marked [`Member::dial`] — in each
+//! agreement at most `network.standing_peers` of them ([`standing`]) —
+//! and dials any other member when it has a request for it. A connection
+//! this node dialled to a peer it does not keep standing is closed once no
+//! request has gone either way on it for `network.idle_timeout_secs`
+//! (libp2p's own idle timeout never fires between two staffpass nodes:
+//! gossipsub holds a stream open on every connection). A connection the
+//! peer dialled is the peer's to close: it may be one of its standing
+//! connections.
 //!
 //! Limits: handshakes in progress, connections per peer and in total, and
 //! the process's memory bound who may connect at all (libp2p's
@@ -19,6 +32,7 @@
 pub mod behaviour;
 pub mod codec;
 pub mod per_ip;
+pub mod standing;
 pub mod topics;
 
 use std::collections::HashMap;
@@ -28,14 +42,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
+use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, gossipsub, gossipsub::TopicHash, identify, identity,
     mdns, memory_connection_limits, noise, request_response, tcp, yamux,
 };
 use staffpass_protocol::NodeId;
 use staffpass_protocol::wire::{exchange, roster};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config;
@@ -127,15 +141,18 @@ pub enum Error {
 }
 
 /// A member node allowed to connect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Its PeerId.
     pub peer: PeerId,
     /// Address hints from the roster.
     pub addresses: Vec<Multiaddr>,
-    /// Whether this node dials it (and keeps the connection up), or only
-    /// lets it connect: a suspended or removed member's node only admits
-    /// the active members that may still send it an erasure or revocation.
+    /// Whether this node dials it (and keeps the connection up): a
+    /// standing peer ([`standing`]) or a node owed an erasure or
+    /// revocation. Otherwise it may connect, and is dialled only for a
+    /// request: another member beyond the standing peers, or, at a
+    /// suspended or removed member's node, the active members that may
+    /// still send it an erasure or revocation.
     pub dial: bool,
 }
 
@@ -194,6 +211,8 @@ pub struct Info {
     pub connected: Vec<(PeerId, Option<Multiaddr>)>,
     /// Peers allowed to connect.
     pub allowed: usize,
+    /// Peers this node dials and keeps connected (see [`Member::dial`]).
+    pub standing: Vec<PeerId>,
 }
 
 /// Result of a gossip validation.
@@ -208,15 +227,42 @@ pub enum Verdict {
 }
 
 enum Command {
-    SetMembers(Vec<Member>),
+    /// The change to the roster member set: new or changed members, and
+    /// peers no longer in it.
+    UpdateMembers {
+        upsert: Vec<Member>,
+        removed: Vec<PeerId>,
+    },
     SetOwed(Vec<Member>),
-    Exchange { peer: PeerId, request: exchange::Request, reply: oneshot::Sender<Result<exchange::Response, Error>> },
-    Roster { peer: PeerId, request: roster::Request, reply: oneshot::Sender<Result<roster::Response, Error>> },
-    RespondExchange { channel: request_response::ResponseChannel<exchange::Response>, response: exchange::Response },
-    RespondRoster { channel: request_response::ResponseChannel<roster::Response>, response: roster::Response },
+    Exchange {
+        peer: PeerId,
+        request: exchange::Request,
+        reply: oneshot::Sender<Result<exchange::Response, Error>>,
+    },
+    Roster {
+        peer: PeerId,
+        request: roster::Request,
+        reply: oneshot::Sender<Result<roster::Response, Error>>,
+    },
+    RespondExchange {
+        channel: request_response::ResponseChannel<exchange::Response>,
+        response: exchange::Response,
+    },
+    RespondRoster {
+        channel: request_response::ResponseChannel<roster::Response>,
+        response: roster::Response,
+    },
     SetTopics(Vec<Topic>),
-    Publish { topic: String, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
-    ReportGossip { id: gossipsub::MessageId, source: PeerId, verdict: Verdict },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    ReportGossip {
+        id: gossipsub::MessageId,
+        source: PeerId,
+        verdict: Verdict,
+    },
     Info(oneshot::Sender<Info>),
     Disconnect(PeerId),
     Shutdown(oneshot::Sender<()>),
@@ -227,6 +273,11 @@ enum Command {
 pub struct Network {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+    standing_peers: usize,
+    /// The roster member set last handed to the task, so that a new one
+    /// is sent as its difference (held across the send: two updates
+    /// reach the task in the order their differences were taken).
+    members: Arc<Mutex<HashMap<PeerId, Member>>>,
 }
 
 /// The outbox's transport: a node id becomes a PeerId here, so no libp2p
@@ -325,15 +376,20 @@ impl Network {
             rates: Rates::new(cfg),
             denials: LogLimiter::new(DENIAL_LOG_EVERY),
             members: HashMap::new(),
-            roster_members: Vec::new(),
+            standing: 0,
+            roster_members: HashMap::new(),
             owed: Vec::new(),
             topics: TopicRules::default(),
             pending_exchange: HashMap::new(),
             pending_roster: HashMap::new(),
             redial_max: Duration::from_secs(cfg.redial_max_secs),
+            outbound: HashMap::new(),
+            last_request: HashMap::new(),
+            idle_timeout: Duration::from_secs(cfg.idle_timeout_secs),
         };
         tokio::spawn(driver.run(rx));
-        Ok((Network { tx, peer_id }, events_rx))
+        let members = Arc::new(Mutex::new(HashMap::new()));
+        Ok((Network { tx, peer_id, standing_peers: cfg.standing_peers, members }, events_rx))
     }
 
     /// This node's PeerId.
@@ -341,14 +397,39 @@ impl Network {
         self.peer_id
     }
 
+    /// How many member nodes of each agreement this node dials and keeps
+    /// connected (`network.standing_peers`; see [`standing`]).
+    pub fn standing_peers(&self) -> usize {
+        self.standing_peers
+    }
+
     async fn send(&self, c: Command) -> Result<(), Error> {
         self.tx.send(c).await.map_err(|_| Error::Stopped)
     }
 
     /// Replaces the set of member nodes allowed to connect; connections to
-    /// peers no longer in it are closed, new members are dialled.
+    /// peers no longer in it are closed, members to dial are dialled. Only
+    /// the difference from the set last given reaches the network task
+    /// (entries of one peer are merged: dialled if any says so, with every
+    /// address), and only the peers in it are touched there.
     pub async fn set_members(&self, members: Vec<Member>) -> Result<(), Error> {
-        self.send(Command::SetMembers(members)).await
+        let mut next: HashMap<PeerId, Member> = HashMap::with_capacity(members.len());
+        for m in members {
+            match next.get_mut(&m.peer) {
+                Some(held) => merge(held, &m),
+                None => {
+                    next.insert(m.peer, m);
+                }
+            }
+        }
+        let mut held = self.members.lock().await;
+        let removed: Vec<PeerId> = held.keys().filter(|p| !next.contains_key(p)).copied().collect();
+        let upsert: Vec<Member> = next.values().filter(|m| held.get(&m.peer) != Some(*m)).cloned().collect();
+        if !removed.is_empty() || !upsert.is_empty() {
+            self.send(Command::UpdateMembers { upsert, removed }).await?;
+        }
+        *held = next;
+        Ok(())
     }
 
     /// Replaces the set of nodes this node still owes an erasure or a
@@ -453,22 +534,48 @@ struct Driver {
     /// Rate-limits log lines a peer can cause at will (denied
     /// connections, failed inbound requests), per reason.
     denials: LogLimiter,
+    /// Every peer allowed to connect (exactly the gate's allow-list).
     members: HashMap<PeerId, MemberState>,
+    /// How many of `members` are dialled.
+    standing: usize,
     /// The member set from the rosters, and the nodes still owed an
     /// erasure or revocation ([`Network::set_owed`]); `members` is their union.
-    roster_members: Vec<Member>,
+    roster_members: HashMap<PeerId, Member>,
     owed: Vec<Member>,
     /// Who may subscribe to each roster topic.
     topics: TopicRules,
     pending_exchange: HashMap<request_response::OutboundRequestId, Pending<exchange::Response>>,
     pending_roster: HashMap<request_response::OutboundRequestId, Pending<roster::Response>>,
     redial_max: Duration,
+    /// The connections this node dialled, by peer.
+    outbound: HashMap<PeerId, Vec<ConnectionId>>,
+    /// When a request last went either way with each connected peer.
+    last_request: HashMap<PeerId, Instant>,
+    /// A connection this node dialled to a peer it does not keep standing
+    /// is closed after this long without a request.
+    idle_timeout: Duration,
 }
 
 struct Pending<T> {
     peer: PeerId,
     started: Instant,
     reply: oneshot::Sender<Result<T, Error>>,
+}
+
+/// Folds `other` into `into` (entries for one peer): dialled if either
+/// is, with the addresses of both.
+fn merge(into: &mut Member, other: &Member) {
+    into.dial |= other.dial;
+    for a in &other.addresses {
+        if !into.addresses.contains(a) {
+            into.addresses.push(a.clone());
+        }
+    }
+}
+
+/// A count as a gauge value.
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 async fn emit(events: &mpsc::Sender<Event>, e: Event) {
@@ -506,9 +613,16 @@ impl Driver {
     fn command(&mut self, cmd: Command) {
         let b = self.swarm.behaviour_mut();
         match cmd {
-            Command::SetMembers(members) => {
-                self.roster_members = members;
-                self.apply_members();
+            Command::UpdateMembers { upsert, removed } => {
+                let mut touched = removed;
+                for p in &touched {
+                    self.roster_members.remove(p);
+                }
+                for m in upsert {
+                    touched.push(m.peer);
+                    self.roster_members.insert(m.peer, m);
+                }
+                self.apply_members(touched);
             }
             Command::SetOwed(owed) => {
                 if owed.iter().any(|o| !self.members.contains_key(&o.peer)) {
@@ -517,15 +631,26 @@ impl Driver {
                         "admitting receivers no longer active that are owed an erasure or revocation"
                     );
                 }
+                let mut touched: Vec<PeerId> = self.owed.iter().chain(&owed).map(|m| m.peer).collect();
+                touched.sort_unstable();
+                touched.dedup();
                 self.owed = owed;
-                self.apply_members();
+                self.apply_members(touched);
             }
+            // A member not connected (not a standing peer, or between
+            // redials) is dialled for the request, at its known addresses.
             Command::Exchange { peer, request, reply } => {
-                let id = b.exchange.send_request(&peer, request);
+                self.used(peer);
+                let addresses = self.addresses_of(&peer);
+                let b = self.swarm.behaviour_mut();
+                let id = b.exchange.send_request_with_addresses(&peer, request, addresses);
                 self.pending_exchange.insert(id, Pending { peer, started: Instant::now(), reply });
             }
             Command::Roster { peer, request, reply } => {
-                let id = b.roster.send_request(&peer, request);
+                self.used(peer);
+                let addresses = self.addresses_of(&peer);
+                let b = self.swarm.behaviour_mut();
+                let id = b.roster.send_request_with_addresses(&peer, request, addresses);
                 self.pending_roster.insert(id, Pending { peer, started: Instant::now(), reply });
             }
             Command::RespondExchange { channel, response } => {
@@ -569,6 +694,7 @@ impl Driver {
                     listen_addrs: self.swarm.listeners().cloned().collect(),
                     connected,
                     allowed: self.swarm.behaviour().gate.allowed_peers().len(),
+                    standing: self.members.iter().filter(|(_, m)| m.dial).map(|(p, _)| *p).collect(),
                 });
             }
             Command::Disconnect(peer) => {
@@ -627,44 +753,104 @@ impl Driver {
         }
     }
 
-    /// Makes the gate and the dial list the union of the roster's member
-    /// set and the owed nodes (an owed node is always dialled).
-    fn apply_members(&mut self) {
+    /// Brings the gate and the dial list of the `touched` peers (those
+    /// whose roster or owed entry changed) to the union of the roster's
+    /// member set and the owed nodes (an owed node is always dialled);
+    /// nothing else is touched, so a roster change costs what it changed,
+    /// not the size of the agreement.
+    fn apply_members(&mut self, touched: Vec<PeerId>) {
         let me = *self.swarm.local_peer_id();
-        let mut merged: HashMap<PeerId, Member> = HashMap::new();
-        for m in self.roster_members.iter().chain(&self.owed).filter(|m| m.peer != me) {
-            let e = merged.entry(m.peer).or_insert_with(|| Member { dial: false, ..m.clone() });
-            e.dial |= m.dial;
-            for a in &m.addresses {
-                if !e.addresses.contains(a) {
-                    e.addresses.push(a.clone());
+        let now = Instant::now();
+        let (mut added, mut removed, mut changed) = (0usize, 0usize, 0usize);
+        for peer in touched.into_iter().filter(|p| *p != me) {
+            let mut wanted = self.roster_members.get(&peer).cloned();
+            for o in self.owed.iter().filter(|o| o.peer == peer) {
+                match &mut wanted {
+                    Some(w) => merge(w, o),
+                    None => wanted = Some(o.clone()),
+                }
+            }
+            match (wanted, self.members.get_mut(&peer)) {
+                (None, None) => {}
+                (None, Some(st)) => {
+                    self.standing -= usize::from(st.dial);
+                    // Closes any live connection to it.
+                    self.swarm.behaviour_mut().gate.disallow_peer(peer);
+                    self.members.remove(&peer);
+                    removed += 1;
+                    info!(%peer, "peer is no longer an active signatory; disconnecting");
+                }
+                (Some(m), None) => {
+                    self.standing += usize::from(m.dial);
+                    self.swarm.behaviour_mut().gate.allow_peer(peer);
+                    let st = MemberState {
+                        addresses: m.addresses,
+                        discovered: Vec::new(),
+                        next_dial: now,
+                        backoff: INITIAL_BACKOFF,
+                        dial: m.dial,
+                    };
+                    self.members.insert(peer, st);
+                    added += 1;
+                }
+                (Some(m), Some(st)) => {
+                    if st.addresses != m.addresses || st.dial != m.dial {
+                        self.standing = self.standing + usize::from(m.dial) - usize::from(st.dial);
+                        st.addresses = m.addresses;
+                        st.dial = m.dial;
+                        st.next_dial = now;
+                        st.backoff = INITIAL_BACKOFF;
+                        changed += 1;
+                    }
                 }
             }
         }
-        let current: Vec<PeerId> = self.swarm.behaviour().gate.allowed_peers().iter().copied().collect();
-        for p in current {
-            if !merged.contains_key(&p) {
-                // Closes any live connection to it.
-                self.swarm.behaviour_mut().gate.disallow_peer(p);
-                self.members.remove(&p);
-                info!(peer = %p, "peer is no longer an active signatory; disconnecting");
-            }
+        self.metrics.allowed_peers.set(gauge(self.members.len()));
+        self.metrics.standing_peers.set(gauge(self.standing));
+        if added + removed + changed > 0 {
+            let standing = self.standing;
+            debug!(added, removed, changed, allowed = self.members.len(), standing, "member set updated");
         }
-        let now = Instant::now();
-        for (peer, m) in merged {
-            self.swarm.behaviour_mut().gate.allow_peer(peer);
-            let st = self.members.entry(peer).or_insert(MemberState {
-                addresses: Vec::new(),
-                discovered: Vec::new(),
-                next_dial: now,
-                backoff: INITIAL_BACKOFF,
-                dial: m.dial,
-            });
-            if st.addresses != m.addresses || st.dial != m.dial {
-                st.addresses = m.addresses;
-                st.dial = m.dial;
-                st.next_dial = now;
-                st.backoff = INITIAL_BACKOFF;
+    }
+
+    /// Where to dial `peer` for a request: its roster hints and the
+    /// addresses found for it.
+    fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.members.get(peer).map(|m| m.addresses.iter().chain(&m.discovered).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Notes a request to or from `peer` (if connected: a connection not
+    /// yet up gets its full idle period when it is).
+    fn used(&mut self, peer: PeerId) {
+        if self.swarm.is_connected(&peer) {
+            self.last_request.insert(peer, Instant::now());
+        }
+    }
+
+    /// Closes the connections this node dialled to peers it does not
+    /// keep standing (dialled for a request, or standing before a roster
+    /// change) once no request has gone either way for `idle_timeout`
+    /// and none is in flight. Those the peer dialled are left to it.
+    fn close_idle(&mut self, now: Instant) {
+        let idle = |p: &PeerId| {
+            !self.members.get(p).is_some_and(|m| m.dial)
+                && self.last_request.get(p).is_none_or(|t| now.duration_since(*t) >= self.idle_timeout)
+        };
+        let candidates: Vec<PeerId> = self.outbound.keys().filter(|p| idle(p)).copied().collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let busy: std::collections::HashSet<PeerId> = self
+            .pending_exchange
+            .values()
+            .map(|p| p.peer)
+            .chain(self.pending_roster.values().map(|p| p.peer))
+            .collect();
+        for peer in candidates.into_iter().filter(|p| !busy.contains(p)) {
+            for id in self.outbound.get(&peer).cloned().unwrap_or_default() {
+                if self.swarm.close_connection(id) {
+                    debug!(%peer, "closing an idle connection to a peer that is not standing");
+                }
             }
         }
     }
@@ -672,6 +858,7 @@ impl Driver {
     /// Dials members that are not connected, with exponential backoff.
     fn redial(&mut self) {
         let now = Instant::now();
+        self.close_idle(now);
         for peer in self.topics.overdue(now) {
             self.misbehaviour.record(&self.metrics, &peer, "stale-subscription", &"removed member still subscribed");
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -699,9 +886,15 @@ impl Driver {
 
     async fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. }
-                if num_established.get() == 1 =>
-            {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, endpoint, .. } => {
+                if endpoint.is_dialer() {
+                    self.outbound.entry(peer_id).or_default().push(connection_id);
+                }
+                // A new connection gets a full idle period before it may be closed.
+                self.last_request.insert(peer_id, Instant::now());
+                if num_established.get() > 1 {
+                    return;
+                }
                 self.metrics.connected_peers.inc();
                 if let Some(m) = self.members.get_mut(&peer_id) {
                     m.backoff = INITIAL_BACKOFF;
@@ -709,7 +902,17 @@ impl Driver {
                 info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 emit(&self.events, Event::Connected { peer: peer_id }).await;
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                if let Some(ids) = self.outbound.get_mut(&peer_id) {
+                    ids.retain(|id| *id != connection_id);
+                    if ids.is_empty() {
+                        self.outbound.remove(&peer_id);
+                    }
+                }
+                if num_established > 0 {
+                    return;
+                }
+                self.last_request.remove(&peer_id);
                 self.metrics.connected_peers.dec();
                 self.topics.forget(peer_id, None);
                 info!(peer = %peer_id, "disconnected");
@@ -820,12 +1023,14 @@ impl Driver {
                 .await;
             }
             BehaviourEvent::Exchange(e) => {
+                self.used(rr_peer(&e));
                 let to_event = |peer, request, channel| Event::ExchangeRequest { peer, request, channel };
                 let pending = &mut self.pending_exchange;
                 let ctx = Context { events: &self.events, metrics: &self.metrics, log: &self.denials };
                 request_response_event(ctx, pending, exchange::PROTOCOL, e, to_event).await
             }
             BehaviourEvent::Roster(e) => {
+                self.used(rr_peer(&e));
                 let to_event = |peer, request, channel| Event::RosterRequest { peer, request, channel };
                 let pending = &mut self.pending_roster;
                 let ctx = Context { events: &self.events, metrics: &self.metrics, log: &self.denials };
@@ -833,6 +1038,17 @@ impl Driver {
             }
             _ => {}
         }
+    }
+}
+
+/// The peer of a request-response event.
+fn rr_peer<Req, Resp>(e: &request_response::Event<Req, Resp>) -> PeerId {
+    use request_response::Event as E;
+    match e {
+        E::Message { peer, .. }
+        | E::OutboundFailure { peer, .. }
+        | E::InboundFailure { peer, .. }
+        | E::ResponseSent { peer, .. } => *peer,
     }
 }
 
@@ -923,6 +1139,66 @@ mod tests {
         let mut gate = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
         let e = gate.handle_established_inbound_connection(id, peer, &addr, &addr).err().unwrap();
         assert_eq!(denial_reason(&e), "not-signatory");
+    }
+
+    fn member(peer: PeerId, dial: bool, port: u16) -> Member {
+        Member { peer, addresses: vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()], dial }
+    }
+
+    /// The member set reaches the task as its difference, and the gate,
+    /// the dial list and the gauges follow it; owed nodes are dialled
+    /// whatever the roster says.
+    #[tokio::test]
+    async fn the_member_set_is_applied_by_difference() {
+        let cfg = config::Network { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], ..Default::default() };
+        let metrics = Arc::new(Metrics::new());
+        let key = identity::Keypair::generate_ed25519();
+        let (net, _events) = Network::start(key, &cfg, metrics.clone(), Arc::default()).await.unwrap();
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        let standing = |info: &Info| {
+            let mut s = info.standing.clone();
+            s.sort();
+            s
+        };
+        let sorted = |mut v: Vec<PeerId>| {
+            v.sort();
+            v
+        };
+
+        let mut set: Vec<Member> = peers.iter().enumerate().map(|(i, p)| member(*p, i < 2, 9000)).collect();
+        set.push(member(net.peer_id(), true, 9000)); // itself: never allowed or dialled
+        net.set_members(set.clone()).await.unwrap();
+        let info = net.info().await.unwrap();
+        assert_eq!(info.allowed, 5);
+        assert_eq!(standing(&info), sorted(peers[..2].to_vec()));
+        assert_eq!((metrics.allowed_peers.get(), metrics.standing_peers.get()), (5, 2));
+        assert_eq!(net.members.lock().await.len(), 6);
+
+        // One removed, one no longer dialled, one newly dialled, one moved.
+        let mut next = set.clone();
+        next.retain(|m| m.peer != peers[4]);
+        next[0].dial = false;
+        next[2].dial = true;
+        next[3] = member(peers[3], false, 9001);
+        net.set_members(next.clone()).await.unwrap();
+        let info = net.info().await.unwrap();
+        assert_eq!(info.allowed, 4);
+        assert_eq!(standing(&info), sorted(vec![peers[1], peers[2]]));
+        assert_eq!((metrics.allowed_peers.get(), metrics.standing_peers.get()), (4, 2));
+
+        // An owed node is dialled while owed, and allowed while owed even
+        // when the roster drops it.
+        net.set_owed(vec![member(peers[3], true, 9002), member(peers[4], true, 9003)]).await.unwrap();
+        let info = net.info().await.unwrap();
+        assert_eq!(info.allowed, 5);
+        assert_eq!(standing(&info), sorted(vec![peers[1], peers[2], peers[3], peers[4]]));
+        assert_eq!((metrics.allowed_peers.get(), metrics.standing_peers.get()), (5, 4));
+        net.set_owed(Vec::new()).await.unwrap();
+        let info = net.info().await.unwrap();
+        assert_eq!(info.allowed, 4);
+        assert_eq!(standing(&info), sorted(vec![peers[1], peers[2]]));
+        assert_eq!((metrics.allowed_peers.get(), metrics.standing_peers.get()), (4, 2));
+        net.shutdown().await;
     }
 
     #[test]

@@ -435,21 +435,34 @@ impl Rosters {
         }
     }
 
+    /// The nodes of every active member of each agreement this node is an
+    /// active member of, by agreement, each with the address hints its
+    /// member's entry gives (roster sync turns them into the member set,
+    /// choosing in each agreement the nodes it keeps connected).
+    pub fn member_nodes_by_agreement(&self) -> BTreeMap<AgreementId, Vec<(NodeId, Vec<String>)>> {
+        self.read()
+            .iter()
+            .filter(|(_, chain)| chain.state().status(&self.org) == Some(MemberStatus::Active))
+            .map(|(id, chain)| {
+                let nodes = chain
+                    .state()
+                    .members
+                    .values()
+                    .filter(|m| m.status == MemberStatus::Active)
+                    .flat_map(|m| m.nodes.iter().map(|n| (n.clone(), m.addresses.clone())))
+                    .collect();
+                (id.clone(), nodes)
+            })
+            .collect()
+    }
+
     /// The nodes of every active member of the agreements this node is an
     /// active member of, each with the address hints the rosters give it
-    /// (in roster order; roster sync turns them into the member set).
+    /// (in roster order).
     pub fn member_nodes(&self) -> BTreeMap<NodeId, Vec<String>> {
         let mut out: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
-        for chain in self.read().values() {
-            let st = chain.state();
-            if st.status(&self.org) != Some(MemberStatus::Active) {
-                continue;
-            }
-            for m in st.members.values().filter(|m| m.status == MemberStatus::Active) {
-                for n in &m.nodes {
-                    out.entry(n.clone()).or_default().extend(m.addresses.iter().cloned());
-                }
-            }
+        for (n, hints) in self.member_nodes_by_agreement().into_values().flatten() {
+            out.entry(n).or_default().extend(hints);
         }
         out
     }
