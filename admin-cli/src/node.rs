@@ -96,10 +96,10 @@ pub fn run(cmd: Command, format: Format) -> Result<()> {
             if format.is_json() {
                 return output::json(&peers);
             }
-            let mut t = Table::new(&["peer id", "organisation", "connected"]);
+            let mut t = Table::new(&["peer id", "organisation", "connected", "standing"]);
+            let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
             for p in &peers {
-                let connected = if p.connected { "yes" } else { "no" };
-                t.row([p.peer_id.clone(), or_dash(p.org.as_ref()), connected.into()]);
+                t.row([p.peer_id.clone(), or_dash(p.org.as_ref()), yes_no(p.connected), yes_no(p.standing)]);
             }
             t.print_or("No peers known: this node is not yet in an agreement with other members.")
         }

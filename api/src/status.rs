@@ -63,6 +63,12 @@ pub struct Peer {
     pub org: Option<String>,
     /// Connected now.
     pub connected: bool,
+    /// Dialled and kept connected by this node: one of its standing peers
+    /// in an agreement (at most `network.standing_peers` per agreement), or
+    /// a node it owes an erasure or revocation. Any other member may
+    /// connect, and is dialled only when there is something to send it.
+    #[serde(default)]
+    pub standing: bool,
 }
 
 /// An alarm raised by a roster: an equivocation that halted it, or evidence

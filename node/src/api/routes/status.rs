@@ -75,14 +75,21 @@ pub(super) async fn status(State(app): State<AppState>) -> ApiResult<Json<Status
 pub(super) async fn peers(State(app): State<AppState>) -> ApiResult<Json<Vec<Peer>>> {
     let info = app.network.info().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let connected: BTreeSet<String> = info.connected.iter().map(|(p, _)| p.to_string()).collect();
+    let standing: BTreeSet<String> = info.standing.iter().map(ToString::to_string).collect();
+    let peer = |id: String| Peer {
+        connected: connected.contains(&id),
+        standing: standing.contains(&id),
+        org: None,
+        peer_id: id,
+    };
     let mut out: BTreeMap<String, Peer> = BTreeMap::new();
     // The rosters list this node too; it is not its own peer.
     for m in app.sync.members().into_iter().filter(|m| m.peer != app.peer_id) {
         let id = m.peer.to_string();
-        out.insert(id.clone(), Peer { connected: connected.contains(&id), org: None, peer_id: id });
+        out.insert(id.clone(), peer(id));
     }
-    for id in &connected {
-        out.entry(id.clone()).or_insert(Peer { peer_id: id.clone(), org: None, connected: true });
+    for id in connected.iter().chain(&standing) {
+        out.entry(id.clone()).or_insert_with(|| peer(id.clone()));
     }
     let chains = app.rosters.read();
     for p in out.values_mut() {
