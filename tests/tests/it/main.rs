@@ -9,3 +9,4 @@ mod exchange;
 mod hostile;
 mod network;
 mod standards;
+mod standing;
