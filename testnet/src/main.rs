@@ -28,6 +28,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::report::Report;
+
+/// The same allocator as `staffpass-node`: the benchmarks run nodes inside
+/// this process (figures 2-5, 9, 10), and under glibc's malloc a tenth of
+/// figure 3's CPU went to malloc and free (a `perf` profile, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use crate::scenarios::Options;
 
 /// staffpass-testnet: bring up a network of NHS trusts running
