@@ -4,9 +4,9 @@
 //!
 //! Figures: 1 bundle verification, 2 exchange latency, 3 exchange
 //! throughput, 4 central-gateway comparison, 5 roster propagation (10 and
-//! 50 real nodes, 200 simulated), 6 import, 7 memory, 8 disk, 9 roster
-//! entry cost on a short and a long chain, 10 move latency during a
-//! roster flood. `--quick`
+//! 50 real nodes, 25,000 simulated), 6 import, 7 memory, 8 disk, 9 roster
+//! entry cost on a short and a long chain and on a 25,000-member roster,
+//! 10 move latency during a roster flood. `--quick`
 //! shrinks every size for CI smoke runs; its numbers are not the figures.
 
 mod exchange;
@@ -54,7 +54,8 @@ pub struct Sizes {
     pub roster_changes: usize,
     /// The large real network (the small one is 10 nodes).
     pub roster_nodes: usize,
-    /// The simulated network.
+    /// The simulated network of figure 5 (1% of it offline during the
+    /// changes).
     pub sim_nodes: usize,
     /// Staff rows imported.
     pub import_rows: usize,
@@ -62,8 +63,11 @@ pub struct Sizes {
     pub passports: usize,
     /// Peers connected to the measured node.
     pub peers: usize,
-    /// Entries of the long chain of figure 9 (the short one is 100).
+    /// Entries of the long chain of figure 9 (the short one is 100), and
+    /// how many its catch-up row verifies from genesis.
     pub roster_chain: usize,
+    /// Members of figure 9's national roster (one entry each).
+    pub roster_members: usize,
 }
 
 impl Sizes {
@@ -75,11 +79,12 @@ impl Sizes {
                 offers: 1_000,
                 roster_changes: 3,
                 roster_nodes: 10,
-                sim_nodes: 200,
+                sim_nodes: 300,
                 import_rows: 3_000,
                 passports: 500,
                 peers: 10,
                 roster_chain: 1_000,
+                roster_members: 1_000,
             }
         } else {
             Sizes {
@@ -88,11 +93,12 @@ impl Sizes {
                 offers: 5_000,
                 roster_changes: 20,
                 roster_nodes: 50,
-                sim_nodes: 200,
+                sim_nodes: 25_000,
                 import_rows: 30_000,
                 passports: 5_000,
                 peers: 50,
                 roster_chain: 10_000,
+                roster_members: staffpass_protocol::roster::limits::MAX_MEMBERS,
             }
         }
     }
