@@ -15,7 +15,11 @@ use staffpass_protocol::OrgId;
 /// system within seconds. Under glibc's malloc, memory freed in one of its
 /// per-thread arenas stayed there: a 60-minute soak ended at 232 MiB per
 /// node under glibc and 133 MiB under jemalloc (BENCHMARKS.md, "Soak"; what
-/// still grows is issue 17's).
+/// still grows is issue 17's). It is built with its background thread on
+/// (the workspace's `background_threads` feature), which purges freed pages
+/// after they have been idle ten seconds: without it jemalloc purges only
+/// on later allocations, so a node gone idle after a burst (an import, a
+/// wave of passports) kept its peak (issue 17, figure 7).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
