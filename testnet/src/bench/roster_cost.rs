@@ -10,7 +10,7 @@
 //! only, no I/O): `Chain::prepare` decides without changing the chain, so
 //! each case is repeated on the same chain.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -135,8 +135,8 @@ fn catch_up(entries: &[Entry]) -> anyhow::Result<f64> {
 fn signatures_alone(entries: &[Entry]) -> anyhow::Result<f64> {
     let mut keys = BTreeMap::new();
     for s in entries.iter().flat_map(|e| &e.signatures) {
-        if !keys.contains_key(&s.steward) {
-            keys.insert(s.steward, s.steward.dalek().map_err(|e| anyhow::anyhow!("steward key: {e}"))?);
+        if let btree_map::Entry::Vacant(v) = keys.entry(s.steward) {
+            v.insert(s.steward.dalek().map_err(|e| anyhow::anyhow!("steward key: {e}"))?);
         }
     }
     let t = Instant::now();
@@ -194,13 +194,18 @@ pub fn run(sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
     // Catching up: the first entries of the national chain (its members
     // growing from none), each verified.
     let n = sizes.roster_chain.min(entries);
-    let ms = catch_up(&national.chain.entries()[..n])?;
-    let floor = signatures_alone(&national.chain.entries()[..n])?;
+    // Best of three, each beside the other: a machine shared with other
+    // work slows some passes by a third.
+    let (mut ms, mut floor) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        ms = ms.min(catch_up(&national.chain.entries()[..n])?);
+        floor = floor.min(signatures_alone(&national.chain.entries()[..n])?);
+    }
     let grown = national.chain.entries()[..n].iter().filter(|e| matches!(e.body.change, Change::AddMember(_))).count();
     rows.push(
         Row::new(
             "9 roster cost",
-            &format!("catch up {n} entries from genesis, each verified and applied (0 → {grown} members)"),
+            &format!("catch up {n} entries from genesis, each verified and applied (0 → {grown} members), best of 3"),
             ms,
             "ms",
         )
