@@ -31,6 +31,9 @@ async fn real(n: usize, changes: usize) -> anyhow::Result<Vec<Duration>> {
     }
     eprintln!("  {n} nodes started");
     let mut r = roster("london-mou");
+    // Entries are a minute apart: date the first early enough that the
+    // last (n members, then the changes) is not from the future.
+    r.clock = now().plus_secs(-60 * (n + changes + 10) as i64);
     let refs: Vec<&TestNode> = nodes.iter().collect();
     let chain = add_members(&mut r, &refs);
     for node in &nodes {
@@ -238,7 +241,7 @@ pub async fn run(sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
         row.metric = format!("{n} real nodes: submit → all applied, max ({changes} changes)");
         row.ours = max;
         if n >= 50 {
-            row = row.target("50 nodes: max <= 1000 ms", max <= 1000.0);
+            row = row.target(&format!("{n} nodes: max <= 1000 ms"), max <= 1000.0);
         }
         rows.push(row);
     }
