@@ -6,12 +6,15 @@
 //! throughput, 4 central-gateway comparison, 5 roster propagation (10 and
 //! 50 real nodes, 25,000 simulated), 6 import, 7 memory, 8 disk, 9 roster
 //! entry cost on a short and a long chain and on a 25,000-member roster,
-//! 10 move latency during a roster flood. `--quick`
+//! 10 move latency during a roster flood, 11 a real node in a 25,000-member
+//! agreement (catch-up through the API, idle RSS, memory per member,
+//! bounded connections). `--quick`
 //! shrinks every size for CI smoke runs; its numbers are not the figures.
 
 mod exchange;
 mod flood;
 mod gateway;
+mod national;
 mod process;
 mod propagation;
 mod roster_cost;
@@ -32,10 +35,10 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Run only these figures (1-10; repeatable). Default: all.
+    /// Run only these figures (1-11; repeatable). Default: all.
     #[arg(long = "only", value_name = "N")]
     pub only: Vec<u8>,
-    /// The `staffpass-node` binary for figures 6-8. Default: beside this
+    /// The `staffpass-node` binary for figures 6-8 and 11. Default: beside this
     /// binary (under `cargo run`, built first with the same profile).
     #[arg(long, value_name = "PATH")]
     pub node_bin: Option<PathBuf>,
@@ -68,6 +71,9 @@ pub struct Sizes {
     pub roster_chain: usize,
     /// Members of figure 9's national roster (one entry each).
     pub roster_members: usize,
+    /// Members of figure 11's agreement held by a real node (its own
+    /// organisation and synthetic ones, one entry each).
+    pub national_members: usize,
 }
 
 impl Sizes {
@@ -85,6 +91,7 @@ impl Sizes {
                 peers: 10,
                 roster_chain: 1_000,
                 roster_members: 1_000,
+                national_members: 500,
             }
         } else {
             Sizes {
@@ -99,6 +106,7 @@ impl Sizes {
                 peers: 50,
                 roster_chain: 10_000,
                 roster_members: staffpass_protocol::roster::limits::MAX_MEMBERS,
+                national_members: staffpass_protocol::roster::limits::MAX_MEMBERS,
             }
         }
     }
@@ -251,6 +259,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if want(10) {
         eprintln!("figure 10: move latency during a roster flood");
         record("10 flood", rt.block_on(flood::run(&sizes)));
+    }
+    if want(11) {
+        eprintln!("figure 11: a real staffpass-node in a {}-member agreement", sizes.national_members);
+        record("11 national", rt.block_on(national::run(&sizes, args.node_bin.clone())));
     }
     rt.shutdown_timeout(Duration::from_secs(5));
 

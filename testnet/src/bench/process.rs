@@ -20,14 +20,14 @@ use super::exchange::{connect, drive, exchange_peer, fixture_keypair, fixture_me
 use super::{Row, Sizes};
 
 /// A child process, stopped (SIGTERM, then SIGKILL) on drop.
-struct NodeProcess(Child);
+pub(super) struct NodeProcess(Child);
 
 impl NodeProcess {
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.0.id()
     }
 
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         if let Ok(Some(_)) = self.0.try_wait() {
             return; // already stopped (and reaped)
         }
@@ -51,7 +51,7 @@ impl Drop for NodeProcess {
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in KiB.
-fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
+pub(super) fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((crate::soak::status_kib(pid, "VmRSS:")?, crate::soak::status_kib(pid, "VmHWM:")?))
 }
 
@@ -61,7 +61,7 @@ fn disk_bytes(dir: &Path) -> u64 {
     staffpass_tests::files_under(dir).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.blocks() * 512).sum()
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -101,7 +101,7 @@ pub fn parse_only(csv: &[u8]) -> anyhow::Result<usize> {
 
 /// The node binary: `given`, or the one beside this program (under `cargo
 /// run`, built first with the same profile, before this figure's timing).
-fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(super) fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let Some(path) = given else { return crate::bins::find_node() };
     if !path.exists() {
         bail!(
@@ -113,7 +113,7 @@ fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts `staffpass-node run` on `config`, logging to `log`.
-fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<NodeProcess> {
+pub(super) fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<NodeProcess> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     Ok(NodeProcess(
         Command::new(bin)
@@ -129,7 +129,7 @@ fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<NodeProce
 }
 
 /// Waits (up to 30 s) until the node's API answers `/readyz`.
-async fn wait_ready(api: &Client, log: &Path) -> anyhow::Result<()> {
+pub(super) async fn wait_ready(api: &Client, log: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !api.ready().await.unwrap_or(false) {
         if Instant::now() > deadline {
