@@ -29,6 +29,54 @@ async fn three_nodes_mesh_and_a_roster_change_reaches_all() {
     }
 }
 
+/// Gossip messages `n` has received about rosters, whatever their verdict.
+fn gossip_received(n: &TestNode) -> u64 {
+    use staffpass_node::metrics::OutcomeLabel;
+    ["accepted", "ignored", "rejected"]
+        .iter()
+        .map(|o| n.node().metrics().gossip_messages.get_or_create(&OutcomeLabel { outcome: (*o).into() }).get())
+        .sum()
+}
+
+/// A chain extension submitted to one node in one request is gossiped as
+/// its last entry only: the other member sees a gap and fetches the rest
+/// by anti-entropy. Before, every entry of the submission was gossiped, so
+/// each node whose admin installed the whole chain sent the agreement's
+/// history to every member again (100 real nodes given a 101-entry chain
+/// never got through it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_submitted_at_once_is_gossiped_as_its_head_only() {
+    let (a, b, mut r) = staffpass_tests::connected_pair("RJZ", "RJ1").await;
+    // Warm-up changes, until one reaches b by gossip (the mesh is formed).
+    let mut by_gossip = false;
+    for k in 0..10 {
+        let before = gossip_received(&b);
+        let e = r.entry(Change::Resign { valid_until: now().plus_days(60).plus_secs(k) }, 2);
+        r.chain.append(e.clone()).unwrap();
+        submit_entry(&a, &e).await.unwrap();
+        let seq = e.body.seq;
+        wait_until("a warm-up change reaches the other node", || async { b.roster_seq(&agreement()) == Some(seq) })
+            .await;
+        if gossip_received(&b) > before {
+            by_gossip = true;
+            break;
+        }
+    }
+    assert!(by_gossip, "no change reached the other node by gossip in 10 tries");
+    let before = gossip_received(&b);
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        let e = r.entry(Change::Resign { valid_until: now().plus_days(61).plus_secs(i) }, 2);
+        r.chain.append(e.clone()).unwrap();
+        batch.push(e);
+    }
+    submit(&a, &batch).await.unwrap();
+    let seq = r.chain.seq();
+    wait_until("the other node has the whole extension", || async { b.roster_seq(&agreement()) == Some(seq) }).await;
+    let got = gossip_received(&b) - before;
+    assert!(got <= 1, "{got} gossip messages for one submission of 20 entries");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nodes_peers_are_the_other_members_never_itself() {
     let (a, b, c, _r) = trio().await;
