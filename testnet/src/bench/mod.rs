@@ -99,7 +99,7 @@ impl Sizes {
                 moves: 1_000,
                 offers: 5_000,
                 roster_changes: 20,
-                roster_nodes: 50,
+                roster_nodes: 100,
                 sim_nodes: 25_000,
                 import_rows: 30_000,
                 passports: 5_000,
